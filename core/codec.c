@@ -1,0 +1,226 @@
+/*
+ * core/codec.c - the JSON form of the event envelope (docs/wire-format.md).
+ */
+#include <string.h>
+
+#include "esfold/time.h"
+#include "internal.h"
+
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+json_t *es_event_to_json(const es_event *ev)
+{
+    char when[ES_TIME_BUFSZ];
+    json_t *o;
+    if (ev == NULL)
+        return NULL;
+    es_time_format(when, sizeof when, ev->occurred_us);
+    o = json_object();
+    if (o == NULL)
+        return NULL;
+    if (json_object_set_new(o, "aggregate_type", str_or_null(ev->aggregate_type)) ||
+        json_object_set_new(o, "stream_id", str_or_null(ev->stream_id)) ||
+        json_object_set_new(o, "type", str_or_null(ev->type)) ||
+        json_object_set_new(o, "version", json_integer(ev->version)) ||
+        json_object_set_new(o, "occurred_at", json_string(when)) ||
+        json_object_set_new(o, "occurred_us", json_integer(ev->occurred_us)) ||
+        json_object_set_new(o, "schema", json_integer(ev->schema)) ||
+        json_object_set_new(o, "id", str_or_null(ev->id)) ||
+        json_object_set_new(o, "correlation_id", str_or_null(ev->correlation_id)) ||
+        json_object_set_new(o, "causation_id", str_or_null(ev->causation_id)) ||
+        json_object_set(o, "data", ev->payload ? ev->payload : json_null()) ||
+        json_object_set(o, "meta", ev->meta ? ev->meta : json_null()) ||
+        json_object_set_new(o, "position",
+                            ev->position.offset < 0 ? json_null() :
+                            json_pack("{s:i,s:I}", "partition",
+                                      (int)ev->position.partition, "offset",
+                                      (json_int_t)ev->position.offset)))
+        goto oom;
+    if (ev->commit_id &&
+        json_object_set_new(o, "commit",
+                            json_pack("{s:s,s:i}", "id", ev->commit_id, "size",
+                                      (int)ev->commit_size)))
+        goto oom;
+    return o;
+oom:
+    json_decref(o);
+    return NULL;
+}
+
+/* Reads an optional string member; absent and null give NULL. */
+static int get_str(const json_t *o, const char *key, int required,
+                   const char **out, es_error *err)
+{
+    json_t *v = json_object_get(o, key);
+    *out = NULL;
+    if (v == NULL || json_is_null(v)) {
+        if (required)
+            return es__err(err, ES_EINVAL, "event has no \"%s\"", key);
+        return 0;
+    }
+    if (!json_is_string(v))
+        return es__err(err, ES_EINVAL, "\"%s\" is not a string", key);
+    if (strlen(json_string_value(v)) != json_string_length(v))
+        return es__err(err, ES_EINVAL, "\"%s\" contains a NUL character", key);
+    *out = json_string_value(v);
+    return 0;
+}
+
+static int get_int(const json_t *o, const char *key, int required,
+                   int64_t *out, es_error *err)
+{
+    json_t *v = json_object_get(o, key);
+    if (v == NULL || json_is_null(v)) {
+        if (required)
+            return es__err(err, ES_EINVAL, "event has no \"%s\"", key);
+        return 0;
+    }
+    if (!json_is_integer(v))
+        return es__err(err, ES_EINVAL, "\"%s\" is not an integer", key);
+    *out = json_integer_value(v);
+    return 0;
+}
+
+int es_event_from_json(es_event **out, const json_t *json, es_error *err)
+{
+    es_event tmp;
+    const json_t *pos, *commit, *data, *meta;
+    const char *when = NULL;
+    int64_t v;
+    int rc;
+
+    if (out == NULL)
+        return es__err(err, ES_EINVAL, "no output");
+    *out = NULL;
+    memset(&tmp, 0, sizeof tmp);
+    tmp.position.offset = -1;
+    if (!json_is_object(json))
+        return es__err(err, ES_EINVAL, "event is not a JSON object");
+    if ((rc = get_str(json, "aggregate_type", 0, &tmp.aggregate_type, err)) ||
+        (rc = get_str(json, "stream_id", 1, &tmp.stream_id, err)) ||
+        (rc = get_str(json, "type", 1, &tmp.type, err)) ||
+        (rc = get_str(json, "id", 1, &tmp.id, err)) ||
+        (rc = get_str(json, "correlation_id", 0, &tmp.correlation_id, err)) ||
+        (rc = get_str(json, "causation_id", 0, &tmp.causation_id, err)) ||
+        (rc = get_int(json, "version", 1, &tmp.version, err)) ||
+        (rc = get_str(json, "occurred_at", 0, &when, err)) ||
+        (rc = get_int(json, "occurred_us", 0, &tmp.occurred_us, err)))
+        return rc;
+    if (tmp.version < 1)
+        return es__err(err, ES_EINVAL, "\"version\" is %lld, versions start at 1",
+                       (long long)tmp.version);
+    v = 1;
+    if ((rc = get_int(json, "schema", 0, &v, err)))
+        return rc;
+    if (v < 1 || v > INT32_MAX)
+        return es__err(err, ES_EINVAL, "\"schema\" is %lld, expected 1..%d",
+                       (long long)v, INT32_MAX);
+    tmp.schema = (int32_t)v;
+    if (when) {
+        /* occurred_at is checked even next to occurred_us: an edited
+         * occurred_at must not be silently overruled by a stale
+         * occurred_us (a JSON null occurred_us counts as absent). */
+        const json_t *us = json_object_get(json, "occurred_us");
+        es_error terr;
+        int64_t at;
+        if (es_time_parse(&at, when, &terr) != 0)
+            return es__err(err, ES_EINVAL, "\"occurred_at\": %s", terr.text);
+        if (us == NULL || json_is_null(us))
+            tmp.occurred_us = at;
+        else if (at != tmp.occurred_us)
+            return es__err(err, ES_EINVAL,
+                           "\"occurred_at\" (%s) and \"occurred_us\" (%lld) "
+                           "disagree", when, (long long)tmp.occurred_us);
+    }
+    data = json_object_get(json, "data");
+    if (data == NULL)
+        return es__err(err, ES_EINVAL, "event has no \"data\"");
+    if (!json_is_object(data))
+        return es__err(err, ES_EINVAL, "\"data\" is not a JSON object");
+    tmp.payload = (json_t *)data;
+    meta = json_object_get(json, "meta");
+    if (meta && !json_is_null(meta)) {
+        if (!json_is_object(meta))
+            return es__err(err, ES_EINVAL, "\"meta\" is not a JSON object");
+        tmp.meta = (json_t *)meta;
+    }
+    pos = json_object_get(json, "position");
+    if (pos && !json_is_null(pos)) {
+        int64_t p = 0, off = -1;
+        if (!json_is_object(pos))
+            return es__err(err, ES_EINVAL, "\"position\" is not an object");
+        if ((rc = get_int(pos, "partition", 1, &p, err)) ||
+            (rc = get_int(pos, "offset", 1, &off, err)))
+            return rc;
+        if (p < 0 || p > INT32_MAX || off < 0)
+            return es__err(err, ES_EINVAL, "\"position\" is out of range");
+        tmp.position.partition = (int32_t)p;
+        tmp.position.offset = off;
+    }
+    commit = json_object_get(json, "commit");
+    if (commit && !json_is_null(commit)) {
+        int64_t size = 0;
+        if (!json_is_object(commit))
+            return es__err(err, ES_EINVAL, "\"commit\" is not an object");
+        if ((rc = get_str(commit, "id", 1, &tmp.commit_id, err)) ||
+            (rc = get_int(commit, "size", 1, &size, err)))
+            return rc;
+        if (size < 1 || size > INT32_MAX)
+            return es__err(err, ES_EINVAL, "\"commit\".\"size\" is out of range");
+        tmp.commit_size = (int32_t)size;
+    }
+    if ((rc = es_event_validate(&tmp, 1, err)))
+        return rc;
+    if ((rc = es_event_copy(out, &tmp)))
+        return es__err(err, rc, "out of memory");
+    return 0;
+}
+
+int es_event_encode(char **out, const es_event *ev)
+{
+    json_t *j;
+    char *s, *copy;
+    if (out == NULL || ev == NULL)
+        return ES_EINVAL;
+    *out = NULL;
+    if ((j = es_event_to_json(ev)) == NULL)
+        return ES_ENOMEM;
+    s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    if (s == NULL)
+        return ES_ENOMEM;
+    /* jansson allocated with the same hook; hand out our own copy anyway so
+     * es_free is right whatever jansson's allocator is. */
+    copy = es__strdup(s);
+    {
+        json_malloc_t jm;
+        json_free_t jf;
+        json_get_alloc_funcs(&jm, &jf);
+        jf(s);
+    }
+    if (copy == NULL)
+        return ES_ENOMEM;
+    *out = copy;
+    return 0;
+}
+
+int es_event_decode(es_event **out, const char *text, size_t len, es_error *err)
+{
+    json_error_t jerr;
+    json_t *j;
+    int rc;
+    if (out == NULL || text == NULL)
+        return es__err(err, ES_EINVAL, "no input");
+    *out = NULL;
+    /* DECODE_ANY: `42` is JSON, just not an event ("not a JSON object"). */
+    j = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    if (j == NULL)
+        return es__err(err, ES_EINVAL, "not JSON: %s at line %d, column %d",
+                       jerr.text, jerr.line, jerr.column);
+    rc = es_event_from_json(out, j, err);
+    json_decref(j);
+    return rc;
+}

@@ -1,0 +1,78 @@
+/*
+ * core/error.c - error codes, and the message every handle carries.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+const char *es_strerror(int code)
+{
+    switch (code) {
+    case ES_OK: return "success";
+    case ES_EINVAL: return "invalid argument or malformed input";
+    case ES_ENOMEM: return "out of memory";
+    case ES_EIO: return "input/output error";
+    case ES_ENOTFOUND: return "not found";
+    case ES_ECONFLICT: return "version conflict";
+    case ES_ETRUNCATED: return "log truncated";
+    case ES_ECORRUPT: return "corrupt data";
+    case ES_EREFUSED: return "command refused";
+    case ES_EUSER: return "stopped by callback";
+    case ES_EUNHANDLED: return "unhandled event type";
+    case ES_EUNSUPPORTED: return "not supported by this backend";
+    default: return "unknown error";
+    }
+}
+
+const char *es_errmsg(const void *handle)
+{
+    const es__handle *h = handle;
+    if (h == NULL)
+        return "no handle (the call failed before one could be made)";
+    if (h->magic != ES__MAGIC)
+        return "not an esfold handle";
+    return h->errmsg;
+}
+
+void es__handle_init(es__handle *h)
+{
+    h->magic = ES__MAGIC;
+    h->errmsg[0] = '\0';
+}
+
+void es__clear(es__handle *h)
+{
+    h->errmsg[0] = '\0';
+}
+
+int es__vfail(es__handle *h, int code, const char *fmt, va_list ap)
+{
+    char tmp[ES__ERRMSG_MAX];
+    /* Format into a copy: the arguments may point into h->errmsg itself. */
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
+    memcpy(h->errmsg, tmp, sizeof tmp);
+    return code;
+}
+
+int es__fail(es__handle *h, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    es__vfail(h, code, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int es__err(es_error *err, int code, const char *fmt, ...)
+{
+    char tmp[sizeof err->text];
+    va_list ap;
+    if (err == NULL)
+        return code;
+    va_start(ap, fmt);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    memcpy(err->text, tmp, sizeof tmp);
+    return code;
+}

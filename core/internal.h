@@ -1,0 +1,76 @@
+/*
+ * core/internal.h - what esfold's own files share and users never see.
+ */
+#ifndef ESFOLD_CORE_INTERNAL_H
+#define ESFOLD_CORE_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "esfold/error.h"
+#include "esfold/event.h"
+
+/*
+ * Every opaque handle starts with this, so that es_errmsg() works on any of
+ * them. The magic tells a handle from a stray pointer.
+ */
+#define ES__MAGIC 0x65736664u /* "esfd" */
+#define ES__ERRMSG_MAX 1024
+
+typedef struct es__handle {
+    uint32_t magic;
+    char errmsg[ES__ERRMSG_MAX];
+} es__handle;
+
+void es__handle_init(es__handle *h);
+/* Sets the handle's message (printf format) and returns code, so that
+ * `return es__fail(&log->h, ES_EIO, "...", ...)` reads naturally. */
+int es__fail(es__handle *h, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+int es__vfail(es__handle *h, int code, const char *fmt, va_list ap);
+void es__clear(es__handle *h);
+/* The same for es_error buffers. */
+int es__err(es_error *err, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Allocation through the hook of es_set_allocator(). */
+void *es__malloc(size_t n);
+void *es__calloc(size_t n, size_t size);
+/* Grows *p (of old_size bytes) to new_size bytes; 0 or ES_ENOMEM. */
+int es__grow(void **p, size_t old_size, size_t new_size);
+void es__free(void *p);
+char *es__strdup(const char *s);
+char *es__strndup(const char *s, size_t n);
+char *es__sprintf(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+
+/* A growable byte buffer, always NUL-terminated. */
+typedef struct es__buf {
+    char *data;
+    size_t len;
+    size_t cap;
+    int oom; /* set when an append failed for lack of memory */
+} es__buf;
+void es__buf_add(es__buf *b, const void *data, size_t len);
+void es__buf_adds(es__buf *b, const char *s);
+void es__buf_printf(es__buf *b, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+void es__buf_free(es__buf *b);
+
+/* Parses a decimal int64 in full ("12", "-3"); 0 or ES_EINVAL. */
+int es__parse_i64(int64_t *out, const char *s);
+
+#endif

@@ -1,0 +1,299 @@
+/*
+ * core/log.c - the log handle: argument checks, completing the events of a
+ * commit, and dispatch to the backend (core/log_backend.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "esfold/time.h"
+#include "log_backend.h"
+
+int es__log_open_backend(es_log **out, const es__log_backend *backend,
+                         const char *uri)
+{
+    es_log *log;
+    int rc;
+    if (out == NULL)
+        return ES_EINVAL;
+    *out = NULL;
+    log = es__calloc(1, sizeof *log);
+    if (log == NULL)
+        return ES_ENOMEM;
+    es__handle_init(&log->h);
+    log->backend = backend;
+    if ((log->uri = es__strdup(uri)) == NULL) {
+        es__free(log);
+        return ES_ENOMEM;
+    }
+    *out = log;
+    rc = backend->open(log, &log->self, uri);
+    if (rc != 0)
+        log->self = NULL;
+    return rc;
+}
+
+void es_log_close(es_log *log)
+{
+    if (log == NULL)
+        return;
+    if (log->self)
+        log->backend->close(log->self);
+    es__free(log->uri);
+    es__free(log);
+}
+
+const char *es_log_uri(const es_log *log)
+{
+    return log ? log->uri : NULL;
+}
+
+#define CHECK_OPEN(log) \
+    do { \
+        if ((log) == NULL) \
+            return ES_EINVAL; \
+        es__clear(&(log)->h); \
+        if ((log)->self == NULL) \
+            return es__fail(&(log)->h, ES_EINVAL, "%s: the log is not open", \
+                            (log)->uri); \
+    } while (0)
+
+static int check_names(es_log *log, const char *what, const char *type,
+                       const char *stream_id)
+{
+    es_event probe;
+    es_error err;
+    memset(&probe, 0, sizeof probe);
+    probe.aggregate_type = type;
+    probe.stream_id = stream_id;
+    probe.type = "-";
+    probe.payload = json_object();
+    if (probe.payload == NULL)
+        return es__fail(&log->h, ES_ENOMEM, "out of memory");
+    if (type == NULL || (stream_id == NULL && what[0] == 'a')) {
+        json_decref(probe.payload);
+        return es__fail(&log->h, ES_EINVAL, "%s: no %s given", what,
+                        type == NULL ? "aggregate type" : "stream id");
+    }
+    if (es_event_validate(&probe, 0, &err) != 0) {
+        json_decref(probe.payload);
+        return es__fail(&log->h, ES_EINVAL, "%s %s/%s: %s", what, type,
+                        stream_id ? stream_id : "", err.text);
+    }
+    json_decref(probe.payload);
+    return 0;
+}
+
+int es_log_append(es_log *log, es_append_result *out,
+                  const char *aggregate_type, const char *stream_id,
+                  int64_t expected, const es_event *events, size_t n)
+{
+    es_event *full = NULL;
+    char (*ids)[ES_UUID_BUFSZ] = NULL;
+    char commit_id[ES_UUID_BUFSZ];
+    es_append_result local;
+    int64_t now;
+    int rc;
+    size_t i;
+
+    CHECK_OPEN(log);
+    if ((rc = check_names(log, "appending to", aggregate_type, stream_id)))
+        return rc;
+    if (events == NULL || n == 0)
+        return es__fail(&log->h, ES_EINVAL,
+                        "appending to %s/%s: a commit needs at least one event",
+                        aggregate_type, stream_id);
+    if (n > INT32_MAX)
+        return es__fail(&log->h, ES_EINVAL, "appending to %s/%s: too many events",
+                        aggregate_type, stream_id);
+    if (expected < ES_EXPECT_ANY)
+        return es__fail(&log->h, ES_EINVAL,
+                        "appending to %s/%s: expected version %lld is invalid "
+                        "(use a version, 0 for no stream, or ES_EXPECT_ANY)",
+                        aggregate_type, stream_id, (long long)expected);
+    if (out == NULL)
+        out = &local;
+    memset(out, 0, sizeof *out);
+
+    full = es__calloc(n, sizeof *full);
+    ids = es__calloc(n, sizeof *ids);
+    if (full == NULL || ids == NULL) {
+        rc = es__fail(&log->h, ES_ENOMEM, "out of memory");
+        goto done;
+    }
+    now = es_time_now_us();
+    if ((rc = es_uuid_v7(commit_id)) != 0) {
+        rc = es__fail(&log->h, rc, "appending to %s/%s: no random bytes for ids",
+                      aggregate_type, stream_id);
+        goto done;
+    }
+    for (i = 0; i < n; i++) {
+        es_error err;
+        full[i] = events[i];
+        full[i].aggregate_type = aggregate_type;
+        full[i].stream_id = stream_id;
+        full[i].version = 0;
+        full[i].position.partition = 0;
+        full[i].position.offset = -1;
+        if (full[i].schema == 0)
+            full[i].schema = 1;
+        if (full[i].occurred_us == 0)
+            full[i].occurred_us = now;
+        if (full[i].meta && json_is_null(full[i].meta))
+            full[i].meta = NULL;
+        if (full[i].id == NULL) {
+            if ((rc = es_uuid_v7(ids[i])) != 0) {
+                rc = es__fail(&log->h, rc, "no random bytes for event ids");
+                goto done;
+            }
+            full[i].id = ids[i];
+        }
+        /* A commit id ties the events of one append together for readers
+         * that apply the acceptance rule; the first event's id is unique
+         * already, but an explicit one keeps retries recognisable. */
+        full[i].commit_id = commit_id;
+        full[i].commit_size = (int32_t)n;
+        if ((rc = es_event_validate(&full[i], 0, &err)) != 0) {
+            rc = es__fail(&log->h, rc, "appending to %s/%s: event %zu of %zu: %s",
+                          aggregate_type, stream_id, i + 1, n, err.text);
+            goto done;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(full[j].id, full[i].id) == 0) {
+                rc = es__fail(&log->h, ES_EINVAL,
+                              "appending to %s/%s: events %zu and %zu have the "
+                              "same id %s", aggregate_type, stream_id, j + 1,
+                              i + 1, full[i].id);
+                goto done;
+            }
+    }
+    rc = log->backend->append(log, log->self, out, aggregate_type, stream_id,
+                              expected, full, n);
+done:
+    es__free(full);
+    es__free(ids);
+    return rc;
+}
+
+int es_log_read_stream(es_log *log, const char *aggregate_type,
+                       const char *stream_id, const es_read_options *opts,
+                       es_event_cb cb, void *user_data)
+{
+    es_read_options o = ES_READ_OPTIONS_INIT;
+    int rc;
+    CHECK_OPEN(log);
+    if ((rc = check_names(log, "reading", aggregate_type, stream_id)))
+        return rc;
+    if (stream_id == NULL || cb == NULL)
+        return es__fail(&log->h, ES_EINVAL, "reading: no stream id or callback");
+    if (opts) {
+        if (opts->version != ES_READ_OPTIONS_VERSION)
+            return es__fail(&log->h, ES_EINVAL,
+                            "reading %s/%s: unknown es_read_options version %u",
+                            aggregate_type, stream_id, opts->version);
+        o = *opts;
+    }
+    if (o.from_version < 1)
+        o.from_version = 1;
+    if (o.to.kind != ES_RANGE_END && o.to.kind != ES_RANGE_VERSION &&
+        o.to.kind != ES_RANGE_TIME)
+        return es__fail(&log->h, ES_EINVAL, "reading %s/%s: unknown range kind %d",
+                        aggregate_type, stream_id, (int)o.to.kind);
+    return log->backend->read_stream(log, log->self, aggregate_type, stream_id,
+                                     &o, cb, user_data);
+}
+
+int es_log_read_partition(es_log *log, int64_t *next_offset,
+                          const char *aggregate_type, int32_t partition,
+                          int64_t from_offset, size_t max_events,
+                          es_event_cb cb, void *user_data)
+{
+    int64_t local;
+    int rc;
+    CHECK_OPEN(log);
+    if ((rc = check_names(log, "reading", aggregate_type, NULL)))
+        return rc;
+    if (cb == NULL || partition < 0 || from_offset < 0)
+        return es__fail(&log->h, ES_EINVAL,
+                        "reading %s partition %d from offset %lld: bad argument",
+                        aggregate_type, (int)partition, (long long)from_offset);
+    if (next_offset == NULL)
+        next_offset = &local;
+    *next_offset = from_offset;
+    return log->backend->read_partition(log, log->self, next_offset,
+                                        aggregate_type, partition, from_offset,
+                                        max_events, cb, user_data);
+}
+
+/* es_log_scan_partition on a backend without scan_partition: every event
+ * read_partition delivers is accepted. */
+typedef struct scan_all {
+    es_verdict_cb cb;
+    void *user_data;
+} scan_all;
+
+static int scan_all_cb(const es_event *ev, void *user_data)
+{
+    scan_all *s = user_data;
+    return s->cb(ev, ES_VERDICT_ACCEPTED, "", s->user_data);
+}
+
+int es_log_scan_partition(es_log *log, int64_t *next_offset,
+                          const char *aggregate_type, int32_t partition,
+                          int64_t from_offset, size_t max_events,
+                          es_verdict_cb cb, void *user_data)
+{
+    int64_t local;
+    scan_all s;
+    int rc;
+    CHECK_OPEN(log);
+    if ((rc = check_names(log, "scanning", aggregate_type, NULL)))
+        return rc;
+    if (cb == NULL || partition < 0 || from_offset < 0)
+        return es__fail(&log->h, ES_EINVAL,
+                        "scanning %s partition %d from offset %lld: bad argument",
+                        aggregate_type, (int)partition, (long long)from_offset);
+    if (next_offset == NULL)
+        next_offset = &local;
+    *next_offset = from_offset;
+    if (log->backend->scan_partition)
+        return log->backend->scan_partition(log, log->self, next_offset,
+                                            aggregate_type, partition,
+                                            from_offset, max_events, cb,
+                                            user_data);
+    s.cb = cb;
+    s.user_data = user_data;
+    return log->backend->read_partition(log, log->self, next_offset,
+                                        aggregate_type, partition, from_offset,
+                                        max_events, scan_all_cb, &s);
+}
+
+int es_log_partition_count(es_log *log, int32_t *out, const char *aggregate_type)
+{
+    int rc;
+    CHECK_OPEN(log);
+    if (out == NULL)
+        return es__fail(&log->h, ES_EINVAL, "no output");
+    if ((rc = check_names(log, "counting partitions of", aggregate_type, NULL)))
+        return rc;
+    return log->backend->partition_count(log, log->self, out, aggregate_type);
+}
+
+int es_log_head(es_log *log, int64_t *out, const char *aggregate_type,
+                int32_t partition)
+{
+    int rc;
+    CHECK_OPEN(log);
+    if (out == NULL || partition < 0)
+        return es__fail(&log->h, ES_EINVAL, "head: bad argument");
+    if ((rc = check_names(log, "reading the head of", aggregate_type, NULL)))
+        return rc;
+    return log->backend->head(log, log->self, out, aggregate_type, partition);
+}
+
+int es_log_types(es_log *log, es_name_cb cb, void *user_data)
+{
+    CHECK_OPEN(log);
+    if (cb == NULL)
+        return es__fail(&log->h, ES_EINVAL, "listing types: no callback");
+    return log->backend->types(log, log->self, cb, user_data);
+}

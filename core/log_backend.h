@@ -1,0 +1,78 @@
+/*
+ * core/log_backend.h - the interface a log backend implements.
+ *
+ * core/log.c checks arguments, validates and completes the events of an
+ * append (ids, times, schema), and applies the acceptance rule; a backend
+ * only stores and reads. Each backend lives in adapters/<name>/log.c and
+ * exports one `const es__log_backend`. The URI scheme picks it
+ * (adapters/log_open.c).
+ *
+ * Every function gets the es_log handle it belongs to, to set messages on
+ * with es__fail(&log->h, ...). `self` is the backend's own state made by
+ * open.
+ */
+#ifndef ESFOLD_CORE_LOG_BACKEND_H
+#define ESFOLD_CORE_LOG_BACKEND_H
+
+#include "esfold/log.h"
+#include "internal.h"
+
+struct es_log {
+    es__handle h;
+    char *uri;
+    const struct es__log_backend *backend;
+    void *self;
+};
+
+typedef struct es__log_backend {
+    const char *name; /* "sqlite", "kafka" */
+
+    /* Opens the backend at uri (the whole URI, scheme included). On
+     * failure sets log's message and returns a code; *self is then
+     * ignored. */
+    int (*open)(es_log *log, void **self, const char *uri);
+    void (*close)(void *self);
+
+    /*
+     * Appends events[0..n) (complete: ids, types, schema, times, payload,
+     * commit id and size set; version, aggregate_type, stream_id and
+     * position not) to the stream with the expected-version rule and
+     * idempotency of es_log_append. Fills out.
+     */
+    int (*append)(es_log *log, void *self, es_append_result *out,
+                  const char *aggregate_type, const char *stream_id,
+                  int64_t expected, const es_event *events, size_t n);
+
+    /* Reads a stream in version order; opts is complete (never NULL).
+     * Delivers only accepted events. */
+    int (*read_stream)(es_log *log, void *self, const char *aggregate_type,
+                       const char *stream_id, const es_read_options *opts,
+                       es_event_cb cb, void *user_data);
+
+    /* Reads a partition from an offset; see es_log_read_partition. */
+    int (*read_partition)(es_log *log, void *self, int64_t *next_offset,
+                          const char *aggregate_type, int32_t partition,
+                          int64_t from_offset, size_t max_events,
+                          es_event_cb cb, void *user_data);
+
+    int (*partition_count)(es_log *log, void *self, int32_t *out,
+                           const char *aggregate_type);
+    int (*head)(es_log *log, void *self, int64_t *out,
+                const char *aggregate_type, int32_t partition);
+    int (*types)(es_log *log, void *self, es_name_cb cb, void *user_data);
+
+    /* Optional (NULL: every stored event is accepted by construction, and
+     * core/log.c serves es_log_scan_partition from read_partition): reads
+     * a partition delivering every record with its verdict; see
+     * es_log_scan_partition. */
+    int (*scan_partition)(es_log *log, void *self, int64_t *next_offset,
+                          const char *aggregate_type, int32_t partition,
+                          int64_t from_offset, size_t max_events,
+                          es_verdict_cb cb, void *user_data);
+} es__log_backend;
+
+/* Opens a log on an explicit backend (adapters/log_open.c picks it). */
+int es__log_open_backend(es_log **out, const es__log_backend *backend,
+                         const char *uri);
+
+#endif

@@ -1,0 +1,54 @@
+/*
+ * esfold/error.h - error codes and messages.
+ *
+ * Every esfold function that can fail returns an int: 0 (ES_OK) or one of
+ * the negative codes below. The detailed message, with the words of the
+ * library underneath (SQLite, librdkafka, libpq, jansson) and the context
+ * (which stream, which version, which line), lives on the handle the call
+ * was made on and is read with es_errmsg().
+ */
+#ifndef ESFOLD_ERROR_H
+#define ESFOLD_ERROR_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+    ES_OK = 0,
+    ES_EINVAL = -1,      /* a bad argument or malformed input */
+    ES_ENOMEM = -2,      /* out of memory */
+    ES_EIO = -3,         /* the storage or the network failed */
+    ES_ENOTFOUND = -4,   /* no such stream, type, snapshot, ... */
+    ES_ECONFLICT = -5,   /* expected version did not match the stream */
+    ES_ETRUNCATED = -6,  /* the log lost its beginning */
+    ES_ECORRUPT = -7,    /* stored data is malformed */
+    ES_EREFUSED = -8,    /* a decide function refused a command */
+    ES_EUSER = -9,       /* a user callback returned non-zero */
+    ES_EUNHANDLED = -10, /* an event type the aggregate has no apply for */
+    ES_EUNSUPPORTED = -11 /* the backend cannot do this */
+};
+
+/* A static description of an error code ("version conflict"). Never NULL. */
+const char *es_strerror(int code);
+
+/*
+ * The message of the last failed call on `handle` (an es_log, es_repo,
+ * es_snapshot_store, ... : any esfold handle). The string is owned by the
+ * handle and valid until the next call on it. Returns "" when the last call
+ * succeeded and a fixed text when handle is NULL.
+ */
+const char *es_errmsg(const void *handle);
+
+/*
+ * A message buffer for calls that have no handle (codecs, parsers), in the
+ * spirit of jansson's json_error_t. Filled on failure only.
+ */
+typedef struct es_error {
+    char text[512];
+} es_error;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

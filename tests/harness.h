@@ -1,0 +1,43 @@
+/*
+ * tests/harness.h - what the test programs share: temporary directories,
+ * fresh logs, and capturing a command's output.
+ */
+#ifndef ESFOLD_TESTS_HARNESS_H
+#define ESFOLD_TESTS_HARNESS_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "esfold/esfold.h"
+
+/* A fresh directory under $TMPDIR (or /tmp), removed at exit. The string
+ * is owned by the harness. */
+const char *es_test_tmpdir(void);
+
+/* A new path in that directory: "<tmpdir>/<name>-<n>" (a new n each call).
+ * The string lives until exit. */
+const char *es_test_path(const char *name);
+
+/* "sqlite:<fresh path>.db", or with $ESFOLD_TEST_LOG_URI_BASE set (a kafka
+ * URI) that URI with a fresh topic prefix. The string lives until exit. */
+const char *es_test_fresh_log_uri(void);
+
+/* Opens a fresh log (asserts success). */
+es_log *es_test_open_fresh_log(void);
+
+/* Runs fn(argc, argv) with stdout and stderr captured; returns its exit
+ * status and sets *out / *err (owned by the harness, valid until the next
+ * call). */
+int es_test_capture(int (*fn)(int, char **, void *), int argc, char **argv,
+                    void *user_data, const char **out, const char **err);
+
+/* Asserts that haystack contains needle, printing both when it does not. */
+#define assert_contains(haystack, needle) \
+    es_test_assert_contains((haystack), (needle), __FILE__, __LINE__)
+void es_test_assert_contains(const char *haystack, const char *needle,
+                             const char *file, int line);
+
+#endif
