@@ -140,6 +140,9 @@ int es_log_read_stream(es_log *log, const char *aggregate_type,
  * from_offset, at most max_events (0 = no limit) events, calling cb for
  * each. *next_offset is set to the offset after the last event read
  * (from_offset when none were). This is how projections follow the log.
+ * When cb stops the read (ES_EUSER), *next_offset is the offset of the
+ * event it refused, so that resuming there delivers that event again.
+ * A partition >= the type's partition count is ES_EINVAL.
  */
 int es_log_read_partition(es_log *log, int64_t *next_offset,
                           const char *aggregate_type, int32_t partition,
