@@ -18,6 +18,23 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t last_ms;
 static uint32_t counter; /* 12 bits used */
 
+/* Random bytes are drawn from the OS a pool at a time: one getrandom(2) per
+ * id was a measurable part of an append. A forked child must not reuse its
+ * parent's pool (the two would make the same ids), so fork empties it. */
+static unsigned char pool[4096];
+static size_t pool_left;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void pool_forget(void)
+{
+    pool_left = 0;
+}
+
+static void register_atfork(void)
+{
+    pthread_atfork(NULL, NULL, pool_forget);
+}
+
 static int fill_random(unsigned char *b, size_t n)
 {
     while (n > 0) {
@@ -41,12 +58,21 @@ int es_uuid_v7(char out[ES_UUID_BUFSZ])
     uint32_t seq;
     int rc;
 
-    if ((rc = fill_random(b, sizeof b)) != 0)
-        return rc;
+    pthread_once(&atfork_once, register_atfork);
     clock_gettime(CLOCK_REALTIME, &ts);
     ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 
     pthread_mutex_lock(&lock);
+    if (pool_left < sizeof b) {
+        if ((rc = fill_random(pool, sizeof pool)) != 0) {
+            pthread_mutex_unlock(&lock);
+            return rc;
+        }
+        pool_left = sizeof pool;
+    }
+    memcpy(b, pool + sizeof pool - pool_left, sizeof b);
+    memset(pool + sizeof pool - pool_left, 0, sizeof b);
+    pool_left -= sizeof b;
     if (ms > last_ms) {
         last_ms = ms;
         counter = ((uint32_t)b[6] << 8 | b[7]) & 0x7ff; /* leave headroom */
