@@ -83,6 +83,39 @@ static int check_names(es_log *log, const char *what, const char *type,
     return 0;
 }
 
+static int cmp_idx(const void *a, const void *b, void *arg)
+{
+    const es_event *evs = arg;
+    return strcmp(evs[*(const size_t *)a].id, evs[*(const size_t *)b].id);
+}
+
+/* Two events of one commit with the same id: sorting an index keeps a
+ * large commit O(n log n). */
+static int check_unique_ids(es_log *log, const char *type, const char *stream,
+                            const es_event *evs, size_t n)
+{
+    size_t *idx;
+    int rc = 0;
+    if (n < 2)
+        return 0;
+    if ((idx = es__calloc(n, sizeof *idx)) == NULL)
+        return es__fail(&log->h, ES_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        idx[i] = i;
+    qsort_r(idx, n, sizeof *idx, cmp_idx, (void *)evs);
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(evs[idx[i - 1]].id, evs[idx[i]].id) == 0) {
+            size_t a = idx[i - 1] < idx[i] ? idx[i - 1] : idx[i];
+            size_t b = idx[i - 1] < idx[i] ? idx[i] : idx[i - 1];
+            rc = es__fail(&log->h, ES_EINVAL,
+                          "appending to %s/%s: events %zu and %zu have the "
+                          "same id %s", type, stream, a + 1, b + 1, evs[a].id);
+            break;
+        }
+    es__free(idx);
+    return rc;
+}
+
 int es_log_append(es_log *log, es_append_result *out,
                   const char *aggregate_type, const char *stream_id,
                   int64_t expected, const es_event *events, size_t n)
@@ -157,15 +190,9 @@ int es_log_append(es_log *log, es_append_result *out,
                           aggregate_type, stream_id, i + 1, n, err.text);
             goto done;
         }
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(full[j].id, full[i].id) == 0) {
-                rc = es__fail(&log->h, ES_EINVAL,
-                              "appending to %s/%s: events %zu and %zu have the "
-                              "same id %s", aggregate_type, stream_id, j + 1,
-                              i + 1, full[i].id);
-                goto done;
-            }
     }
+    if ((rc = check_unique_ids(log, aggregate_type, stream_id, full, n)) != 0)
+        goto done;
     rc = log->backend->append(log, log->self, out, aggregate_type, stream_id,
                               expected, full, n);
 done:

@@ -1,0 +1,149 @@
+/*
+ * cli/cli.h - what the files of the esfold command share.
+ *
+ * es_cli_main (cli/cli.c) parses the global options, finds the command in
+ * its table and calls it. A command is one es__cli_command, defined in its
+ * own file (cli/history.c, cli/append.c, cli/verify.c, ...) and listed in
+ * the table of cli/cli.c: adding a command is one file and one table line.
+ *
+ * The command gets its own argv (argv[0] is the command name) and parses it
+ * with es__cli_parse against the option specs of its entry, which also
+ * drive its --help. It returns an exit status: ES__CLI_OK, ES__CLI_FAIL
+ * (printed with es__cli_fail) or ES__CLI_USAGE (es__cli_usage).
+ *
+ * Internal: not installed, not API.
+ */
+#ifndef ESFOLD_CLI_CLI_H
+#define ESFOLD_CLI_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "esfold/esfold.h"
+
+/* Exit statuses. */
+#define ES__CLI_OK 0
+#define ES__CLI_FAIL 1
+#define ES__CLI_USAGE 2
+
+/* The context of one es_cli_main call. */
+typedef struct es__cli es__cli;
+
+/* One option of a command. Every command also takes --help (-h) and
+ * --log URI, which need no spec. */
+typedef struct es__cli_opt {
+    const char *name; /* without the dashes: "to-version" */
+    const char *arg;  /* the argument's name in help ("N"), NULL for a flag */
+    const char *help; /* one line */
+} es__cli_opt;
+
+#define ES__CLI_MAX_OPTS 16
+#define ES__CLI_MAX_ARGS 256 /* positional arguments of one command */
+
+typedef struct es__cli_command {
+    const char *name;     /* "history" */
+    const char *summary;  /* one line for `PROG --help` */
+    const char *synopsis; /* what follows the name: "TYPE STREAM [options]" */
+    const char *help;     /* paragraphs for `PROG COMMAND --help`; may be NULL */
+    const es__cli_opt *opts; /* ended by {NULL}; may be NULL */
+    int min_args, max_args;  /* positional arguments; max -1 = any number */
+    /* Runs the command; argv[0] is its name. Returns an exit status. */
+    int (*run)(es__cli *cli, int argc, char **argv);
+} es__cli_command;
+
+/* The commands (each defined in its own file). */
+extern const es__cli_command es__cli_history;
+extern const es__cli_command es__cli_append;
+extern const es__cli_command es__cli_verify;
+extern const es__cli_command es__cli_broker; /* cli/broker.c */
+extern const es__cli_command es__cli_topics; /* cli/topics.c */
+extern const es__cli_command es__cli_snapshot; /* cli/snapshot.c */
+
+/* ---- The context --------------------------------------------------------- */
+
+struct es__cli {
+    const char *prog;            /* program name in messages */
+    const es_app *app;           /* may be NULL */
+    const char *log_uri;         /* --log, $ESFOLD_LOG or the default */
+    const es__cli_command *cmd;  /* the running command */
+    es_log *log;                 /* opened by es__cli_log */
+    es_repo *repo;               /* made by es__cli_repo */
+};
+
+/*
+ * The log of --log, opened on first use. With must_exist, a sqlite: file
+ * that is not there is a failure instead of a new empty log (reading
+ * commands must not create logs where an operator mistyped a path).
+ * Returns ES__CLI_OK with *out set, or ES__CLI_FAIL (message printed).
+ */
+int es__cli_log(es__cli *cli, int must_exist, es_log **out);
+
+/* The repository on that log with app->setup run on it (upcasters). */
+int es__cli_repo(es__cli *cli, int must_exist, es_repo **out);
+
+/* The aggregate type compiled in under name, or NULL. */
+const es_aggregate_type *es__cli_find_type(const es__cli *cli, const char *name);
+
+/* ---- Messages ------------------------------------------------------------ */
+
+/* "PROG: <message>" on stderr; returns ES__CLI_FAIL. */
+int es__cli_fail(es__cli *cli, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* "PROG COMMAND: <message>" and a hint to --help on stderr; returns
+ * ES__CLI_USAGE. */
+int es__cli_usage(es__cli *cli, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* The --help text of cmd on stdout. */
+void es__cli_command_help(const es__cli *cli, const es__cli_command *cmd);
+
+/* ---- Options ------------------------------------------------------------- */
+
+/*
+ * Parses argv[1..argc) of the running command against its option specs:
+ * `--name VALUE`, `--name=VALUE`, `--flag`, `--` ending the options, and
+ * the positionals anywhere else. values[i] gets the value of opts[i] (""
+ * for a flag that is given, NULL for an absent option); args/nargs the
+ * positionals (args has room for ES__CLI_MAX_ARGS). Commands name their
+ * options by an enum that follows the order of their specs. An option given twice is a
+ * usage error. --log URI is taken here too.
+ *
+ * Returns -1 to go on, or the exit status to return at once: ES__CLI_OK
+ * after printing --help, ES__CLI_USAGE after a usage message.
+ */
+int es__cli_parse(es__cli *cli, int argc, char **argv,
+                  const char *values[ES__CLI_MAX_OPTS], char **args,
+                  int *nargs);
+
+/* ---- Output -------------------------------------------------------------- */
+
+/* value as compact JSON (any value) into a string owned by the caller
+ * (es__cli_json_free: jansson's allocator made it), or NULL when out of
+ * memory. */
+char *es__cli_json_compact(const json_t *value);
+void es__cli_json_free(char *text);
+
+/* value as indented JSON and a newline on stdout; ES__CLI_OK or
+ * ES__CLI_FAIL. */
+int es__cli_print_json(es__cli *cli, const json_t *value);
+
+/* "v3  2026-03-01T10:00:00Z  Deposited  (schema 1)  id ...  p0@4" and the
+ * indented data/meta/ids lines of ev, then "state" when state is not NULL.
+ * Returns ES__CLI_OK or ES__CLI_FAIL (out of memory). */
+int es__cli_print_event(es__cli *cli, FILE *f, const es_event *ev,
+                        const json_t *state);
+
+/* Flushes stdout; a failed write is ES__CLI_FAIL with a message. */
+int es__cli_finish(es__cli *cli, int status);
+
+#endif

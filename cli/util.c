@@ -1,0 +1,298 @@
+/*
+ * cli/util.c - what the commands share: the log and repository, messages,
+ * option parsing, help, and printing events and JSON.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli/cli.h"
+#include "core/internal.h"
+
+/* ---- The log and the repository ------------------------------------------ */
+
+/* For a sqlite: URI naming a file, whether that file is missing. Other
+ * backends create nothing by being read, so they are never "missing". */
+static int sqlite_file_missing(const char *uri, char *path, size_t size)
+{
+    const char *rest, *q;
+    size_t len;
+    struct stat st;
+    if (strncmp(uri, "sqlite:", 7) != 0)
+        return 0;
+    rest = uri + 7;
+    q = strchr(rest, '?');
+    len = q ? (size_t)(q - rest) : strlen(rest);
+    if (len == 0 || len >= size)
+        return 0; /* the backend explains what is wrong with the URI */
+    memcpy(path, rest, len);
+    path[len] = '\0';
+    if (strcmp(path, ":memory:") == 0)
+        return 0;
+    return stat(path, &st) != 0 && errno == ENOENT;
+}
+
+int es__cli_log(es__cli *cli, int must_exist, es_log **out)
+{
+    char path[4096];
+    int rc;
+    *out = NULL;
+    if (cli->log == NULL) {
+        if (must_exist && sqlite_file_missing(cli->log_uri, path, sizeof path))
+            return es__cli_fail(cli, "%s: no such log file (give the log with "
+                                "--log URI or $ESFOLD_LOG)", cli->log_uri);
+        rc = es_log_open(&cli->log, cli->log_uri);
+        if (rc != 0) {
+            es__cli_fail(cli, "%s", cli->log ? es_errmsg(cli->log)
+                                              : es_strerror(rc));
+            es_log_close(cli->log);
+            cli->log = NULL;
+            return ES__CLI_FAIL;
+        }
+    }
+    *out = cli->log;
+    return ES__CLI_OK;
+}
+
+int es__cli_repo(es__cli *cli, int must_exist, es_repo **out)
+{
+    es_log *log;
+    int rc;
+    *out = NULL;
+    if (cli->repo == NULL) {
+        if ((rc = es__cli_log(cli, must_exist, &log)) != ES__CLI_OK)
+            return rc;
+        if ((rc = es_repo_new(&cli->repo, log, NULL)) != 0)
+            return es__cli_fail(cli, "%s", es_strerror(rc));
+        if (cli->app && cli->app->setup &&
+            (rc = cli->app->setup(cli->repo, cli->app->user_data)) != 0) {
+            const char *msg = es_errmsg(cli->repo);
+            es__cli_fail(cli, "the program's setup failed: %s",
+                         *msg ? msg : es_strerror(rc < 0 ? rc : ES_EUSER));
+            es_repo_free(cli->repo);
+            cli->repo = NULL;
+            return ES__CLI_FAIL;
+        }
+    }
+    *out = cli->repo;
+    return ES__CLI_OK;
+}
+
+const es_aggregate_type *es__cli_find_type(const es__cli *cli, const char *name)
+{
+    if (cli->app == NULL || cli->app->types == NULL)
+        return NULL;
+    for (size_t i = 0; cli->app->types[i]; i++)
+        if (cli->app->types[i]->name && strcmp(cli->app->types[i]->name, name) == 0)
+            return cli->app->types[i];
+    return NULL;
+}
+
+/* ---- Messages ------------------------------------------------------------ */
+
+int es__cli_fail(es__cli *cli, const char *fmt, ...)
+{
+    va_list ap;
+    fflush(stdout); /* keep the order of what was printed before */
+    fprintf(stderr, "%s: ", cli->prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return ES__CLI_FAIL;
+}
+
+int es__cli_usage(es__cli *cli, const char *fmt, ...)
+{
+    va_list ap;
+    fflush(stdout);
+    if (cli->cmd)
+        fprintf(stderr, "%s %s: ", cli->prog, cli->cmd->name);
+    else
+        fprintf(stderr, "%s: ", cli->prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    if (cli->cmd)
+        fprintf(stderr, "Try '%s %s --help'.\n", cli->prog, cli->cmd->name);
+    else
+        fprintf(stderr, "Try '%s --help'.\n", cli->prog);
+    return ES__CLI_USAGE;
+}
+
+void es__cli_command_help(const es__cli *cli, const es__cli_command *cmd)
+{
+    const es__cli_opt *o;
+    int width = 10; /* "--log URI" */
+    printf("Usage: %s [--log URI] %s %s\n\n%s.\n", cli->prog, cmd->name,
+           cmd->synopsis, cmd->summary);
+    if (cmd->help)
+        printf("\n%s", cmd->help);
+    for (o = cmd->opts; o && o->name; o++) {
+        int w = (int)strlen(o->name) + 2 + (o->arg ? (int)strlen(o->arg) + 1 : 0);
+        if (w > width)
+            width = w;
+    }
+    printf("\nOptions:\n");
+    for (o = cmd->opts; o && o->name; o++) {
+        char left[128];
+        snprintf(left, sizeof left, "--%s%s%s", o->name, o->arg ? " " : "",
+                 o->arg ? o->arg : "");
+        printf("  %-*s  %s\n", width, left, o->help);
+    }
+    printf("  %-*s  %s\n", width, "--log URI", "the log (default: $ESFOLD_LOG, "
+           "else " ES_LOG_DEFAULT_URI ")");
+    printf("  %-*s  %s\n", width, "--help", "this text");
+}
+
+/* ---- Options ------------------------------------------------------------- */
+
+int es__cli_parse(es__cli *cli, int argc, char **argv,
+                  const char *values[ES__CLI_MAX_OPTS], char **args,
+                  int *nargs)
+{
+    const es__cli_command *cmd = cli->cmd;
+    int i, only_args = 0;
+
+    for (i = 0; i < ES__CLI_MAX_OPTS; i++)
+        values[i] = NULL;
+    *nargs = 0;
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i], *eq, *value;
+        size_t len;
+        int k;
+
+        if (only_args || a[0] != '-' || a[1] == '\0') {
+            if (*nargs == ES__CLI_MAX_ARGS)
+                return es__cli_usage(cli, "too many arguments (at most %d)",
+                                     ES__CLI_MAX_ARGS);
+            args[(*nargs)++] = argv[i];
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            only_args = 1;
+            continue;
+        }
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            es__cli_command_help(cli, cmd);
+            return ES__CLI_OK;
+        }
+        if (a[1] != '-')
+            return es__cli_usage(cli, "unknown option '%s'", a);
+        eq = strchr(a, '=');
+        len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+        if (len == 3 && strncmp(a + 2, "log", 3) == 0) {
+            value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+            if (value == NULL || *value == '\0')
+                return es__cli_usage(cli, "--log needs a URI");
+            cli->log_uri = value;
+            continue;
+        }
+        for (k = 0; cmd->opts && cmd->opts[k].name; k++)
+            if (strlen(cmd->opts[k].name) == len &&
+                strncmp(cmd->opts[k].name, a + 2, len) == 0)
+                break;
+        if (cmd->opts == NULL || cmd->opts[k].name == NULL)
+            return es__cli_usage(cli, "unknown option '%.*s'", (int)len + 2, a);
+        if (values[k] != NULL)
+            return es__cli_usage(cli, "--%s is given twice", cmd->opts[k].name);
+        if (cmd->opts[k].arg == NULL) {
+            if (eq)
+                return es__cli_usage(cli, "--%s takes no value",
+                                     cmd->opts[k].name);
+            values[k] = "";
+            continue;
+        }
+        /* A value may start with '-' ("--expect -1" gets a clear
+         * complaint about -1 rather than a missing value). */
+        value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (value == NULL)
+            return es__cli_usage(cli, "--%s needs a value (%s)",
+                                 cmd->opts[k].name, cmd->opts[k].arg);
+        values[k] = value;
+    }
+    if (*nargs < cmd->min_args || (cmd->max_args >= 0 && *nargs > cmd->max_args)) {
+        if (*nargs < cmd->min_args)
+            return es__cli_usage(cli, "missing arguments: expected %s",
+                                 cmd->synopsis);
+        return es__cli_usage(cli, "unexpected argument '%s'",
+                             args[cmd->max_args]);
+    }
+    return -1;
+}
+
+/* ---- Output -------------------------------------------------------------- */
+
+char *es__cli_json_compact(const json_t *value)
+{
+    return json_dumps(value, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+}
+
+void es__cli_json_free(char *text)
+{
+    json_malloc_t m;
+    json_free_t f;
+    json_get_alloc_funcs(&m, &f);
+    if (text)
+        f(text);
+}
+
+int es__cli_print_json(es__cli *cli, const json_t *value)
+{
+    if (json_dumpf(value, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
+                                      JSON_ENCODE_ANY) != 0)
+        return es__cli_fail(cli, "writing JSON: %s", strerror(errno));
+    putchar('\n');
+    return ES__CLI_OK;
+}
+
+static int print_json_line(es__cli *cli, FILE *f, const char *label,
+                           const json_t *value)
+{
+    char *s = es__cli_json_compact(value);
+    if (s == NULL)
+        return es__cli_fail(cli, "out of memory");
+    fprintf(f, "    %-5s %s\n", label, s);
+    es__cli_json_free(s);
+    return ES__CLI_OK;
+}
+
+int es__cli_print_event(es__cli *cli, FILE *f, const es_event *ev,
+                        const json_t *state)
+{
+    char when[ES_TIME_BUFSZ];
+    int rc;
+    es_time_format(when, sizeof when, ev->occurred_us);
+    fprintf(f, "v%lld  %s  %s  (schema %d)  id %s  p%d@%lld\n",
+            (long long)ev->version, when, ev->type, (int)ev->schema,
+            ev->id ? ev->id : "-", (int)ev->position.partition,
+            (long long)ev->position.offset);
+    if ((rc = print_json_line(cli, f, "data", ev->payload)) != ES__CLI_OK)
+        return rc;
+    if (ev->meta && !json_is_null(ev->meta) &&
+        (rc = print_json_line(cli, f, "meta", ev->meta)) != ES__CLI_OK)
+        return rc;
+    if (ev->correlation_id || ev->causation_id)
+        fprintf(f, "    ids   correlation %s  causation %s\n",
+                ev->correlation_id ? ev->correlation_id : "-",
+                ev->causation_id ? ev->causation_id : "-");
+    if (state && (rc = print_json_line(cli, f, "state", state)) != ES__CLI_OK)
+        return rc;
+    return ES__CLI_OK;
+}
+
+int es__cli_finish(es__cli *cli, int status)
+{
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        int e = errno;
+        clearerr(stdout);
+        fprintf(stderr, "%s: writing the output: %s\n", cli->prog, strerror(e));
+        fflush(stderr);
+        return ES__CLI_FAIL;
+    }
+    fflush(stderr);
+    return status;
+}

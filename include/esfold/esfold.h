@@ -1,0 +1,20 @@
+/*
+ * esfold.h - event sourcing and CQRS persistence for C.
+ * Includes every public header. Include as <esfold/esfold.h>; link with `pkg-config --libs esfold`.
+ */
+#ifndef ESFOLD_H
+#define ESFOLD_H
+
+#define ESFOLD_VERSION "0.1.0"
+
+#include "error.h"
+#include "time.h"
+#include "partition.h"
+#include "event.h"
+#include "log.h"
+#include "aggregate.h"
+#include "upcast.h"
+#include "repo.h"
+#include "cli.h"
+
+#endif
