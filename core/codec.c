@@ -112,6 +112,11 @@ int es_event_from_json(es_event **out, const json_t *json, es_error *err)
     if (tmp.version < 1)
         return es__err(err, ES_EINVAL, "\"version\" is %lld, versions start at 1",
                        (long long)tmp.version);
+    /* Outside the years 0000..9999 (es_time_parse's range) the encoder
+     * would write an occurred_at that does not decode. */
+    if (tmp.occurred_us < ES_TIME_MIN_US || tmp.occurred_us > ES_TIME_MAX_US)
+        return es__err(err, ES_EINVAL, "\"occurred_us\" is %lld, outside the "
+                       "years 0000 to 9999", (long long)tmp.occurred_us);
     v = 1;
     if ((rc = get_int(json, "schema", 0, &v, err)))
         return rc;

@@ -3,6 +3,7 @@
  */
 #include <string.h>
 
+#include "esfold/time.h"
 #include "internal.h"
 
 #define STR_FIELDS(ev) \
@@ -118,6 +119,10 @@ int es_event_validate(const es_event *ev, int require_version, es_error *err)
     if (ev->schema < 0 || (require_version && ev->schema < 1))
         return es__err(err, ES_EINVAL, "schema is %d, schemas start at 1",
                        (int)ev->schema);
+    if (ev->occurred_us < ES_TIME_MIN_US || ev->occurred_us > ES_TIME_MAX_US)
+        return es__err(err, ES_EINVAL, "occurred_us of event '%s' is %lld, "
+                       "outside the years 0000 to 9999", ev->type,
+                       (long long)ev->occurred_us);
     if (ev->payload == NULL)
         return es__err(err, ES_EINVAL, "event '%s' has no payload", ev->type);
     if (!json_is_object(ev->payload))

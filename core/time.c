@@ -140,6 +140,11 @@ int es_time_parse(int64_t *out, const char *text, es_error *err)
         return BAD("unexpected text");
     us = ((days_from_civil(y, mo, d) * 86400 + hh * 3600 + mi * 60 + ss) -
           (int64_t)sign * (oh * 3600 + om * 60)) * 1000000 + frac;
+    /* An offset can carry 0000-01-01 or 9999-12-31 over a year end, out
+     * of what can be written back ("-001-12-31T19:00:00Z"). */
+    if (us < ES_TIME_MIN_US || us > ES_TIME_MAX_US)
+        return es__err(err, ES_EINVAL, "invalid time '%s': in UTC it is "
+                       "outside the years 0000 to 9999", text);
     *out = us;
     return 0;
 }

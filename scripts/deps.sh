@@ -2,10 +2,12 @@
 # Installs the Debian packages esfold needs to build, test and run its demo,
 # when any is missing. Called by `make` before building; safe to run again.
 #   scripts/deps.sh            build + test + demo dependencies
+#   scripts/deps.sh fuzz       clang and its runtimes, for `make fuzz`
 set -eu
 
 PKGS="build-essential pkg-config libjansson-dev libsqlite3-dev sqlite3 \
-librdkafka-dev libpq-dev libcmocka-dev postgresql kcat"
+librdkafka-dev libpq-dev libcmocka-dev postgresql kcat valgrind"
+[ "${1:-}" = fuzz ] && PKGS="clang-14 libclang-rt-14-dev"
 
 missing=""
 for p in $PKGS; do

@@ -250,6 +250,15 @@ static void test_malformed(void **state)
     decode_bad(FULL ",\"type\":\"U\"}", "duplicate object key near '\"type\"'");
     decode_bad(FULL ",\"version\":2}", "duplicate object key near '\"version\"'");
 
+    /* an occurred_us the encoder could not write as an occurred_at that
+     * decodes (found by tests/fuzz/fuzz_codec) */
+    decode_bad(FULL ",\"occurred_us\":253402300800000000}",
+               "\"occurred_us\" is 253402300800000000, outside the years 0000 to 9999");
+    decode_bad(FULL ",\"occurred_us\":-62167219200000001}",
+               "outside the years 0000 to 9999");
+    decode_bad(FULL ",\"occurred_us\":9223372036854775807}",
+               "outside the years 0000 to 9999");
+
     /* JSON, but not an object */
     decode_bad("[1,2]", "event is not a JSON object");
     decode_bad("42", "event is not a JSON object");
@@ -382,6 +391,14 @@ static void test_extremes(void **state)
     (void)state;
     assert_int_equal(es_event_encode(&text, &ev), 0);
     assert_contains(text, "\"occurred_at\":\"9999-12-31T23:59:59.999999Z\"");
+    assert_int_equal(es_event_decode(&back, text, strlen(text), &err), 0);
+    assert_same_event(&ev, back);
+    es_free(text);
+    es_event_free(back);
+    /* and the first microsecond of year 0 */
+    ev.occurred_us = INT64_C(-62167219200000000);
+    assert_int_equal(es_event_encode(&text, &ev), 0);
+    assert_contains(text, "\"occurred_at\":\"0000-01-01T00:00:00Z\"");
     assert_int_equal(es_event_decode(&back, text, strlen(text), &err), 0);
     assert_same_event(&ev, back);
     es_free(text);

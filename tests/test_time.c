@@ -166,6 +166,14 @@ static void test_errors_name_the_character(void **state)
     parse_bad("2026-03-01T10:00:00Zjunk", "unexpected text at character 21");
     parse_bad("2026-03-01x", "unexpected text at character 11");
     parse_bad(" 2026-03-01", "bad year at character 1");
+    /* an offset that carries the time out of the years 0000..9999, which
+     * es_time_format could not write back (found by tests/fuzz/fuzz_time) */
+    parse_bad("0000-01-01T00:00:00+00:01", "outside the years 0000 to 9999");
+    parse_bad("9999-12-31T23:59:59-00:01", "outside the years 0000 to 9999");
+    assert_string_equal(fmt(parse_ok("0000-01-01T00:01:00+00:01")),
+                        "0000-01-01T00:00:00Z");
+    assert_string_equal(fmt(parse_ok("9999-12-31T23:58:59.999999-00:01")),
+                        "9999-12-31T23:59:59.999999Z");
 
     /* NULL arguments, and a NULL error buffer is allowed */
     {

@@ -13,6 +13,14 @@
 extern "C" {
 #endif
 
+/*
+ * The times esfold accepts: 0000-01-01T00:00:00Z to
+ * 9999-12-31T23:59:59.999999Z, the ones ISO 8601 writes with four year
+ * digits and so the ones es_time_format's text parses back.
+ */
+#define ES_TIME_MIN_US (INT64_C(-62167219200) * 1000000)
+#define ES_TIME_MAX_US (INT64_C(253402300800) * 1000000 - 1)
+
 /* The current time (CLOCK_REALTIME) in microseconds since the epoch. */
 int64_t es_time_now_us(void);
 
