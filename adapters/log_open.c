@@ -10,6 +10,7 @@
 #include "core/log_backend.h"
 
 extern const es__log_backend es__sqlite_log_backend;
+extern const es__log_backend es__kafka_log_backend;
 
 typedef struct scheme {
     const char *prefix;
@@ -19,7 +20,7 @@ typedef struct scheme {
 
 static const scheme schemes[] = {
     {"sqlite:", &es__sqlite_log_backend, NULL},
-    {"kafka://", NULL, "the Kafka log backend is not built into this esfold"},
+    {"kafka://", &es__kafka_log_backend, NULL},
 };
 
 static const scheme *find_scheme(const char *uri)
@@ -43,7 +44,7 @@ static int unavailable_open(es_log *log, void **self, const char *uri)
 {
     const scheme *sc = find_scheme(uri);
     *self = NULL;
-    if (sc)
+    if (sc && sc->why_not)
         return es__fail(&log->h, ES_EUNSUPPORTED, "%s: %s", uri, sc->why_not);
     return es__fail(&log->h, ES_EINVAL,
                     "unknown log URI scheme in '%s': expected sqlite:PATH or "

@@ -747,9 +747,10 @@ static void test_partition_count_is_fixed(void **state)
     es_log *log = NULL;
     int32_t count = 0;
 
-    assert_int_equal(es_log_open(&log, with_param(base, "partitions=8")), 0);
+    /* 3 and 4: the Kafka mock broker creates topics with 4 partitions. */
+    assert_int_equal(es_log_open(&log, with_param(base, "partitions=4")), 0);
     assert_int_equal(es_log_partition_count(log, &count, "account"), 0);
-    assert_int_equal(count, 8);
+    assert_int_equal(count, 4);
     assert_int_equal(append_n(log, NULL, "account", "acct-1", ES_EXPECT_ANY,
                               "Opened", 1), 0);
     es_log_close(log);
@@ -758,7 +759,7 @@ static void test_partition_count_is_fixed(void **state)
     log = NULL;
     assert_int_equal(es_log_open(&log, with_param(base, "partitions=3")), ES_EINVAL);
     assert_non_null(log);
-    assert_contains(es_errmsg(log), "8");
+    assert_contains(es_errmsg(log), "4");
     assert_contains(es_errmsg(log), "3");
     assert_contains(es_errmsg(log), "partitions");
     es_log_close(log);
@@ -767,7 +768,7 @@ static void test_partition_count_is_fixed(void **state)
     log = NULL;
     assert_int_equal(es_log_open(&log, base), 0);
     assert_int_equal(es_log_partition_count(log, &count, "account"), 0);
-    assert_int_equal(count, 8);
+    assert_int_equal(count, 4);
     es_log_close(log);
 }
 
@@ -966,7 +967,9 @@ static void test_concurrent_writers(void **state)
         const char *w = json_string_value(json_object_get(s.ev[i]->payload, "writer"));
         int k = (int)json_integer_value(json_object_get(s.ev[i]->payload, "k"));
         assert_int_equal(s.ev[i]->version, (int64_t)i + 1);
-        assert_int_equal(s.ev[i]->position.offset, (int64_t)i);
+        /* Dense on SQLite; on Kafka the records the acceptance rule
+         * rejected (the losers of races) keep their offsets. */
+        assert_true(i == 0 || s.ev[i]->position.offset > s.ev[i - 1]->position.offset);
         assert_int_equal(json_integer_value(json_object_get(s.ev[i]->payload,
                                                             "after")),
                          (int64_t)i);

@@ -14,7 +14,9 @@
 #include "log.h"
 #include "aggregate.h"
 #include "upcast.h"
+#include "accept.h"
 #include "repo.h"
+#include "snapshot.h"
 #include "cli.h"
 
 #endif

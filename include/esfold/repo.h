@@ -67,8 +67,8 @@ es_upcasters *es_repo_state_upcasters(es_repo *repo);
  *
  * The callback is called on the thread of the repository call, with an
  * ES_E* code saying what kind of problem it was and a message (borrowed for
- * the call) naming the stream, the snapshot and the reason. fn NULL turns
- * it off.
+ * the call) naming the stream, the snapshot and the reason. It must not
+ * call back into the repository. fn NULL turns it off.
  */
 typedef void (*es_warning_fn)(int code, const char *message, void *user_data);
 void es_repo_set_warning_cb(es_repo *repo, es_warning_fn fn, void *user_data);

@@ -1,0 +1,98 @@
+/*
+ * adapters/kafka/kafka.h - what the Kafka adapter's files share: the URI,
+ * the wire format (esfold events <-> Kafka records), and the client
+ * configuration. Internal: not installed, not API.
+ *
+ * Wire format (docs/kafka.md): topic <prefix><aggregate type>, key = stream
+ * id, value = payload JSON, timestamp = occurred-at in milliseconds, and the
+ * headers below. es-time-us keeps the exact microseconds so that folds "as
+ * of T" agree with SQLite to the microsecond.
+ */
+#ifndef ESFOLD_ADAPTERS_KAFKA_H
+#define ESFOLD_ADAPTERS_KAFKA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "core/log_backend.h"
+
+#define ES__KH_TYPE "es-type"
+#define ES__KH_VERSION "es-version"
+#define ES__KH_SCHEMA "es-schema"
+#define ES__KH_ID "es-id"
+#define ES__KH_CORRELATION "es-correlation"
+#define ES__KH_CAUSATION "es-causation"
+#define ES__KH_META "es-meta"
+#define ES__KH_COMMIT "es-commit"
+#define ES__KH_COMMIT_SIZE "es-commit-size"
+#define ES__KH_TIME_US "es-time-us"
+
+/* ---- URIs -------------------------------------------------------------- */
+
+#define ES__KAFKA_URI_MAX_CONF 32
+
+/*
+ * kafka://host:port[,host:port][?key=value&...] with keys
+ *   prefix=P         topic prefix (default "")
+ *   partitions=N     partitions of the topics esfold creates (default 4,
+ *                    which is also what librdkafka's mock broker gives an
+ *                    auto-created topic)
+ *   replication=R    replication factor of created topics (default: the
+ *                    broker's default)
+ *   timeout_ms=T     bound of every wait on the cluster (default 10000)
+ *   transactions=0|1 commits in producer transactions (default 1)
+ *   kafka.NAME=VALUE any librdkafka property, for producer and consumer
+ * An empty host list ("kafka://?prefix=x.") takes $ESFOLD_KAFKA_BROKERS.
+ * Values are %-decoded.
+ */
+typedef struct es__kafka_uri {
+    char *brokers;
+    char *prefix;
+    int32_t partitions;
+    int partitions_given; /* partitions= was in the URI: topics must agree */
+    int32_t replication; /* -1: the broker's default */
+    int timeout_ms;
+    int transactions;
+    size_t nconf;
+    struct {
+        char *name;
+        char *value;
+    } conf[ES__KAFKA_URI_MAX_CONF];
+} es__kafka_uri;
+
+/* Parses uri into *out (es__kafka_uri_free; nothing to free on failure).
+ * Returns 0, ES_EINVAL or ES_ENOMEM with h's message set. */
+int es__kafka_uri_parse(es__kafka_uri *out, const char *uri, es__handle *h);
+void es__kafka_uri_free(es__kafka_uri *u);
+
+/*
+ * A client configuration for the URI: bootstrap servers, the kafka.*
+ * properties, then `extra` (NULL-terminated name, value pairs; they win).
+ * Returns NULL with errstr filled on a bad property.
+ */
+rd_kafka_conf_t *es__kafka_conf(const es__kafka_uri *u, const char *const *extra,
+                                char *errstr, size_t errstr_size);
+
+/* ---- records ----------------------------------------------------------- */
+
+/*
+ * The headers of event ev (complete, with version) as a new list for
+ * rd_kafka_producev(RD_KAFKA_V_HEADERS()). NULL on ENOMEM.
+ */
+rd_kafka_headers_t *es__kafka_headers(const es_event *ev);
+
+/*
+ * Decodes a consumed record of topic (aggregate type agg) into a heap
+ * event (es_event_free). With headers_only the payload is not parsed (an
+ * empty object stands in): for readers that only need versions and ids.
+ * Returns 0; 1 when the record is not an esfold event: then *out holds
+ * what could be decoded (at least the position) and why says what is
+ * wrong; ES_ENOMEM.
+ */
+int es__kafka_decode(es_event **out, const rd_kafka_message_t *m,
+                     const char *agg, int headers_only, char *why,
+                     size_t why_size);
+
+#endif

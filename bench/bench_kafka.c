@@ -1,0 +1,446 @@
+/*
+ * bench/bench_kafka.c - esfold on Kafka beside kcat on the same local
+ * broker (`esfold broker`, librdkafka's mock cluster, started here).
+ *
+ *   append_1    es_log_append, commits of 1 with exact expected versions,
+ *               round-robin over 64 streams, beside `kcat -P` producing
+ *               records of the same key, value and header sizes.
+ *   append_100  the same with commits of 100 events.
+ *   fold        es_repo_load of one bank account stream beside `kcat -C`
+ *               reading its partition (where it is alone) to the end.
+ *   replay      es_log_read_partition over every partition of a topic
+ *               beside `kcat -C` reading the whole topic.
+ *
+ * The mock keeps about 5 MiB or 100000 batches per partition and drops
+ * older data: every topic here has 16 partitions (made at the broker's
+ * start), which keeps each partition well under that; the fold stream is
+ * capped at 10000 events (about 3 MiB in its partition).
+ *
+ * esfold's appends are synchronous (each commit is checked, written in a
+ * transaction and confirmed before the next); kcat's are asynchronous,
+ * batched, unchecked. kcat runs as a process: its start-up is in its time.
+ *
+ * usage: bench_kafka [--events N] [--reps N] [--json]
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "esfold/esfold.h"
+#include "samples/bank/account.h"
+
+#include "benchutil.h"
+
+#define DEFAULT_EVENTS 20000
+#define DEFAULT_REPS 3
+#define MIN_EVENTS 200
+#define PARTITIONS 16
+#define TOPICS 40 /* made at the broker's start: bench.<n>.account; one per
+                     esfold append run (2 kinds x at most 16 runs), the fold
+                     topic, and one that kcat -P writes every run to */
+#define STREAMS 64
+#define FOLD_MAX 10000
+
+static char brokers[256];
+static pid_t broker_pid;
+static int next_topic;
+
+static int start_broker(const char *esfold)
+{
+    int out[2];
+    char *argv[TOPICS + 6];
+    char names[TOPICS][32];
+    FILE *f;
+    int i;
+    if (pipe(out) != 0)
+        return -1;
+    argv[0] = "esfold";
+    argv[1] = "broker";
+    argv[2] = "--partitions";
+    argv[3] = "16";
+    for (i = 0; i < TOPICS; i++) {
+        snprintf(names[i], sizeof names[i], "bench.%d.account", i);
+        argv[4 + i] = names[i];
+    }
+    argv[4 + TOPICS] = NULL;
+    if ((broker_pid = fork()) < 0)
+        return -1;
+    if (broker_pid == 0) {
+        dup2(out[1], 1);
+        close(out[0]);
+        execv(esfold, argv);
+        _exit(127);
+    }
+    close(out[1]);
+    f = fdopen(out[0], "r");
+    if (f == NULL || fgets(brokers, sizeof brokers, f) == NULL) {
+        fprintf(stderr, "bench_kafka: %s broker did not start\n", esfold);
+        return -1;
+    }
+    fclose(f);
+    brokers[strcspn(brokers, "\n")] = '\0';
+    return 0;
+}
+
+static void stop_broker(void)
+{
+    if (broker_pid > 0) {
+        kill(broker_pid, SIGTERM);
+        waitpid(broker_pid, NULL, 0);
+        broker_pid = 0;
+    }
+}
+
+/* A fresh topic of 16 partitions: its prefix for esfold and its name. */
+static int fresh_topic(char *prefix, size_t size, char *topic, size_t tsize)
+{
+    if (next_topic == TOPICS - 1) {
+        fprintf(stderr, "bench_kafka: out of fresh topics (--reps too high)\n");
+        return -1;
+    }
+    snprintf(prefix, size, "bench.%d.", next_topic);
+    snprintf(topic, tsize, "bench.%d.account", next_topic++);
+    return 0;
+}
+
+static int open_log(es_log **log, const char *prefix)
+{
+    char uri[512];
+    snprintf(uri, sizeof uri, "kafka://%s?prefix=%s&partitions=%d", brokers,
+             prefix, PARTITIONS);
+    if (es_log_open(log, uri) != 0) {
+        fprintf(stderr, "bench_kafka: %s\n", es_errmsg(*log));
+        es_log_close(*log);
+        *log = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static int sh(const char *cmd)
+{
+    int rc = system(cmd);
+    if (rc != 0)
+        fprintf(stderr, "bench_kafka: failed (%d): %s\n", rc, cmd);
+    return rc;
+}
+
+/* ---- appends ----------------------------------------------------------------- */
+
+typedef struct append_ctx {
+    long long events;
+    int commit;
+    char input[4096]; /* kcat's input file: "key\tvalue" lines */
+} append_ctx;
+
+static int append_esfold(void *vctx, double *seconds)
+{
+    append_ctx *c = vctx;
+    char prefix[64], topic[64], sid[32];
+    es_log *log = NULL;
+    es_event *evs = calloc((size_t)c->commit, sizeof *evs);
+    json_t *pay = json_pack("{s:i}", "amount", 2500);
+    int64_t version[STREAMS] = {0};
+    long long done = 0;
+    int rc = 0, s = 0;
+    double t0;
+    if (evs == NULL || fresh_topic(prefix, sizeof prefix, topic, sizeof topic) ||
+        open_log(&log, prefix)) {
+        free(evs);
+        json_decref(pay);
+        return 1;
+    }
+    for (int i = 0; i < c->commit; i++) {
+        evs[i].type = "Deposited";
+        evs[i].payload = pay;
+    }
+    t0 = bu_now();
+    while (done < c->events && rc == 0 && !bu_interrupted()) {
+        snprintf(sid, sizeof sid, "acct-%d", s);
+        rc = es_log_append(log, NULL, "account", sid, version[s], evs,
+                           (size_t)c->commit);
+        version[s] += c->commit;
+        done += c->commit;
+        s = (s + 1) % STREAMS;
+    }
+    *seconds = bu_now() - t0;
+    if (rc)
+        fprintf(stderr, "bench_kafka: append: %s\n", es_errmsg(log));
+    es_log_close(log);
+    free(evs);
+    json_decref(pay);
+    return rc ? 1 : bu_interrupted() ? -1 : 0;
+}
+
+static int append_limit(void *vctx, double *seconds)
+{
+    append_ctx *c = vctx;
+    char prefix[64], topic[64], cmd[8192];
+    double t0;
+    int rc;
+    (void)prefix;
+    snprintf(topic, sizeof topic, "bench.%d.account", TOPICS - 1);
+    /* The same key, value and headers as esfold's records (header values
+     * of the same lengths). */
+    snprintf(cmd, sizeof cmd,
+             "kcat -b %s -P -t %s -K '\t' -X partitioner=murmur2_random "
+             "-H es-type=Deposited -H es-version=1 -H es-schema=1 "
+             "-H es-id=01a20be2-09b6-74c6-992b-667aa8ed5810 "
+             "-H es-time-us=1795494492726227 "
+             "-H es-commit=01a20be2-09b6-74c6-992b-667aa8ed5811 "
+             "-H es-commit-size=1 %s",
+             brokers, topic, c->input);
+    t0 = bu_now();
+    rc = sh(cmd);
+    *seconds = bu_now() - t0;
+    return rc ? 1 : 0;
+}
+
+/* ---- reads ------------------------------------------------------------------- */
+
+typedef struct read_ctx {
+    es_log *log;
+    es_repo *repo;
+    const char *topic;
+    int32_t partition; /* -1: the whole topic */
+    long long events;
+} read_ctx;
+
+static int fold_esfold(void *vctx, double *seconds)
+{
+    read_ctx *c = vctx;
+    es_aggregate *agg = NULL;
+    double t0 = bu_now();
+    int rc = es_repo_load(c->repo, &agg, &bank_account_type, "acct-fold", ES_RANGE_ALL);
+    *seconds = bu_now() - t0;
+    if (rc || es_aggregate_version(agg) != c->events) {
+        fprintf(stderr, "bench_kafka: fold: %s (version %lld)\n",
+                es_errmsg(c->repo), (long long)es_aggregate_version(agg));
+        rc = 1;
+    }
+    es_aggregate_free(agg);
+    return rc;
+}
+
+static int count_cb(const es_event *ev, void *user_data)
+{
+    (void)ev;
+    ++*(long long *)user_data;
+    return 0;
+}
+
+static int replay_esfold(void *vctx, double *seconds)
+{
+    read_ctx *c = vctx;
+    es_log *log = NULL;
+    long long n = 0;
+    double t0;
+    int rc = 0;
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "%.*s", (int)(strlen(c->topic) - 7), c->topic);
+    if (open_log(&log, prefix))
+        return 1;
+    t0 = bu_now();
+    for (int32_t p = 0; p < PARTITIONS && rc == 0; p++)
+        rc = es_log_read_partition(log, NULL, "account", p, 0, 0, count_cb, &n);
+    *seconds = bu_now() - t0;
+    if (rc || n != c->events) {
+        fprintf(stderr, "bench_kafka: replay: %s (%lld events)\n", es_errmsg(log), n);
+        rc = 1;
+    }
+    es_log_close(log);
+    return rc;
+}
+
+static int read_limit(void *vctx, double *seconds)
+{
+    read_ctx *c = vctx;
+    char cmd[1024], part[32] = "";
+    double t0;
+    int rc;
+    if (c->partition >= 0)
+        snprintf(part, sizeof part, "-p %d", (int)c->partition);
+    snprintf(cmd, sizeof cmd,
+             "kcat -b %s -C -t %s %s -o beginning -e -q -f '%%k %%h %%s\\n' > /dev/null",
+             brokers, c->topic, part);
+    t0 = bu_now();
+    rc = sh(cmd);
+    *seconds = bu_now() - t0;
+    return rc ? 1 : 0;
+}
+
+/* ---- main -------------------------------------------------------------------- */
+
+static int write_input(const char *path, long long n)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        return -1;
+    for (long long i = 0; i < n; i++)
+        fprintf(f, "acct-%lld\t{\"amount\":2500}\n", i % STREAMS);
+    return fclose(f);
+}
+
+static int measure_append(bu_report *rep, const bu_options *o, const char *dir,
+                          int commit, long long events)
+{
+    append_ctx c;
+    bu_samples es, lim;
+    char key[32], name[64], what[32];
+    bu_row *row;
+    int rc;
+    memset(&c, 0, sizeof c);
+    c.events = events - events % commit;
+    c.commit = commit;
+    snprintf(c.input, sizeof c.input, "%s/records.txt", dir);
+    if (write_input(c.input, c.events) != 0)
+        return 1;
+    snprintf(what, sizeof what, "append %d", commit);
+    if ((rc = bu_measure_pair(what, o->reps, append_esfold, &c, append_limit, &c,
+                              &es, &lim)) != 0)
+        return rc;
+    snprintf(key, sizeof key, "append_%d", commit);
+    snprintf(name, sizeof name, "append %lld ev, commits of %d", c.events, commit);
+    row = bu_report_row(rep, key, name, "kcat -P, same records, async", &es, &lim,
+                        "events_per_s", "ev/s", (double)c.events);
+    if (row && commit > 1)
+        bu_row_metric(row, "commits_per_s", "commit/s", (double)c.events / commit);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    bu_options o = {DEFAULT_EVENTS, DEFAULT_REPS, 0};
+    char dir[4096] = "", esfold[4096], self[4096], prefix[64], topic[64];
+    bu_report rep;
+    bu_samples es, lim;
+    read_ctx rc_fold, rc_all;
+    es_log *log = NULL;
+    es_repo *repo = NULL;
+    long long fold_n, n1;
+    ssize_t len;
+    int rc = 1;
+
+    if ((rc = bu_options_parse(&o, argc, argv, MIN_EVENTS,
+                               "  commits of 1 append events/10 events per run; "
+                               "the fold stream has at most 10000\n")) != 0)
+        return rc == 1 ? 0 : 2;
+    bu_signals_install();
+    rc = 1;
+    if ((len = readlink("/proc/self/exe", self, sizeof self - 1)) <= 0)
+        return 1;
+    self[len] = '\0';
+    snprintf(esfold, sizeof esfold, "%.*s/../esfold",
+             (int)(strrchr(self, '/') - self), self);
+    if (bu_tmpdir_make(dir, sizeof dir, "kafka") != 0 || start_broker(esfold) != 0)
+        goto done;
+    bu_report_init(&rep, "kafka", "librdkafka mock", brokers);
+    {
+        char b[64];
+        snprintf(b, sizeof b, "librdkafka %s mock cluster", rd_kafka_version_str());
+        snprintf(rep.backend, sizeof rep.backend, "%.31s", b);
+    }
+    bu_report_param(&rep, "events", o.events);
+    bu_report_param(&rep, "reps", o.reps);
+    bu_report_param(&rep, "partitions", PARTITIONS);
+
+    n1 = o.events / 10;
+    if ((rc = measure_append(&rep, &o, dir, 1, n1)) != 0 ||
+        (rc = measure_append(&rep, &o, dir, 100, o.events)) != 0)
+        goto done;
+    rc = 1;
+
+    /* One topic with the fold stream (alone in its partition) and
+     * o.events events over 64 more streams. */
+    if (fresh_topic(prefix, sizeof prefix, topic, sizeof topic) || open_log(&log, prefix) ||
+        es_repo_new(&repo, log, NULL) != 0)
+        goto done;
+    fold_n = o.events < FOLD_MAX ? o.events : FOLD_MAX;
+    {
+        json_t *open = json_pack("{s:s,s:s}", "owner", "Ada", "currency", "EUR");
+        json_t *pay = json_pack("{s:i}", "amount", 2500);
+        es_event evs[100];
+        long long done = 0, other = 0;
+        int64_t v[STREAMS] = {0};
+        char sid[32];
+        memset(evs, 0, sizeof evs);
+        for (int i = 0; i < 100; i++)
+            evs[i] = (es_event){.type = "Deposited", .payload = pay};
+        evs[0].type = "AccountOpened";
+        evs[0].payload = open;
+        while (done < fold_n) {
+            size_t k = fold_n - done < 100 ? (size_t)(fold_n - done) : 100;
+            if (es_log_append(log, NULL, "account", "acct-fold", done, evs, k) != 0)
+                break;
+            evs[0].type = "Deposited";
+            evs[0].payload = pay;
+            done += (long long)k;
+        }
+        for (int s = 0; done == fold_n && other < o.events - fold_n; s = (s + 1) % STREAMS) {
+            size_t k = 100;
+            if (other + 100 > o.events - fold_n)
+                k = (size_t)(o.events - fold_n - other);
+            snprintf(sid, sizeof sid, "acct-%d", s);
+            if (es_partition_for(sid, strlen(sid), PARTITIONS) ==
+                es_partition_for("acct-fold", 9, PARTITIONS))
+                continue; /* keep the fold stream alone in its partition */
+            if (es_log_append(log, NULL, "account", sid, v[s], evs, k) != 0)
+                break;
+            v[s] += (int64_t)k;
+            other += (long long)k;
+        }
+        json_decref(open);
+        json_decref(pay);
+        if (done != fold_n || other != o.events - fold_n) {
+            fprintf(stderr, "bench_kafka: loading: %s\n", es_errmsg(log));
+            goto done;
+        }
+    }
+    rc_fold = (read_ctx){log, repo, topic,
+                         es_partition_for("acct-fold", 9, PARTITIONS), fold_n};
+    if (bu_measure_pair("fold", o.reps, fold_esfold, &rc_fold, read_limit, &rc_fold,
+                        &es, &lim) != 0)
+        goto done;
+    {
+        char name[64];
+        snprintf(name, sizeof name, "fold 1 stream x %lld events", fold_n);
+        bu_report_row(&rep, "fold", name, "kcat -C its partition", &es, &lim,
+                      "events_per_s", "ev/s", (double)fold_n);
+    }
+    rc_all = (read_ctx){log, repo, topic, -1, o.events};
+    if (bu_measure_pair("replay", o.reps, replay_esfold, &rc_all, read_limit, &rc_all,
+                        &es, &lim) != 0)
+        goto done;
+    {
+        char name[64];
+        snprintf(name, sizeof name, "replay topic, %lld events", o.events);
+        bu_report_row(&rep, "replay", name, "kcat -C the topic", &es, &lim,
+                      "events_per_s", "ev/s", (double)o.events);
+    }
+    bu_report_fact(&rep, "partitions", "partitions per topic (mock cap ~5 MiB each)",
+                   PARTITIONS, "", 0);
+    rc = 0;
+done:
+    es_repo_free(repo);
+    es_log_close(log);
+    stop_broker();
+    bu_tmpdir_remove(dir);
+    if (rc == 0) {
+        if (o.json)
+            rc = bu_report_print_json(&rep) != 0;
+        else
+            bu_report_print(&rep);
+        if (!o.json)
+            printf("Data spread over %d partitions per topic to stay under the mock "
+                   "broker's ~5 MiB / 100000 batches per partition; kcat's times "
+                   "include its process start.\n",
+                   PARTITIONS);
+    }
+    bu_reraise();
+    return rc;
+}

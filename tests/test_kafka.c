@@ -1,0 +1,631 @@
+/*
+ * tests/test_kafka.c - the Kafka log against a real Kafka protocol peer:
+ * librdkafka's mock cluster in its own process (`esfold broker`, started by
+ * tests/kafka_harness.c), or in this process where a test injects faults.
+ *
+ * What users rely on: the wire format that kcat sees and writes, exactly
+ * one winner per race, zombies and aborted transactions rejected by every
+ * reader, a truncated log reported as such, and faults that neither lose
+ * nor duplicate accepted events.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "harness.h"
+#include "kafka_harness.h"
+#include "samples/bank/account.h"
+
+/* ---- helpers --------------------------------------------------------------- */
+
+static es_log *open_log(const char *uri)
+{
+    es_log *log = NULL;
+    int rc = es_log_open(&log, uri);
+    if (rc != 0)
+        fprintf(stderr, "opening %s: %s\n", uri, es_errmsg(log));
+    assert_int_equal(rc, 0);
+    return log;
+}
+
+/* The topic prefix of a URI made by es_test_kafka_uri. */
+static const char *topic_of(const char *uri, const char *type)
+{
+    static char buf[256];
+    const char *p = strstr(uri, "prefix=") + 7;
+    size_t n = strcspn(p, "&");
+    snprintf(buf, sizeof buf, "%.*s%s", (int)n, p, type);
+    return buf;
+}
+
+static int32_t partition_of(es_log *log, const char *type, const char *sid)
+{
+    int32_t count = 0;
+    assert_int_equal(es_log_partition_count(log, &count, type), 0);
+    return es_partition_for(sid, strlen(sid), count);
+}
+
+static int append1(es_log *log, es_append_result *res, const char *sid,
+                   int64_t expected, const char *type, const char *payload)
+{
+    json_t *p = json_loads(payload, 0, NULL);
+    es_event ev = {.type = type, .payload = p};
+    int rc = es_log_append(log, res, "account", sid, expected, &ev, 1);
+    json_decref(p);
+    return rc;
+}
+
+typedef struct seen {
+    es_event *ev[256];
+    size_t n;
+} seen;
+
+static int collect(const es_event *ev, void *user_data)
+{
+    seen *s = user_data;
+    assert_true(s->n < 256);
+    assert_int_equal(es_event_copy(&s->ev[s->n++], ev), 0);
+    return 0;
+}
+
+static void seen_clear(seen *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        es_event_free(s->ev[i]);
+    s->n = 0;
+}
+
+static int read_all(es_log *log, seen *s, const char *sid)
+{
+    seen_clear(s);
+    return es_log_read_stream(log, "account", sid, NULL, collect, s);
+}
+
+/* Verdicts of a partition scan, as "verdict:offset " in a string. */
+typedef struct verdicts {
+    char text[4096];
+    size_t len;
+    char why[1024];
+} verdicts;
+
+static int note_verdict(const es_event *ev, es_verdict v, const char *why, void *ud)
+{
+    verdicts *vs = ud;
+    vs->len += (size_t)snprintf(vs->text + vs->len, sizeof vs->text - vs->len,
+                                "%s:%lld ", es_verdict_name(v),
+                                (long long)ev->position.offset);
+    if (v != ES_VERDICT_ACCEPTED && vs->why[0] == '\0')
+        snprintf(vs->why, sizeof vs->why, "%s", why);
+    return 0;
+}
+
+static const char *scan(es_log *log, int32_t partition, verdicts *vs)
+{
+    memset(vs, 0, sizeof *vs);
+    assert_int_equal(es_log_scan_partition(log, NULL, "account", partition, 0, 0,
+                                           note_verdict, vs), 0);
+    return vs->text;
+}
+
+/* Runs a shell command, returns its stdout (static buffer). */
+static const char *run(const char *cmd)
+{
+    static char out[16384];
+    FILE *f = popen(cmd, "r");
+    size_t n;
+    assert_non_null(f);
+    n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    assert_int_equal(pclose(f), 0);
+    return out;
+}
+
+/* A producer outside esfold (a zombie, a foreign writer). */
+static rd_kafka_t *raw_producer(const char *brokers, const char *txn_id)
+{
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *rk;
+    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err,
+                                       sizeof err), RD_KAFKA_CONF_OK);
+    rd_kafka_conf_set(conf, "linger.ms", "0", err, sizeof err);
+    rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err);
+    if (txn_id)
+        assert_int_equal(rd_kafka_conf_set(conf, "transactional.id", txn_id, err,
+                                           sizeof err), RD_KAFKA_CONF_OK);
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    assert_non_null(rk);
+    if (txn_id)
+        assert_null(rd_kafka_init_transactions(rk, 10000));
+    return rk;
+}
+
+/* Produces one record with headers (name, value, ..., NULL). */
+static void raw_send(rd_kafka_t *rk, const char *topic, int32_t p, const char *key,
+                     const char *value, size_t value_len, ...)
+{
+    rd_kafka_headers_t *hs = rd_kafka_headers_new(8);
+    va_list ap;
+    const char *name;
+    va_start(ap, value_len);
+    while ((name = va_arg(ap, const char *)) != NULL)
+        rd_kafka_header_add(hs, name, -1, va_arg(ap, const char *), -1);
+    va_end(ap);
+    assert_int_equal(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
+                                       RD_KAFKA_V_PARTITION(p),
+                                       RD_KAFKA_V_KEY(key, strlen(key)),
+                                       RD_KAFKA_V_VALUE((void *)value, value_len),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                       RD_KAFKA_V_HEADERS(hs), RD_KAFKA_V_END),
+                     0);
+}
+
+/* ---- the wire format --------------------------------------------------------- */
+
+static void test_kcat_reads_what_esfold_writes(void **state)
+{
+    const char *uri = es_test_kafka_uri(NULL);
+    es_log *log = open_log(uri);
+    es_append_result res;
+    es_event evs[2];
+    char cmd[1024];
+    const char *out;
+    int32_t p = partition_of(log, "account", "acct-1");
+
+    memset(evs, 0, sizeof evs);
+    evs[0].type = "AccountOpened";
+    evs[0].occurred_us = 1772359200000001; /* 2026-03-01T10:00:00.000001Z */
+    evs[0].correlation_id = "corr-1";
+    evs[0].payload = json_pack("{s:s,s:s}", "owner", "Ada", "currency", "EUR");
+    evs[0].meta = json_pack("{s:s}", "user", "u1");
+    evs[1].type = "Deposited";
+    evs[1].occurred_us = 1772359200000002;
+    evs[1].payload = json_pack("{s:i}", "amount", 2500);
+    assert_int_equal(es_log_append(log, &res, "account", "acct-1",
+                                   ES_EXPECT_NO_STREAM, evs, 2), 0);
+    assert_int_equal(res.first.partition, p);
+    assert_int_equal(res.first.offset, 0);
+    assert_int_equal(res.last.offset, 1);
+
+    snprintf(cmd, sizeof cmd,
+             "kcat -b %s -C -t %s -p %d -o beginning -e -q "
+             "-f 'p=%%p o=%%o k=%%k ts=%%T h=%%h v=%%s\\n'",
+             es_test_kafka_brokers(), topic_of(uri, "account"), (int)p);
+    out = run(cmd);
+    assert_contains(out, "o=0 k=acct-1 ts=1772359200000 h=es-type=AccountOpened,"
+                         "es-version=1,es-schema=1,es-id=");
+    assert_contains(out, ",es-correlation=corr-1,es-meta={\"user\":\"u1\"},"
+                         "es-time-us=1772359200000001,es-commit=");
+    assert_contains(out, ",es-commit-size=2 v={\"owner\":\"Ada\",\"currency\":\"EUR\"}");
+    assert_contains(out, "o=1 k=acct-1 ts=1772359200000 h=es-type=Deposited,"
+                         "es-version=2,");
+    assert_contains(out, "v={\"amount\":2500}");
+    json_decref(evs[0].payload);
+    json_decref(evs[0].meta);
+    json_decref(evs[1].payload);
+    es_log_close(log);
+}
+
+static void test_esfold_folds_what_kcat_writes(void **state)
+{
+    const char *uri = es_test_kafka_uri(NULL);
+    es_log *log = open_log(uri);
+    es_repo *repo = NULL;
+    es_aggregate *agg = NULL;
+    const bank_account *acct;
+    char cmd[2048];
+    seen s = {0};
+    verdicts vs;
+    int32_t p;
+
+    /* The topic exists with esfold's partitioning once esfold wrote to it. */
+    assert_int_equal(append1(log, NULL, "acct-0", 0, "AccountOpened",
+                             "{\"owner\": \"Bo\"}"), 0);
+    /* kcat places the key with the Java client's partitioner (murmur2), as
+     * esfold does; the third record has no esfold headers at all. */
+    snprintf(cmd, sizeof cmd,
+             "printf '%%s\\n' '{\"owner\":\"Kim\",\"currency\":\"SEK\"}' | "
+             "kcat -b %1$s -P -t %2$s -X partitioner=murmur2_random -k acct-9 "
+             "-H es-type=AccountOpened -H es-version=1 -H es-id=kcat-1 && "
+             "printf '%%s\\n' '{\"amount\":700}' | "
+             "kcat -b %1$s -P -t %2$s -X partitioner=murmur2_random -k acct-9 "
+             "-H es-type=Deposited -H es-version=2 && "
+             "printf '%%s\\n' '{\"amount\":1}' | "
+             "kcat -b %1$s -P -t %2$s -X partitioner=murmur2_random -k acct-9",
+             es_test_kafka_brokers(), topic_of(uri, "account"));
+    run(cmd);
+
+    assert_int_equal(read_all(log, &s, "acct-9"), 0);
+    assert_int_equal(s.n, 2);
+    p = partition_of(log, "account", "acct-9");
+    assert_int_equal(s.ev[0]->position.partition, p);
+    assert_string_equal(s.ev[0]->id, "kcat-1");
+    assert_string_equal(s.ev[1]->type, "Deposited");
+    assert_int_equal(s.ev[1]->version, 2);
+    assert_int_equal(s.ev[1]->commit_size, 1);
+    /* Without es-time-us the Kafka timestamp (ms) is the time. */
+    assert_true(s.ev[1]->occurred_us > 0 && s.ev[1]->occurred_us % 1000 == 0);
+
+    assert_int_equal(es_repo_new(&repo, log, NULL), 0);
+    assert_int_equal(es_repo_load(repo, &agg, &bank_account_type, "acct-9",
+                                  ES_RANGE_ALL), 0);
+    acct = es_aggregate_state(agg);
+    assert_string_equal(acct->owner, "Kim");
+    assert_int_equal(acct->balance, 700);
+    assert_int_equal(es_aggregate_version(agg), 2);
+
+    /* The header-less record is listed, not folded. */
+    scan(log, p, &vs);
+    assert_contains(vs.text, "malformed:");
+    assert_contains(vs.why, "no es-type header");
+    /* esfold goes on from there. */
+    assert_int_equal(append1(log, NULL, "acct-9", 2, "Deposited", "{\"amount\": 5}"), 0);
+    es_aggregate_free(agg);
+    es_repo_free(repo);
+    seen_clear(&s);
+    es_log_close(log);
+}
+
+/* ---- races, zombies, aborted transactions ------------------------------------ */
+
+#define ROUNDS 12
+
+/* A writer process: appends "Deposited by who" to every stream r<i> from
+ * version 1, and reports a char per round on fd: 'w' won, 'c' conflict. */
+static int race_writer(const char *uri, const char *who, int start_fd, int fd)
+{
+    es_log *log = NULL;
+    char c, sid[32], payload[64];
+    if (es_log_open(&log, uri) != 0)
+        return 2;
+    if (read(start_fd, &c, 1) != 0)
+        return 3;
+    for (int i = 0; i < ROUNDS; i++) {
+        int rc;
+        snprintf(sid, sizeof sid, "r%d", i);
+        snprintf(payload, sizeof payload, "{\"amount\": 1, \"by\": \"%s\"}", who);
+        rc = append1(log, NULL, sid, 1, "Deposited", payload);
+        if (rc == ES_ECONFLICT &&
+            strstr(es_errmsg(log), "version conflict: expected 1, stream is at 2") == NULL)
+            return 4;
+        c = rc == 0 ? 'w' : rc == ES_ECONFLICT ? 'c' : 'e';
+        if (c == 'e')
+            fprintf(stderr, "writer %s: %s\n", who, es_errmsg(log));
+        if (write(fd, &c, 1) != 1)
+            return 5;
+    }
+    es_log_close(log);
+    return 0;
+}
+
+static void test_race_has_one_winner(void **state)
+{
+    const char *uri = es_test_kafka_uri(NULL);
+    es_log *log = open_log(uri);
+    int start[2], res[2][2], status;
+    pid_t pids[2];
+    char got[2][ROUNDS + 1];
+    seen s = {0};
+    char sid[32];
+
+    for (int i = 0; i < ROUNDS; i++) {
+        snprintf(sid, sizeof sid, "r%d", i);
+        assert_int_equal(append1(log, NULL, sid, 0, "AccountOpened",
+                                 "{\"owner\": \"Race\"}"), 0);
+    }
+    assert_int_equal(pipe(start), 0);
+    for (int w = 0; w < 2; w++) {
+        assert_int_equal(pipe(res[w]), 0);
+        pids[w] = fork();
+        assert_true(pids[w] >= 0);
+        if (pids[w] == 0) {
+            close(start[1]);
+            close(res[w][0]);
+            _exit(race_writer(uri, w ? "b" : "a", start[0], res[w][1]));
+        }
+        close(res[w][1]);
+    }
+    close(start[0]);
+    close(start[1]); /* go */
+    for (int w = 0; w < 2; w++) {
+        size_t n = 0;
+        ssize_t r;
+        while (n < ROUNDS && (r = read(res[w][0], got[w] + n, ROUNDS - n)) > 0)
+            n += (size_t)r;
+        got[w][n] = '\0';
+        close(res[w][0]);
+        assert_int_equal(waitpid(pids[w], &status, 0), pids[w]);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+        assert_int_equal(n, ROUNDS);
+    }
+    /* Exactly one winner per stream, and a third reader agrees with it. */
+    es_log_close(log);
+    log = open_log(uri);
+    for (int i = 0; i < ROUNDS; i++) {
+        const char *by;
+        assert_true((got[0][i] == 'w') != (got[1][i] == 'w'));
+        assert_true(got[0][i] == 'c' || got[1][i] == 'c');
+        snprintf(sid, sizeof sid, "r%d", i);
+        assert_int_equal(read_all(log, &s, sid), 0);
+        assert_int_equal(s.n, 2);
+        by = json_string_value(json_object_get(s.ev[1]->payload, "by"));
+        assert_non_null(by);
+        assert_string_equal(by, got[0][i] == 'w' ? "a" : "b");
+    }
+    seen_clear(&s);
+    es_log_close(log);
+}
+
+static void test_zombie_is_rejected_everywhere(void **state)
+{
+    const char *uri = es_test_kafka_uri(NULL);
+    es_log *log = open_log(uri), *other;
+    rd_kafka_t *rk;
+    seen s = {0};
+    verdicts vs;
+    int32_t p;
+
+    assert_int_equal(append1(log, NULL, "z", 0, "AccountOpened", "{\"owner\":\"Z\"}"), 0);
+    assert_int_equal(append1(log, NULL, "z", 1, "Deposited", "{\"amount\":10}"), 0);
+    assert_int_equal(append1(log, NULL, "z", 2, "Deposited", "{\"amount\":20}"), 0);
+    p = partition_of(log, "account", "z");
+    /* A writer that decided on version 1 long ago writes version 2 now. */
+    rk = raw_producer(es_test_kafka_brokers(), NULL);
+    raw_send(rk, topic_of(uri, "account"), p, "z", "{\"amount\":999}", 14,
+             "es-type", "Deposited", "es-version", "2", "es-id", "zombie-1",
+             "es-commit", "zombie-c", "es-commit-size", "1", (char *)NULL);
+    assert_int_equal(rd_kafka_flush(rk, 10000), 0);
+    rd_kafka_destroy(rk);
+
+    /* Every reader: this handle, a new one, the partition scan. */
+    other = open_log(uri);
+    assert_int_equal(read_all(log, &s, "z"), 0);
+    assert_int_equal(s.n, 3);
+    assert_int_equal(read_all(other, &s, "z"), 0);
+    assert_int_equal(s.n, 3);
+    for (size_t i = 0; i < s.n; i++)
+        assert_string_not_equal(s.ev[i]->id, "zombie-1");
+    assert_string_equal(scan(other, p, &vs), "accepted:0 accepted:1 accepted:2 stale:3 ");
+    assert_contains(vs.why, "stream z is at version 3, the event has version 2");
+    /* Writers go on from the accepted version. */
+    assert_int_equal(append1(other, NULL, "z", 2, "Deposited", "{\"amount\":1}"),
+                     ES_ECONFLICT);
+    assert_string_equal(es_errmsg(other), "appending to account/z: version "
+                                          "conflict: expected 2, stream is at 3");
+    assert_int_equal(append1(other, NULL, "z", 3, "Deposited", "{\"amount\":1}"), 0);
+    assert_int_equal(read_all(log, &s, "z"), 0);
+    assert_int_equal(s.n, 4);
+    assert_int_equal(s.ev[3]->version, 4);
+    seen_clear(&s);
+    es_log_close(other);
+    es_log_close(log);
+}
+
+static void test_aborted_transaction_is_rejected(void **state)
+{
+    const char *uri = es_test_kafka_uri(NULL);
+    es_log *log = open_log(uri);
+    rd_kafka_t *rk;
+    seen s = {0};
+    verdicts vs;
+    int32_t p;
+    const char *topic;
+
+    assert_int_equal(append1(log, NULL, "t", 0, "AccountOpened", "{\"owner\":\"T\"}"), 0);
+    p = partition_of(log, "account", "t");
+    topic = topic_of(uri, "account");
+    /* A commit of 3 events torn by an abort after 2: the mock broker keeps
+     * aborted records visible to every reader. */
+    rk = raw_producer(es_test_kafka_brokers(), "test-aborter");
+    assert_null(rd_kafka_begin_transaction(rk));
+    raw_send(rk, topic, p, "t", "{\"amount\":1}", 12, "es-type", "Deposited",
+             "es-version", "2", "es-id", "ab-1", "es-commit", "ab",
+             "es-commit-size", "3", (char *)NULL);
+    raw_send(rk, topic, p, "t", "{\"amount\":2}", 12, "es-type", "Deposited",
+             "es-version", "3", "es-id", "ab-2", "es-commit", "ab",
+             "es-commit-size", "3", (char *)NULL);
+    assert_int_equal(rd_kafka_flush(rk, 10000), 0);
+    assert_null(rd_kafka_abort_transaction(rk, 10000));
+    rd_kafka_destroy(rk);
+
+    assert_int_equal(read_all(log, &s, "t"), 0);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(scan(log, p, &vs), "accepted:0 incomplete:1 incomplete:2 ");
+    assert_contains(vs.why, "has 2 of its 3 events at the end of the log");
+    /* The next commit of the stream settles it: interleaved, for good. */
+    assert_int_equal(append1(log, NULL, "t", 1, "Deposited", "{\"amount\":5}"), 0);
+    assert_string_equal(scan(log, p, &vs),
+                        "accepted:0 interleaved:1 interleaved:2 accepted:3 ");
+    assert_int_equal(read_all(log, &s, "t"), 0);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(json_integer_value(json_object_get(s.ev[1]->payload, "amount")), 5);
+    seen_clear(&s);
+    es_log_close(log);
+}
+
+/* ---- truncation -------------------------------------------------------------- */
+
+static int count_cb(const es_event *ev, void *user_data)
+{
+    (void)ev;
+    ++*(int *)user_data;
+    return 0;
+}
+
+static void test_truncated_partition_is_reported(void **state)
+{
+    const char *uri = es_test_kafka_uri(NULL);
+    es_log *log = open_log(uri), *fresh;
+    rd_kafka_t *rk;
+    char *big;
+    const size_t size = 200 * 1024;
+    int32_t p;
+    int n = 0;
+    int64_t next;
+
+    if (!es_test_kafka_is_mock())
+        skip(); /* a real cluster keeps its data */
+    assert_int_equal(append1(log, NULL, "old", 0, "AccountOpened", "{\"owner\":\"O\"}"), 0);
+    assert_int_equal(append1(log, NULL, "old", 1, "Deposited", "{\"amount\":1}"), 0);
+    p = partition_of(log, "account", "old");
+    /* The mock keeps about 5 MiB per partition: 6 MiB more drop the start. */
+    big = malloc(size);
+    assert_non_null(big);
+    memset(big, 'x', size);
+    rk = raw_producer(es_test_kafka_brokers(), NULL);
+    for (int i = 0; i < 30; i++)
+        raw_send(rk, topic_of(uri, "account"), p, "filler", big, size, (char *)NULL);
+    assert_int_equal(rd_kafka_flush(rk, 20000), 0);
+    rd_kafka_destroy(rk);
+    free(big);
+
+    fresh = open_log(uri);
+    assert_int_equal(es_log_read_stream(fresh, "account", "old", NULL, count_cb, &n),
+                     ES_ETRUNCATED);
+    assert_contains(es_errmsg(fresh), topic_of(uri, "account"));
+    assert_contains(es_errmsg(fresh), "begins at offset");
+    assert_contains(es_errmsg(fresh), "the log lost its beginning");
+    assert_int_equal(n, 0);
+    assert_int_equal(append1(fresh, NULL, "old", 2, "Deposited", "{\"amount\":1}"),
+                     ES_ETRUNCATED);
+    assert_int_equal(es_log_read_partition(fresh, &next, "account", p, 0, 0,
+                                           count_cb, &n), ES_ETRUNCATED);
+    es_log_close(fresh);
+    es_log_close(log);
+}
+
+/* ---- faults (the mock in this process, for its error injection) --------------- */
+
+/* Kafka protocol ApiKeys (librdkafka keeps their names internal). */
+enum { API_PRODUCE = 0, API_END_TXN = 26 };
+
+static void test_faults_lose_and_duplicate_nothing(void **state)
+{
+    char err[256], uri[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *rk;
+    rd_kafka_mock_cluster_t *mc;
+    es_log *log, *reader;
+    es_append_result res;
+    seen s = {0};
+    json_t *pay = json_pack("{s:i}", "amount", 3);
+    es_event ev = {.type = "Deposited", .id = "0190f3a0-0000-7000-8000-0000000fa017",
+                   .payload = pay};
+    int rc;
+
+    rd_kafka_conf_set(conf, "log_level", "0", err, sizeof err);
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    assert_non_null(rk);
+    mc = rd_kafka_mock_cluster_new(rk, 1);
+    assert_non_null(mc);
+    snprintf(uri, sizeof uri, "kafka://%s?prefix=f.&timeout_ms=1500&kafka.log_level=0",
+             rd_kafka_mock_cluster_bootstraps(mc));
+    log = open_log(uri);
+    assert_int_equal(append1(log, NULL, "f", 0, "AccountOpened", "{\"owner\":\"F\"}"), 0);
+
+    /* Retriable produce errors: the idempotent producer retries, once in
+     * the log. */
+    rd_kafka_mock_push_request_errors(mc, API_PRODUCE, 3,
+                                      RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                                      RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                                      RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS);
+    assert_int_equal(append1(log, &res, "f", 1, "Deposited", "{\"amount\":1}"), 0);
+    assert_int_equal(res.version, 2);
+
+    /* The broker goes away: the append fails within the URI's timeout
+     * with a message, and readers do too. */
+    rd_kafka_mock_broker_set_down(mc, 1);
+    rc = es_log_append(log, &res, "account", "f", 2, &ev, 1);
+    assert_int_equal(rc, ES_EIO);
+    assert_contains(es_errmsg(log), "kafka");
+    rd_kafka_mock_broker_set_up(mc, 1);
+
+    /* Back up: retrying the same event id is safe, whatever became of
+     * the first try. */
+    rc = es_log_append(log, &res, "account", "f", 2, &ev, 1);
+    if (rc != 0)
+        fprintf(stderr, "retry: %s\n", es_errmsg(log));
+    assert_int_equal(rc, 0);
+    assert_int_equal(res.version, 3);
+
+    reader = open_log(uri);
+    assert_int_equal(read_all(reader, &s, "f"), 0);
+    assert_int_equal(s.n, 3);
+    assert_string_equal(s.ev[2]->id, ev.id);
+    for (size_t i = 0; i < s.n; i++)
+        assert_int_equal(s.ev[i]->version, (int64_t)i + 1);
+
+    /* A failing transaction commit: whether or not it counts, every reader
+     * and the writer agree, and a retry does not duplicate. */
+    rd_kafka_mock_push_request_errors(mc, API_END_TXN, 1,
+                                      RD_KAFKA_RESP_ERR_INVALID_TXN_STATE);
+    ev.id = "0190f3a0-0000-7000-8000-0000000fa018";
+    rc = es_log_append(log, &res, "account", "f", 3, &ev, 1);
+    if (rc != 0)
+        assert_int_equal(es_log_append(log, &res, "account", "f", 3, &ev, 1), 0);
+    assert_int_equal(read_all(reader, &s, "f"), 0);
+    assert_int_equal(s.n, 4);
+    assert_string_equal(s.ev[3]->id, ev.id);
+
+    seen_clear(&s);
+    json_decref(pay);
+    es_log_close(reader);
+    es_log_close(log);
+    rd_kafka_mock_cluster_destroy(mc);
+    rd_kafka_destroy(rk);
+}
+
+/* ---- the shared log suite, on Kafka ------------------------------------------- */
+
+/* Runs another test program of this build against the local broker. */
+static void run_suite_on_kafka(const char *program)
+{
+    char cmd[2048];
+    const char *out = es_test_path("suite_on_kafka.out");
+    snprintf(cmd, sizeof cmd,
+             "ESFOLD_TEST_LOG_URI_BASE='kafka://%s' $(dirname %s)/tests/%s "
+             "> %s 2>&1",
+             es_test_kafka_brokers(), es_test_esfold_path(), program, out);
+    if (system(cmd) != 0) {
+        snprintf(cmd, sizeof cmd, "grep -A1 -e '  ERROR  ' %s >&2", out);
+        if (system(cmd) != 0)
+            fprintf(stderr, "(no failure lines in %s)\n", out);
+        fail_msg("tests/%s against kafka://%s failed", program,
+                 es_test_kafka_brokers());
+    }
+}
+
+static void test_shared_log_suite(void **state)
+{
+    run_suite_on_kafka("test_log");
+}
+
+/* The command line on Kafka: history, append, and verify listing the
+ * events the acceptance rule rejected. */
+static void test_cli_suite(void **state)
+{
+    run_suite_on_kafka("test_cli");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kcat_reads_what_esfold_writes),
+        cmocka_unit_test(test_esfold_folds_what_kcat_writes),
+        cmocka_unit_test(test_race_has_one_winner),
+        cmocka_unit_test(test_zombie_is_rejected_everywhere),
+        cmocka_unit_test(test_aborted_transaction_is_rejected),
+        cmocka_unit_test(test_truncated_partition_is_reported),
+        cmocka_unit_test(test_faults_lose_and_duplicate_nothing),
+        cmocka_unit_test(test_shared_log_suite),
+        cmocka_unit_test(test_cli_suite),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
