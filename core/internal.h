@@ -70,6 +70,13 @@ void es__buf_printf(es__buf *b, const char *fmt, ...)
     ;
 void es__buf_free(es__buf *b);
 
+/*
+ * A copy of uri fit for messages: the password of a user:password@ part and
+ * the value of every query parameter whose name holds "password", "secret"
+ * or "token" become "***". NULL on ENOMEM.
+ */
+char *es__uri_redact(const char *uri);
+
 /* Parses a decimal int64 in full ("12", "-3"); 0 or ES_EINVAL. */
 int es__parse_i64(int64_t *out, const char *s);
 

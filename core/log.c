@@ -3,10 +3,86 @@
  * commit, and dispatch to the backend (core/log_backend.h).
  */
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "esfold/time.h"
 #include "log_backend.h"
+
+static int secret_name(const char *name, size_t n)
+{
+    static const char *const words[] = {"password", "secret", "token"};
+    for (size_t w = 0; w < sizeof words / sizeof *words; w++) {
+        size_t k = strlen(words[w]);
+        for (size_t i = 0; i + k <= n; i++)
+            if (strncasecmp(name + i, words[w], k) == 0)
+                return 1;
+    }
+    return 0;
+}
+
+char *es__uri_redact(const char *uri)
+{
+    es__buf b = {0};
+    const char *p = uri, *q, *at, *scheme_end;
+    if (uri == NULL)
+        return NULL;
+    q = strchr(uri, '?');
+    scheme_end = strstr(uri, "://");
+    /* user:password@host */
+    at = scheme_end ? strchr(scheme_end + 3, '@') : NULL;
+    if (at && (q == NULL || at < q)) {
+        const char *colon = memchr(scheme_end + 3, ':', (size_t)(at - scheme_end - 3));
+        if (colon) {
+            es__buf_add(&b, uri, (size_t)(colon + 1 - uri));
+            es__buf_adds(&b, "***");
+            p = at;
+        }
+    }
+    if (q == NULL) {
+        es__buf_adds(&b, p);
+    } else {
+        es__buf_add(&b, p, (size_t)(q - p));
+        while (*q) {
+            const char *amp = strchr(q + 1, '&'), *end = amp ? amp : q + strlen(q);
+            const char *eq = memchr(q + 1, '=', (size_t)(end - q - 1));
+            if (eq && secret_name(q + 1, (size_t)(eq - q - 1))) {
+                es__buf_add(&b, q, (size_t)(eq + 1 - q));
+                es__buf_adds(&b, "***");
+            } else {
+                es__buf_add(&b, q, (size_t)(end - q));
+            }
+            q = end;
+        }
+    }
+    if (b.oom || b.data == NULL) {
+        es__buf_free(&b);
+        return NULL;
+    }
+    return b.data;
+}
+
+/* Replaces every occurrence of `raw` in the handle's message by `shown`. */
+static void redact_message(es__handle *h, const char *raw, const char *shown)
+{
+    char out[ES__ERRMSG_MAX];
+    size_t o = 0, rl = strlen(raw), sl = strlen(shown);
+    const char *m = h->errmsg, *hit;
+    if (rl == 0 || strcmp(raw, shown) == 0)
+        return;
+    while ((hit = strstr(m, raw)) != NULL && o < sizeof out - 1) {
+        size_t n = (size_t)(hit - m);
+        if (o + n + sl >= sizeof out)
+            break;
+        memcpy(out + o, m, n);
+        memcpy(out + o + n, shown, sl);
+        o += n + sl;
+        m = hit + rl;
+    }
+    snprintf(out + o, sizeof out - o, "%s", m);
+    memcpy(h->errmsg, out, sizeof out);
+}
 
 int es__log_open_backend(es_log **out, const es__log_backend *backend,
                          const char *uri)
@@ -21,14 +97,17 @@ int es__log_open_backend(es_log **out, const es__log_backend *backend,
         return ES_ENOMEM;
     es__handle_init(&log->h);
     log->backend = backend;
-    if ((log->uri = es__strdup(uri)) == NULL) {
+    /* The URI shown in messages and by es_log_uri() carries no secrets. */
+    if ((log->uri = es__uri_redact(uri)) == NULL) {
         es__free(log);
         return ES_ENOMEM;
     }
     *out = log;
     rc = backend->open(log, &log->self, uri);
-    if (rc != 0)
+    if (rc != 0) {
         log->self = NULL;
+        redact_message(&log->h, uri, log->uri);
+    }
     return rc;
 }
 

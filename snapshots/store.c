@@ -229,20 +229,6 @@ int es_snapshot_make(es_snapshot **out, const es_aggregate *agg,
 
 /* ---- The store handle --------------------------------------------------------- */
 
-/* uri without the password of a user:password@ part. */
-static char *redact(const char *uri)
-{
-    const char *scheme = strstr(uri, "://"), *at, *colon, *slash;
-    if (scheme == NULL)
-        return es__strdup(uri);
-    at = strchr(scheme + 3, '@');
-    slash = strchr(scheme + 3, '/');
-    colon = at ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
-    if (colon == NULL || (slash && slash < at))
-        return es__strdup(uri);
-    return es__sprintf("%.*s:***%s", (int)(colon - uri), uri, at);
-}
-
 int es__snapshot_store_open_backend(es_snapshot_store **out,
                                     const es__snapshot_backend *backend,
                                     const char *uri)
@@ -258,7 +244,7 @@ int es__snapshot_store_open_backend(es_snapshot_store **out,
     es__handle_init(&s->h);
     s->backend = backend;
     s->uri = es__strdup(uri);
-    s->name = s->uri ? redact(uri) : NULL;
+    s->name = s->uri ? es__uri_redact(uri) : NULL; /* for messages */
     if (s->uri == NULL || s->name == NULL) {
         es__free(s->uri);
         es__free(s->name);

@@ -163,6 +163,30 @@ static void test_message_of_a_failing_call(void **state)
     es_log_close(log);
 }
 
+/* Secrets in a URI never reach a message or es_log_uri(). */
+static void test_messages_hide_secrets(void **state)
+{
+    es_log *log = NULL;
+    char *r;
+    (void)state;
+    assert_int_not_equal(es_log_open(&log, "sqlite:/nonexistent-dir/x.db?"
+                                            "kafka.sasl.password=hunter2"), 0);
+    assert_non_null(log);
+    assert_null(strstr(es_errmsg(log), "hunter2"));
+    assert_null(strstr(es_log_uri(log), "hunter2"));
+    assert_contains(es_log_uri(log), "kafka.sasl.password=***");
+    es_log_close(log);
+
+    r = es__uri_redact("postgresql://bob:pw@db.example/x?sslmode=require&password=p"
+                       "&oauth.token=t&client_secret=s");
+    assert_string_equal(r, "postgresql://bob:***@db.example/x?sslmode=require"
+                           "&password=***&oauth.token=***&client_secret=***");
+    es_free(r);
+    r = es__uri_redact("kafka://h:9092,h2:9092?prefix=bank.&partitions=8");
+    assert_string_equal(r, "kafka://h:9092,h2:9092?prefix=bank.&partitions=8");
+    es_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -171,6 +195,7 @@ int main(void)
         cmocka_unit_test(test_handle_messages),
         cmocka_unit_test(test_error_buffers),
         cmocka_unit_test(test_message_of_a_failing_call),
+        cmocka_unit_test(test_messages_hide_secrets),
     };
     return cmocka_run_group_tests_name("error", tests, NULL, NULL);
 }

@@ -50,7 +50,8 @@ int es_log_open(es_log **out, const char *uri);
 /* Closes the log. Accepts NULL. */
 void es_log_close(es_log *log);
 
-/* The URI the log was opened with (borrowed, lives as long as the log). */
+/* The URI the log was opened with, passwords, secrets and tokens shown as
+ * *** (borrowed, lives as long as the log). */
 const char *es_log_uri(const es_log *log);
 
 /* What an append did. */
