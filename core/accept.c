@@ -429,7 +429,10 @@ int es_acceptor_feed_new(es_acceptor *acc, es_event *ev)
     size = ev->commit_id && ev->commit_size > 1 ? ev->commit_size : 1;
 
     if (st->open_id) {
-        if (size > 1 && strcmp(ev->commit_id, st->open_id) == 0 &&
+        /* Its events must agree on the commit's size: taking the first's
+         * word would end the commit where a later event says it goes on
+         * (and a reader seeded inside it would then decide differently). */
+        if (size == st->open_size && strcmp(ev->commit_id, st->open_id) == 0 &&
             ev->version == st->open_first + (int64_t)st->open_got) {
             if ((rc = add_to_commit(acc, st, ev, seq)) != 0)
                 goto oom;
@@ -438,12 +441,23 @@ int es_acceptor_feed_new(es_acceptor *acc, es_event *ev)
             return 0;
         }
         {
-            char *why = es__sprintf(
-                "commit %s of %s had %zu of its %d events when event %s "
-                "(version %lld) of the stream came at offset %lld",
-                st->open_id, st->id, st->open_got, (int)st->open_size,
-                ev->id ? ev->id : "?", (long long)ev->version,
-                (long long)ev->position.offset);
+            char *why =
+                size != st->open_size && ev->commit_id &&
+                        strcmp(ev->commit_id, st->open_id) == 0
+                    ? es__sprintf("commit %s of %s had %zu of its %d events "
+                                  "when event %s (version %lld) of the same "
+                                  "commit came at offset %lld saying the "
+                                  "commit has %d events",
+                                  st->open_id, st->id, st->open_got,
+                                  (int)st->open_size, ev->id ? ev->id : "?",
+                                  (long long)ev->version,
+                                  (long long)ev->position.offset, (int)size)
+                    : es__sprintf(
+                          "commit %s of %s had %zu of its %d events when event "
+                          "%s (version %lld) of the stream came at offset %lld",
+                          st->open_id, st->id, st->open_got, (int)st->open_size,
+                          ev->id ? ev->id : "?", (long long)ev->version,
+                          (long long)ev->position.offset);
             rc = decide_commit(acc, st, ES_VERDICT_INTERLEAVED,
                                why ? why : "interleaved");
             es__free(why);

@@ -244,6 +244,33 @@ static void test_many_streams_and_growth(void **state)
     es_acceptor_free(NULL);
 }
 
+static void test_commit_size_mismatch_breaks_the_commit(void **state)
+{
+    es_acceptor *acc = fresh(0);
+    (void)state;
+    /* The events of commit c disagree on its size: the first says 2, the
+     * second 3. Taking the first's word would accept v1..v2 and leave v3
+     * (of the same commit) to a new open commit, while a reader seeded
+     * inside c (at v2) accepts v3 at once: readers would disagree. A commit
+     * whose events disagree on its size is not whole: rejected. */
+    es_acceptor_feed_new(acc, ev("a", 1, "c", 2));
+    es_acceptor_feed_new(acc, ev("a", 2, "c", 3));
+    es_acceptor_feed_new(acc, ev("a", 3, "c", 3));
+    es_acceptor_feed_new(acc, ev("a", 1, "d", 1));
+    assert_string_equal(drain(acc), "0:interleaved 1:gap 2:gap 3:accepted ");
+    assert_int_equal(es_acceptor_version(acc, "a"), 1);
+    es_acceptor_free(acc);
+
+    /* The other way round (3, then 2) is rejected the same way, not held
+     * open until a third event comes. */
+    acc = fresh(0);
+    es_acceptor_feed_new(acc, ev("a", 1, "c", 3));
+    es_acceptor_feed_new(acc, ev("a", 2, "c", 2));
+    assert_string_equal(drain(acc), "0:interleaved 1:gap ");
+    assert_int_equal(es_acceptor_version(acc, "a"), 0);
+    es_acceptor_free(acc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -257,6 +284,7 @@ int main(void)
         cmocka_unit_test(test_seed),
         cmocka_unit_test(test_state_only_with_ids),
         cmocka_unit_test(test_many_streams_and_growth),
+        cmocka_unit_test(test_commit_size_mismatch_breaks_the_commit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
