@@ -33,22 +33,13 @@ static const es__cli_opt snapshot_opts[] = {
 /* The store of --snapshots, $ESFOLD_SNAPSHOTS or the log's file. */
 static int open_store(es__cli *cli, const char *opt, es_snapshot_store **out)
 {
-    const char *env = getenv("ESFOLD_SNAPSHOTS");
     char *uri = NULL;
     int rc;
 
     *out = NULL;
     if (opt)
         uri = es__strdup(opt);
-    else if (env && *env)
-        uri = es__strdup(env);
-    else if (strncmp(cli->log_uri, "sqlite:", 7) == 0)
-        /* The log's file, without the log's own parameters. */
-        uri = es__strndup(cli->log_uri, strcspn(cli->log_uri, "?"));
-    else if (strncmp(cli->log_uri, "kafka://", 8) == 0)
-        /* The log's cluster and prefix: <prefix><type>.snapshots. */
-        uri = es__strdup(cli->log_uri);
-    else
+    else if ((rc = es_snapshot_default_uri(&uri, cli->log_uri)) == ES_ENOTFOUND)
         return es__cli_fail(cli, "no snapshot store: give --snapshots URI or "
                             "set ESFOLD_SNAPSHOTS");
     if (uri == NULL)

@@ -5,6 +5,7 @@
  */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "esfold/time.h"
@@ -256,6 +257,25 @@ int es__snapshot_store_open_backend(es_snapshot_store **out,
     if (rc != 0)
         s->self = NULL;
     return rc;
+}
+
+int es_snapshot_default_uri(char **out, const char *log_uri)
+{
+    const char *env = getenv("ESFOLD_SNAPSHOTS");
+    if (out == NULL)
+        return ES_EINVAL;
+    *out = NULL;
+    if (env && *env)
+        *out = es__strdup(env);
+    else if (log_uri == NULL)
+        return ES_EINVAL;
+    else if (strncmp(log_uri, "sqlite:", 7) == 0)
+        *out = es__strndup(log_uri, strcspn(log_uri, "?"));
+    else if (strncmp(log_uri, "kafka://", 8) == 0)
+        *out = es__strdup(log_uri);
+    else
+        return ES_ENOTFOUND;
+    return *out ? 0 : ES_ENOMEM;
 }
 
 void es_snapshot_store_close(es_snapshot_store *store)

@@ -1531,6 +1531,27 @@ static void test_property_kafka_log(void **state)
     property_on(log_uri, store_uri, "kk", 0x5eed0006u, 2, 6);
 }
 
+/* The store a program gets when it names none. */
+static void test_default_store_uri(void **state)
+{
+    char *uri = NULL;
+    (void)state;
+    unsetenv("ESFOLD_SNAPSHOTS");
+    assert_int_equal(es_snapshot_default_uri(&uri, "sqlite:/var/x.db?partitions=8"), 0);
+    assert_string_equal(uri, "sqlite:/var/x.db");
+    es_free(uri);
+    assert_int_equal(es_snapshot_default_uri(&uri, "kafka://h:9092?prefix=bank."), 0);
+    assert_string_equal(uri, "kafka://h:9092?prefix=bank.");
+    es_free(uri);
+    assert_int_equal(es_snapshot_default_uri(&uri, "mem:x"), ES_ENOTFOUND);
+    assert_null(uri);
+    setenv("ESFOLD_SNAPSHOTS", "postgresql://db/snaps", 1);
+    assert_int_equal(es_snapshot_default_uri(&uri, "sqlite:x.db"), 0);
+    assert_string_equal(uri, "postgresql://db/snaps");
+    es_free(uri);
+    unsetenv("ESFOLD_SNAPSHOTS");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1551,6 +1572,7 @@ int main(void)
         cmocka_unit_test(test_store_api_kafka),
         cmocka_unit_test(test_kafka_store_garbage),
         cmocka_unit_test(test_property_kafka_log),
+        cmocka_unit_test(test_default_store_uri),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -115,6 +115,16 @@ typedef struct es_snapshot_store es_snapshot_store;
  */
 int es_snapshot_store_open(es_snapshot_store **out, const char *uri);
 
+/*
+ * The snapshot store a program uses for the log at log_uri when it was
+ * given none: $ESFOLD_SNAPSHOTS when set, else the log's own SQLite file
+ * (without the log's parameters; sqlite::memory: stays a private in-memory
+ * store), else the log's Kafka cluster and prefix (topics
+ * <prefix><type>.snapshots). *out is freed with es_free(). Returns 0,
+ * ES_ENOTFOUND (no default for this kind of log), ES_EINVAL, ES_ENOMEM.
+ */
+int es_snapshot_default_uri(char **out, const char *log_uri);
+
 /* Closes the store. Accepts NULL. */
 void es_snapshot_store_close(es_snapshot_store *store);
 

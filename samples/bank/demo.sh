@@ -6,7 +6,8 @@
 #   sh samples/bank/demo.sh [PATH/TO/bank]
 #
 # The log is a file next to the binary (build/rel/demo/bank.db), removed
-# first and kept afterwards so that you can try more commands on it.
+# first and kept afterwards so that you can try more commands on it; the
+# program's snapshots are in the same file.
 # Exits non-zero as soon as a step fails.
 set -eu
 
@@ -39,3 +40,4 @@ run "$BANK" --log "$LOG" verify
 printf '\nThe demo passed. Its log is kept in %s; try for example:\n' "$DB"
 printf '  %s --log %s deposit acct-2 10.00\n' "$BANK" "$LOG"
 printf '  %s --log %s history account acct-2\n' "$BANK" "$LOG"
+printf '  %s --log %s snapshot list account acct-3\n' "$BANK" "$LOG"

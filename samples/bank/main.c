@@ -4,14 +4,17 @@
  * the esfold operations commands (history, verify, ...) with the account
  * type compiled in: the program is its own operations tool.
  *
- *   bank [--log URI] demo
- *   bank [--log URI] open ID OWNER [CURRENCY]
- *   bank [--log URI] deposit ID AMOUNT
- *   bank [--log URI] withdraw ID AMOUNT
- *   bank [--log URI] close ID
- *   bank [--log URI] show ID [--as-of TIME | --to-version N]
- *   bank [--log URI] history account ID     (and every other esfold command)
+ *   bank [OPTIONS] demo
+ *   bank [OPTIONS] open ID OWNER [CURRENCY]
+ *   bank [OPTIONS] deposit ID AMOUNT
+ *   bank [OPTIONS] withdraw ID AMOUNT
+ *   bank [OPTIONS] close ID
+ *   bank [OPTIONS] show ID [--as-of TIME | --to-version N]
+ *   bank [OPTIONS] history account ID     (and every other esfold command)
  *   bank --help
+ *
+ * OPTIONS: --log URI (the log) and --snapshots URI (the snapshot store the
+ * program attaches to its repository; see bank_attach_snapshots).
  *
  * Exit status: 0 success, 1 the command failed or was refused, 2 usage.
  */
@@ -28,7 +31,7 @@ static const es_aggregate_type *const bank_types[] = { &bank_account_type, NULL 
 static void usage(FILE *f)
 {
     fprintf(f,
-        "usage: bank [--log URI] COMMAND [ARGS]\n"
+        "usage: bank [--log URI] [--snapshots URI] COMMAND [ARGS]\n"
         "\n"
         "Account commands:\n"
         "  demo                              run the scripted demo (needs a fresh log)\n"
@@ -45,7 +48,9 @@ static void usage(FILE *f)
         "  history account ID                every event and the state after it\n"
         "  verify                            check the log\n"
         "\n"
-        "The log is --log URI, else $ESFOLD_LOG, else " ES_LOG_DEFAULT_URI ".\n");
+        "The log is --log URI, else $ESFOLD_LOG, else " ES_LOG_DEFAULT_URI ".\n"
+        "The snapshot store is --snapshots URI, else $ESFOLD_SNAPSHOTS, else the\n"
+        "log's own file (sqlite:) or cluster and topic prefix (kafka://).\n");
 }
 
 /* ---- Money: cents in, "25.00" out --------------------------------------- */
@@ -86,14 +91,91 @@ static int parse_amount(int64_t *out, const char *s)
     return 0;
 }
 
-/* ---- A log and a repository --------------------------------------------- */
+/* ---- A log, a repository and a snapshot store ---------------------------- */
+
+/*
+ * The repository snapshots an account every 100 events: a load then folds
+ * at most about 100 events after the newest snapshot, instead of the whole
+ * history. Small, so that the demo shows it; a real bank would choose a
+ * larger number (docs/snapshots.md has the figures).
+ */
+#define BANK_SNAPSHOT_EVERY 100
 
 typedef struct bank {
     es_log *log;
     es_repo *repo;
+    es_snapshot_store *snapshots; /* NULL: none, loads fold from origin */
 } bank;
 
-static int bank_open(bank *b, const char *uri)
+/* The log's URI as es_log_open chooses it: uri, $ESFOLD_LOG, the default. */
+static const char *log_uri_of(const char *uri)
+{
+    const char *env = getenv("ESFOLD_LOG");
+    if (uri)
+        return uri;
+    return env && *env ? env : ES_LOG_DEFAULT_URI;
+}
+
+/* Snapshots skipped or not saved never change a result, but are never
+ * silent either. */
+static void on_warning(int code, const char *message, void *user_data)
+{
+    (void)code;
+    (void)user_data;
+    fprintf(stderr, "bank: warning: %s\n", message);
+}
+
+/*
+ * Attaches the snapshot store to the repository. A store given with
+ * --snapshots or $ESFOLD_SNAPSHOTS must open; the default one (the log's
+ * file or cluster) is an optimisation, so when it cannot be opened the
+ * program says so and goes on with full folds.
+ */
+static int bank_attach_snapshots(bank *b, const char *log_uri,
+                                 const char *snap_opt)
+{
+    es_snapshot_policy policy = ES_SNAPSHOT_POLICY_INIT;
+    const char *env = getenv("ESFOLD_SNAPSHOTS");
+    int explicit = snap_opt != NULL || (env && *env);
+    char *uri = NULL;
+    int rc;
+
+    es_repo_set_warning_cb(b->repo, on_warning, NULL);
+    if (snap_opt)
+        rc = (uri = strdup(snap_opt)) ? 0 : ES_ENOMEM;
+    else
+        rc = es_snapshot_default_uri(&uri, log_uri);
+    if (rc == ES_ENOTFOUND)
+        return 0; /* no default store for this kind of log: full folds */
+    if (rc != 0) {
+        fprintf(stderr, "bank: %s\n", es_strerror(rc));
+        return rc;
+    }
+    rc = es_snapshot_store_open(&b->snapshots, uri);
+    if (snap_opt)
+        free(uri);
+    else
+        es_free(uri);
+    if (rc == 0) {
+        policy.every = BANK_SNAPSHOT_EVERY;
+        rc = es_repo_add_snapshots(b->repo, &bank_account_type, b->snapshots,
+                                   &policy);
+        if (rc == 0)
+            return 0;
+        fprintf(stderr, "bank: %s: %s\n", explicit ? "error" : "warning",
+                es_errmsg(b->repo));
+    } else {
+        fprintf(stderr, "bank: %s: cannot open the snapshot store: %s%s\n",
+                explicit ? "error" : "warning",
+                b->snapshots ? es_errmsg(b->snapshots) : es_strerror(rc),
+                explicit ? "" : " (loads fold every event)");
+    }
+    es_snapshot_store_close(b->snapshots);
+    b->snapshots = NULL;
+    return explicit ? rc : 0;
+}
+
+static int bank_open(bank *b, const char *uri, const char *snap_opt)
 {
     int rc;
     memset(b, 0, sizeof *b);
@@ -110,6 +192,12 @@ static int bank_open(bank *b, const char *uri)
         b->log = NULL;
         return rc;
     }
+    if ((rc = bank_attach_snapshots(b, log_uri_of(uri), snap_opt)) != 0) {
+        es_repo_free(b->repo);
+        es_log_close(b->log);
+        memset(b, 0, sizeof *b);
+        return rc;
+    }
     return 0;
 }
 
@@ -119,12 +207,10 @@ static int bank_open(bank *b, const char *uri)
  */
 static int log_exists(const char *uri)
 {
-    const char *env = getenv("ESFOLD_LOG");
     char path[4096];
     size_t len;
 
-    if (uri == NULL)
-        uri = env && *env ? env : ES_LOG_DEFAULT_URI;
+    uri = log_uri_of(uri);
     if (strncmp(uri, "sqlite:", 7) != 0 || strncmp(uri, "sqlite::memory:", 15) == 0)
         return 1;
     len = strcspn(uri + 7, "?");
@@ -140,7 +226,8 @@ static int log_exists(const char *uri)
 
 static void bank_close(bank *b)
 {
-    es_repo_free(b->repo);
+    es_repo_free(b->repo); /* before the store it borrows */
+    es_snapshot_store_close(b->snapshots);
     es_log_close(b->log);
 }
 
@@ -266,14 +353,133 @@ static int demo_show(bank *b, const char *id, es_range range, const char *verb)
     return 0;
 }
 
-static int demo(bank *b, const char *prog, const char *log_arg)
+typedef struct snap_list_ctx {
+    char text[256];
+    int count;
+} snap_list_ctx;
+
+/* es_snapshot_cb: "version 200 (checksum ok), version 100 (...)". */
+static int list_snapshot(const es_snapshot *snap, void *user_data)
+{
+    snap_list_ctx *c = user_data;
+    size_t used = strlen(c->text);
+    es_error err;
+
+    snprintf(c->text + used, sizeof c->text - used, "%sversion %" PRId64 " (%s)",
+             c->count ? ", " : "", snap->version,
+             es_snapshot_verify(snap, &err) == 0 ? "checksum ok" : "damaged");
+    c->count++;
+    return 0;
+}
+
+/* The encoded state of agg: compact JSON with sorted keys (free it). */
+static char *encoded_state(const es_aggregate *agg)
+{
+    json_t *j = bank_account_type.encode(es_aggregate_state(agg));
+    char *text = j ? json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT) : NULL;
+    json_decref(j);
+    return text;
+}
+
+/*
+ * The demo's section on snapshots: enough deposits into acct-3 for the
+ * policy to take snapshots, the snapshots in the store, a load that starts
+ * from the newest one, and the proof that it gives the full replay's state.
+ */
+static int demo_snapshots(bank *b)
+{
+    const bank_command open3 = { .kind = BANK_OPEN, .owner = "Lin" };
+    const bank_command dep = { .kind = BANK_DEPOSIT, .amount = 100 };
+    es_aggregate *agg = NULL, *full = NULL;
+    snap_list_ctx snaps = { "", 0 };
+    char *loaded_text = NULL, *full_text = NULL;
+    int64_t version, folded;
+    int i, rc, status = 1;
+
+    printf("  The repository snapshots an account every %d events (in %s),\n"
+           "  so that a load folds only the events after the newest snapshot.\n",
+           BANK_SNAPSHOT_EVERY,
+           b->snapshots ? es_snapshot_store_uri(b->snapshots) : "no store");
+    if (b->snapshots == NULL) {
+        printf("  No snapshot store is attached on this log: skipped.\n");
+        return 0;
+    }
+    if (step(b, "acct-3", &open3, "open acct-3 for Lin (EUR)"))
+        return 1;
+    printf("  > 250 deposits of 1.00 EUR into acct-3\n");
+    for (i = 0; i < 250; i++)
+        if ((rc = bank_execute(b->repo, "acct-3", &dep)) != 0) {
+            fprintf(stderr, "bank: %s\n", es_errmsg(b->repo));
+            return 1;
+        }
+    if (load(b, &agg, "acct-3", ES_RANGE_ALL) != 0)
+        return 1;
+    printf("    acct-3 is at version %" PRId64 ": ", es_aggregate_version(agg));
+    describe(stdout, es_aggregate_state(agg));
+    printf("\n");
+    es_aggregate_free(agg);
+    agg = NULL;
+
+    if (es_snapshot_list(b->snapshots, bank_account_type.name, "acct-3",
+                         ES_RANGE_ALL, list_snapshot, &snaps) != 0) {
+        fprintf(stderr, "bank: %s\n", es_errmsg(b->snapshots));
+        return 1;
+    }
+    printf("  Snapshots of acct-3 in the store, newest first: %s\n",
+           snaps.count ? snaps.text : "none");
+
+    /* A process that starts now (a restart, a new instance) loads acct-3
+     * like this: from the newest usable snapshot, then the tail. */
+    if (load(b, &agg, "acct-3", ES_RANGE_ALL) != 0)
+        goto out;
+    version = es_aggregate_version(agg);
+    folded = es_aggregate_folded(agg);
+    if (folded < version)
+        printf("  Loading acct-3: version %" PRId64 ", folded %" PRId64
+               " events from the snapshot at version %" PRId64 "\n",
+               version, folded, version - folded);
+    else
+        printf("  Loading acct-3: version %" PRId64 ", folded all %" PRId64
+               " events: no snapshot served\n", version, folded);
+
+    /* The audit trail always folds from origin: the reference. */
+    if (es_repo_replay(b->repo, &full, &bank_account_type, "acct-3",
+                       ES_RANGE_ALL, NULL, NULL) != 0) {
+        fprintf(stderr, "bank: %s\n", es_errmsg(b->repo));
+        goto out;
+    }
+    loaded_text = encoded_state(agg);
+    full_text = encoded_state(full);
+    if (loaded_text == NULL || full_text == NULL) {
+        fprintf(stderr, "bank: cannot encode the state of acct-3\n");
+        goto out;
+    }
+    if (es_aggregate_version(full) != version ||
+        strcmp(loaded_text, full_text) != 0) {
+        printf("  NOT the state of a full replay (%" PRId64 " events): %s\n",
+               es_aggregate_version(full), full_text);
+        goto out;
+    }
+    printf("  A full replay folds all %" PRId64 " events; same state as a full "
+           "replay:\n    %s\n", es_aggregate_folded(full), loaded_text);
+    status = 0;
+out:
+    free(loaded_text);
+    free(full_text);
+    es_aggregate_free(agg);
+    es_aggregate_free(full);
+    return status;
+}
+
+static int demo(bank *b, const char *prog, const char *log_arg,
+                const char *snap_arg)
 {
     const bank_command open1 = { .kind = BANK_OPEN, .owner = "Ada" };
     const bank_command open2 = { .kind = BANK_OPEN, .owner = "Grace" };
     const bank_command close1 = { .kind = BANK_CLOSE };
     es_aggregate *agg = NULL;
     history_ctx hist = { 0 };
-    char t_text[ES_TIME_BUFSZ];
+    char t_text[ES_TIME_BUFSZ], cmdline[8192];
     int64_t t, v_before;
     int rc;
 
@@ -351,16 +557,21 @@ static int demo(bank *b, const char *prog, const char *log_arg)
     if (demo_show(b, "acct-1", ES_RANGE_TO_VERSION(2), "was at"))
         return 1;
 
-    printf("\n== 8. The same from the command line ==\n"
+    printf("\n== 8. Recovery from a snapshot ==\n");
+    if (demo_snapshots(b))
+        return 1;
+
+    snprintf(cmdline, sizeof cmdline, "%s%s%s%s%s", prog,
+             log_arg ? " --log " : "", log_arg ? log_arg : "",
+             snap_arg ? " --snapshots " : "", snap_arg ? snap_arg : "");
+    printf("\n== 9. The same from the command line ==\n"
            "  This program is also the operations tool of its own log:\n"
-           "    %s%s%s show acct-1 --as-of %s\n"
-           "    %s%s%s show acct-1 --to-version 2\n"
-           "    %s%s%s history account acct-1\n"
-           "    %s%s%s verify\n",
-           prog, log_arg ? " --log " : "", log_arg ? log_arg : "", t_text,
-           prog, log_arg ? " --log " : "", log_arg ? log_arg : "",
-           prog, log_arg ? " --log " : "", log_arg ? log_arg : "",
-           prog, log_arg ? " --log " : "", log_arg ? log_arg : "");
+           "    %s show acct-1 --as-of %s\n"
+           "    %s show acct-1 --to-version 2\n"
+           "    %s history account acct-1\n"
+           "    %s snapshot list account acct-3\n"
+           "    %s verify\n",
+           cmdline, t_text, cmdline, cmdline, cmdline, cmdline);
     if (strstr(es_log_uri(b->log), ":memory:"))
         printf("  (not on this log: a sqlite::memory: log lives only as long as "
                "the process that made it)\n");
@@ -503,7 +714,7 @@ static int is_account_command(const char *name)
 
 int main(int argc, char **argv)
 {
-    const char *uri = NULL;
+    const char *uri = NULL, *snap_uri = NULL;
     es_app app = ES_APP_INIT;
     bank b;
     int i = 1, status;
@@ -511,16 +722,27 @@ int main(int argc, char **argv)
     app.name = "bank";
     app.types = bank_types;
 
-    if (i < argc && strcmp(argv[i], "--log") == 0) {
-        if (i + 1 >= argc) {
-            usage(stderr);
-            return 2;
+    /* --log URI and --snapshots URI, in either order, before the command. */
+    while (i < argc) {
+        const char **dst = NULL;
+        size_t n = 0;
+        if (strncmp(argv[i], "--log", 5) == 0)
+            dst = &uri, n = 5;
+        else if (strncmp(argv[i], "--snapshots", 11) == 0)
+            dst = &snap_uri, n = 11;
+        if (dst && argv[i][n] == '\0') {
+            if (i + 1 >= argc) {
+                usage(stderr);
+                return 2;
+            }
+            *dst = argv[i + 1];
+            i += 2;
+        } else if (dst && argv[i][n] == '=') {
+            *dst = argv[i] + n + 1;
+            i++;
+        } else {
+            break;
         }
-        uri = argv[i + 1];
-        i += 2;
-    } else if (i < argc && strncmp(argv[i], "--log=", 6) == 0) {
-        uri = argv[i] + 6;
-        i++;
     }
     if (i >= argc) {
         usage(stderr);
@@ -541,10 +763,10 @@ int main(int argc, char **argv)
         }
         if (strcmp(argv[i], "show") == 0 && !log_exists(uri))
             return 1;
-        if (bank_open(&b, uri) != 0)
+        if (bank_open(&b, uri, snap_uri) != 0)
             return 1;
         if (strcmp(argv[i], "demo") == 0)
-            status = demo(&b, argv[0], uri) ? 1 : 0;
+            status = demo(&b, argv[0], uri, snap_uri) ? 1 : 0;
         else
             status = account_main(&b, argc - i, argv + i);
         bank_close(&b);
@@ -552,7 +774,12 @@ int main(int argc, char **argv)
     }
 
     /* Everything else is an esfold operations command. Pass it on in the
-     * form es_cli_main documents: PROG [--log URI] COMMAND ... */
+     * form es_cli_main documents: PROG [--log URI] COMMAND ... The
+     * `snapshot` command takes its store from $ESFOLD_SNAPSHOTS. */
+    if (snap_uri && setenv("ESFOLD_SNAPSHOTS", snap_uri, 1) != 0) {
+        fprintf(stderr, "bank: out of memory\n");
+        return 1;
+    }
     {
         char **args = calloc((size_t)argc + 2, sizeof *args);
         int n = 0;
