@@ -41,7 +41,7 @@ LDLIBS  = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 CORE_SRCS := \
 	core/error.c core/alloc.c core/time.c core/partition.c core/uuid.c \
 	core/event.c core/codec.c core/accept.c core/log.c core/aggregate.c core/upcast.c \
-	core/repo.c
+	core/repo.c core/processor.c
 
 SNAPSHOT_SRCS := \
 	snapshots/store.c snapshots/select.c snapshots/policy.c snapshots/repo.c
@@ -68,7 +68,8 @@ BANK     := $(BUILD)/bank
 BANK_SRCS := samples/bank/account.c samples/bank/main.c
 
 TESTS := test_error test_time test_partition test_event test_codec test_accept test_log \
-         test_aggregate test_upcast test_repo test_cli test_snapshot test_kafka
+         test_aggregate test_upcast test_repo test_cli test_snapshot test_kafka \
+         test_processor
 TEST_BINS := $(TESTS:%=$(BUILD)/tests/%)
 
 BENCHES := bench_sqlite bench_snapshot bench_kafka

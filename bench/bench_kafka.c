@@ -6,6 +6,13 @@
  *               round-robin over 64 streams, beside `kcat -P` producing
  *               records of the same key, value and header sizes.
  *   append_100  the same with commits of 100 events.
+ *   processor   es_processor_execute of bank deposits round-robin over
+ *               64 accounts opened first (untimed: the first loads), the
+ *               log opened with owner=1: hot states, no loads, no offsets
+ *               requests. Beside kcat -P producing as many records.
+ *   execute     the same commands through es_repo_execute (a load, a
+ *               decide and a checked append each); at most 500 commands,
+ *               as each load scans the stream's partition.
  *   fold        es_repo_load of one bank account stream beside `kcat -C`
  *               reading its partition (where it is alone) to the end.
  *   replay      es_log_read_partition over every partition of a topic
@@ -16,8 +23,9 @@
  * start), which keeps each partition well under that; the fold stream is
  * capped at 10000 events (about 3 MiB in its partition).
  *
- * esfold's appends are synchronous (each commit is checked, written in a
- * transaction and confirmed before the next); kcat's are asynchronous,
+ * esfold's appends are synchronous (each commit is checked, written (a
+ * commit of several events in a transaction) and confirmed before the
+ * next); kcat's are asynchronous,
  * batched, unchecked. kcat runs as a process: its start-up is in its time.
  *
  * usage: bench_kafka [--events N] [--reps N] [--json]
@@ -40,9 +48,10 @@
 #define DEFAULT_REPS 3
 #define MIN_EVENTS 200
 #define PARTITIONS 16
-#define TOPICS 40 /* made at the broker's start: bench.<n>.account; one per
-                     esfold append run (2 kinds x at most 16 runs), the fold
-                     topic, and one that kcat -P writes every run to */
+#define TOPICS 72 /* made at the broker's start: bench.<n>.account; one per
+                     esfold append or execute run (4 kinds x at most 16
+                     runs), the fold topic, and one that kcat -P writes
+                     every run to */
 #define STREAMS 64
 #define FOLD_MAX 10000
 
@@ -201,6 +210,74 @@ static int append_limit(void *vctx, double *seconds)
     return rc ? 1 : 0;
 }
 
+/* ---- commands ---------------------------------------------------------------- */
+
+/* Opens STREAMS accounts (untimed: first loads), then times c->events
+ * deposits round-robin over them. */
+static int execute_esfold(append_ctx *c, int processor, double *seconds)
+{
+    char prefix[64], topic[64], sid[32];
+    es_log *log = NULL;
+    es_repo *repo = NULL;
+    es_processor *p = NULL;
+    long long done = 0;
+    int rc = 0;
+    double t0 = 0;
+    if (fresh_topic(prefix, sizeof prefix, topic, sizeof topic))
+        return 1;
+    if (processor) {
+        char uri[512];
+        snprintf(uri, sizeof uri, "kafka://%s?prefix=%s&partitions=%d&owner=1",
+                 brokers, prefix, PARTITIONS);
+        if (es_log_open(&log, uri) != 0) {
+            fprintf(stderr, "bench_kafka: %s\n", es_errmsg(log));
+            es_log_close(log);
+            return 1;
+        }
+    } else if (open_log(&log, prefix)) {
+        return 1;
+    }
+    if (es_repo_new(&repo, log, NULL) != 0 ||
+        (processor && es_processor_new(&p, repo, &bank_account_type, NULL, 0) != 0)) {
+        es_repo_free(repo);
+        es_log_close(log);
+        return 1;
+    }
+    while (done < c->events + STREAMS && rc == 0 && !bu_interrupted()) {
+        bank_command cmd = {BANK_DEPOSIT, NULL, NULL, 2500};
+        if (done < STREAMS) {
+            cmd.kind = BANK_OPEN;
+            cmd.owner = "Ada";
+        } else if (done == STREAMS) {
+            t0 = bu_now();
+        }
+        snprintf(sid, sizeof sid, "acct-%d", (int)(done % STREAMS));
+        rc = processor ? es_processor_execute(p, NULL, sid, bank_decide, &cmd,
+                                              NULL, NULL)
+                       : es_repo_execute(repo, NULL, &bank_account_type, sid,
+                                         bank_decide, &cmd, NULL, NULL);
+        done++;
+    }
+    *seconds = bu_now() - t0;
+    if (rc)
+        fprintf(stderr, "bench_kafka: execute: %s\n",
+                processor ? es_errmsg(p) : es_errmsg(repo));
+    es_processor_free(p);
+    es_repo_free(repo);
+    es_log_close(log);
+    return rc ? 1 : bu_interrupted() ? -1 : 0;
+}
+
+static int processor_esfold(void *vctx, double *seconds)
+{
+    return execute_esfold(vctx, 1, seconds);
+}
+
+static int repo_esfold(void *vctx, double *seconds)
+{
+    return execute_esfold(vctx, 0, seconds);
+}
+
 /* ---- reads ------------------------------------------------------------------- */
 
 typedef struct read_ctx {
@@ -286,6 +363,31 @@ static int write_input(const char *path, long long n)
     return fclose(f);
 }
 
+static int measure_execute(bu_report *rep, const bu_options *o, const char *dir,
+                           int processor, long long events)
+{
+    append_ctx c;
+    bu_samples es, lim;
+    char name[64];
+    int rc;
+    memset(&c, 0, sizeof c);
+    c.events = events;
+    c.commit = 1;
+    snprintf(c.input, sizeof c.input, "%s/records.txt", dir);
+    if (write_input(c.input, c.events) != 0)
+        return 1;
+    if ((rc = bu_measure_pair(processor ? "processor" : "execute", o->reps,
+                              processor ? processor_esfold : repo_esfold, &c,
+                              append_limit, &c, &es, &lim)) != 0)
+        return rc;
+    snprintf(name, sizeof name, "%s %lld deposits",
+             processor ? "processor" : "repo execute", c.events);
+    bu_report_row(rep, processor ? "processor" : "execute", name,
+                  "kcat -P, same number of records, async", &es, &lim,
+                  "commands_per_s", "cmd/s", (double)c.events);
+    return 0;
+}
+
 static int measure_append(bu_report *rep, const bu_options *o, const char *dir,
                           int commit, long long events)
 {
@@ -351,7 +453,9 @@ int main(int argc, char **argv)
 
     n1 = o.events / 10;
     if ((rc = measure_append(&rep, &o, dir, 1, n1)) != 0 ||
-        (rc = measure_append(&rep, &o, dir, 100, o.events)) != 0)
+        (rc = measure_append(&rep, &o, dir, 100, o.events)) != 0 ||
+        (rc = measure_execute(&rep, &o, dir, 1, n1)) != 0 ||
+        (rc = measure_execute(&rep, &o, dir, 0, n1 < 500 ? n1 : 500)) != 0)
         goto done;
     rc = 1;
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "emitter.h"
 #include "repo_hooks.h"
 #include "esfold/repo.h"
 #include "esfold/time.h"
@@ -34,13 +35,6 @@ struct es_repo {
     void *warn_ud;
     es__buf warnings;
     int nwarnings;
-};
-
-struct es_emitter {
-    es_event *events; /* type and payload owned */
-    size_t n, cap;
-    char *refusal;
-    int oom;
 };
 
 int es_repo_new(es_repo **out, es_log *log, const es_repo_options *opts)
@@ -472,7 +466,7 @@ int es_refuse(es_emitter *em, const char *fmt, ...)
     return ES_EREFUSED;
 }
 
-static void emitter_reset(es_emitter *em)
+void es__emitter_reset(es_emitter *em)
 {
     for (size_t i = 0; i < em->n; i++) {
         es__free((void *)em->events[i].type);
@@ -555,7 +549,7 @@ int es_repo_execute(es_repo *repo, es_execute_result *out,
         out->attempts = attempt;
         es_aggregate_free(agg);
         agg = NULL;
-        emitter_reset(&em);
+        es__emitter_reset(&em);
         if ((rc = load(repo, &agg, type, stream_id, ES_RANGE_ALL, 1, 1, NULL,
                        NULL, &info)) != 0)
             goto done;
@@ -630,7 +624,7 @@ int es_repo_execute(es_repo *repo, es_execute_result *out,
                   "attempts: %s", type->name, stream_id, repo->opts.max_attempts,
                   es_errmsg(repo->log));
 done:
-    emitter_reset(&em);
+    es__emitter_reset(&em);
     es__free(em.events);
     es__free(ids);
     es_aggregate_free(agg);

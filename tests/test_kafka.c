@@ -585,26 +585,40 @@ static void test_faults_lose_and_duplicate_nothing(void **state)
 /* ---- the shared log suite, on Kafka ------------------------------------------- */
 
 /* Runs another test program of this build against the local broker. */
-static void run_suite_on_kafka(const char *program)
+/* query: "" or "?name=value" added to the base URI. */
+static void run_suite_on_kafka_with(const char *program, const char *query)
 {
     char cmd[2048];
     const char *out = es_test_path("suite_on_kafka.out");
     snprintf(cmd, sizeof cmd,
-             "ESFOLD_TEST_LOG_URI_BASE='kafka://%s' $(dirname %s)/tests/%s "
+             "ESFOLD_TEST_LOG_URI_BASE='kafka://%s%s' $(dirname %s)/tests/%s "
              "> %s 2>&1",
-             es_test_kafka_brokers(), es_test_esfold_path(), program, out);
+             es_test_kafka_brokers(), query, es_test_esfold_path(), program, out);
     if (system(cmd) != 0) {
         snprintf(cmd, sizeof cmd, "grep -A1 -e '  ERROR  ' %s >&2", out);
         if (system(cmd) != 0)
             fprintf(stderr, "(no failure lines in %s)\n", out);
-        fail_msg("tests/%s against kafka://%s failed", program,
-                 es_test_kafka_brokers());
+        fail_msg("tests/%s against kafka://%s%s failed", program,
+                 es_test_kafka_brokers(), query);
     }
+}
+
+static void run_suite_on_kafka(const char *program)
+{
+    run_suite_on_kafka_with(program, "");
 }
 
 static void test_shared_log_suite(void **state)
 {
     run_suite_on_kafka("test_log");
+}
+
+/* The single-writer processor on Kafka: as every handle, and as the owner
+ * of its partitions (owner=1: appends trust the handle's view). */
+static void test_processor_suite(void **state)
+{
+    run_suite_on_kafka("test_processor");
+    run_suite_on_kafka_with("test_processor", "?owner=1");
 }
 
 /* The command line on Kafka: history, append, and verify listing the
@@ -626,6 +640,7 @@ int main(void)
         cmocka_unit_test(test_faults_lose_and_duplicate_nothing),
         cmocka_unit_test(test_shared_log_suite),
         cmocka_unit_test(test_cli_suite),
+        cmocka_unit_test(test_processor_suite),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -42,7 +42,12 @@
  *   replication=R    replication factor of created topics (default: the
  *                    broker's default)
  *   timeout_ms=T     bound of every wait on the cluster (default 10000)
- *   transactions=0|1 commits in producer transactions (default 1)
+ *   transactions=0|1 commits in producer transactions (default 1; a
+ *                    commit of one event never needs one)
+ *   owner=0|1        1: this handle is the single writer of the partitions
+ *                    it appends to: an append trusts what the handle has
+ *                    read and skips asking where the partition ends (a
+ *                    stale view costs a rejected record; default 0)
  *   kafka.NAME=VALUE any librdkafka property, for producer and consumer
  * An empty host list ("kafka://?prefix=x.") takes $ESFOLD_KAFKA_BROKERS.
  * Values are %-decoded.
@@ -55,6 +60,7 @@ typedef struct es__kafka_uri {
     int32_t replication; /* -1: the broker's default */
     int timeout_ms;
     int transactions;
+    int owner;
     size_t nconf;
     struct {
         char *name;

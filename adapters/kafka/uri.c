@@ -123,9 +123,11 @@ int es__kafka_uri_parse(es__kafka_uri *out, const char *uri, es__handle *h)
         } else if (strcmp(key, "partitions") == 0 ||
                    strcmp(key, "replication") == 0 ||
                    strcmp(key, "timeout_ms") == 0 ||
-                   strcmp(key, "transactions") == 0) {
-            int64_t max = key[0] == 't' && key[1] == 'r' ? 1 : 1000000000;
-            int64_t min = key[0] == 't' && key[1] == 'r' ? 0 : 1;
+                   strcmp(key, "transactions") == 0 ||
+                   strcmp(key, "owner") == 0) {
+            int flag = (key[0] == 't' && key[1] == 'r') || key[0] == 'o';
+            int64_t max = flag ? 1 : 1000000000;
+            int64_t min = flag ? 0 : 1;
             if (parse_int(&n, val, min, max) != 0) {
                 rc = es__fail(h, ES_EINVAL, "%s: %s=%s is not a number from "
                               "%lld to %lld", uri, key, val, (long long)min,
@@ -140,6 +142,8 @@ int es__kafka_uri_parse(es__kafka_uri *out, const char *uri, es__handle *h)
                 out->replication = (int32_t)n;
             else if (key[1] == 'i')
                 out->timeout_ms = (int)n;
+            else if (key[0] == 'o')
+                out->owner = (int)n;
             else
                 out->transactions = (int)n;
         } else if (strncmp(key, "kafka.", 6) == 0 && key[6]) {
@@ -160,7 +164,7 @@ int es__kafka_uri_parse(es__kafka_uri *out, const char *uri, es__handle *h)
         } else {
             rc = es__fail(h, ES_EINVAL,
                           "%s: unknown parameter '%s' (known: prefix, "
-                          "partitions, replication, timeout_ms, transactions, "
+                          "partitions, replication, timeout_ms, transactions, owner, "
                           "kafka.<librdkafka property>)",
                           uri, key);
             es__free(key);

@@ -16,6 +16,7 @@
 #include "upcast.h"
 #include "accept.h"
 #include "repo.h"
+#include "processor.h"
 #include "snapshot.h"
 #include "cli.h"
 

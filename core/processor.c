@@ -1,0 +1,364 @@
+/*
+ * core/processor.c - the single-writer fast path (esfold/processor.h):
+ * hot aggregates per stream, decide on them, append with the exact
+ * expected version, fold what was appended, reload on a conflict.
+ *
+ * Generic over es_log: it only uses the repository and the log's public
+ * calls. The speed on Kafka comes from the log's writer, which confirms a
+ * commit from its delivery offsets when its view of the partition is
+ * current (adapters/kafka/log.c), and from never loading a hot stream.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "emitter.h"
+#include "internal.h"
+#include "esfold/partition.h"
+#include "esfold/processor.h"
+#include "esfold/time.h"
+
+typedef struct hot {
+    char *stream_id;
+    es_aggregate *agg;
+    struct hot *next;
+} hot;
+
+struct es_processor {
+    es__handle h;
+    es_repo *repo;
+    const es_aggregate_type *type;
+    int32_t *owned; /* NULL: all */
+    size_t nowned;
+    int32_t count;  /* the type's partitions; 0 until known */
+    hot **buckets;
+    size_t nbuckets;
+    es_processor_stats stats;
+};
+
+static uint64_t hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static hot **slot_of(es_processor *p, const char *sid)
+{
+    hot **hp = &p->buckets[hash(sid) & (p->nbuckets - 1)];
+    while (*hp && strcmp((*hp)->stream_id, sid) != 0)
+        hp = &(*hp)->next;
+    return hp;
+}
+
+static void drop(es_processor *p, const char *sid)
+{
+    hot **hp = slot_of(p, sid), *e = *hp;
+    if (e == NULL)
+        return;
+    *hp = e->next;
+    es_aggregate_free(e->agg);
+    es__free(e->stream_id);
+    es__free(e);
+    p->stats.streams--;
+}
+
+static int grow(es_processor *p)
+{
+    size_t n = p->nbuckets * 2;
+    hot **b = es__calloc(n, sizeof *b);
+    if (b == NULL)
+        return ES_ENOMEM;
+    for (size_t i = 0; i < p->nbuckets; i++) {
+        hot *e = p->buckets[i], *next;
+        for (; e; e = next) {
+            next = e->next;
+            e->next = b[hash(e->stream_id) & (n - 1)];
+            b[hash(e->stream_id) & (n - 1)] = e;
+        }
+    }
+    es__free(p->buckets);
+    p->buckets = b;
+    p->nbuckets = n;
+    return 0;
+}
+
+int es_processor_new(es_processor **out, es_repo *repo,
+                     const es_aggregate_type *type, const int32_t *partitions,
+                     size_t n)
+{
+    es_processor *p;
+    if (out == NULL)
+        return ES_EINVAL;
+    *out = NULL;
+    if (repo == NULL || type == NULL || type->name == NULL ||
+        (partitions == NULL && n > 0) || (partitions != NULL && n == 0))
+        return ES_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (partitions[i] < 0)
+            return ES_EINVAL;
+    if ((p = es__calloc(1, sizeof *p)) == NULL)
+        return ES_ENOMEM;
+    es__handle_init(&p->h);
+    p->repo = repo;
+    p->type = type;
+    p->nbuckets = 256;
+    if ((p->buckets = es__calloc(p->nbuckets, sizeof *p->buckets)) == NULL ||
+        (n > 0 && (p->owned = es__calloc(n, sizeof *p->owned)) == NULL)) {
+        es_processor_free(p);
+        return ES_ENOMEM;
+    }
+    if (n > 0)
+        memcpy(p->owned, partitions, n * sizeof *partitions);
+    p->nowned = n;
+    *out = p;
+    return 0;
+}
+
+void es_processor_free(es_processor *p)
+{
+    if (p == NULL)
+        return;
+    for (size_t i = 0; p->buckets && i < p->nbuckets; i++) {
+        hot *e = p->buckets[i], *next;
+        for (; e; e = next) {
+            next = e->next;
+            es_aggregate_free(e->agg);
+            es__free(e->stream_id);
+            es__free(e);
+        }
+    }
+    es__free(p->buckets);
+    es__free(p->owned);
+    es__free(p);
+}
+
+static int check_owned(es_processor *p, const char *sid)
+{
+    int32_t part;
+    int rc;
+    if (p->owned == NULL)
+        return 0;
+    if (p->count <= 0) {
+        es_log *log = es_repo_log(p->repo);
+        if ((rc = es_log_partition_count(log, &p->count, p->type->name)) != 0)
+            return es__fail(&p->h, rc, "%s/%s: %s", p->type->name, sid,
+                            es_errmsg(log));
+    }
+    part = es_partition_for(sid, strlen(sid), p->count);
+    for (size_t i = 0; i < p->nowned; i++)
+        if (p->owned[i] == part)
+            return 0;
+    return es__fail(&p->h, ES_EINVAL,
+                    "%s/%s: partition %d of %d is not owned by this processor",
+                    p->type->name, sid, (int)part, (int)p->count);
+}
+
+/* The hot aggregate of sid, loaded when absent. */
+static int get_hot(es_processor *p, const char *sid, hot **out)
+{
+    hot **hp = slot_of(p, sid), *e;
+    es_aggregate *agg = NULL;
+    int rc;
+    if (*hp) {
+        *out = *hp;
+        p->stats.hits++;
+        return 0;
+    }
+    if ((rc = es_repo_load(p->repo, &agg, p->type, sid, ES_RANGE_ALL)) != 0)
+        return es__fail(&p->h, rc, "%s", es_errmsg(p->repo));
+    p->stats.loads++;
+    if ((e = es__calloc(1, sizeof *e)) == NULL ||
+        (e->stream_id = es__strdup(sid)) == NULL) {
+        es__free(e);
+        es_aggregate_free(agg);
+        return es__fail(&p->h, ES_ENOMEM, "out of memory");
+    }
+    e->agg = agg;
+    if (p->stats.streams + 1 > p->nbuckets && grow(p) == 0)
+        hp = slot_of(p, sid);
+    e->next = *hp;
+    *hp = e;
+    p->stats.streams++;
+    *out = e;
+    return 0;
+}
+
+/* Folds the appended events into agg as a load would (upcast, apply). */
+static int fold_appended(es_processor *p, es_aggregate *agg, const char *sid,
+                         const es_append_result *ar, const struct es_emitter *em)
+{
+    const es_upcasters *ups = es_repo_upcasters(p->repo);
+    es_error err;
+    for (size_t i = 0; i < em->n; i++) {
+        es_event ev = em->events[i];
+        es_event *up = NULL;
+        const es_event *use = &ev;
+        int rc;
+        ev.aggregate_type = p->type->name;
+        ev.stream_id = sid;
+        ev.version = ar->first_version + (int64_t)i;
+        ev.position = i + 1 == em->n ? ar->last : ar->first;
+        if (es_upcasters_match(ups, ev.type, ev.schema)) {
+            if (es_event_copy(&up, &ev) != 0 ||
+                es_upcasters_apply(ups, up, &err) != 0) {
+                es_event_free(up);
+                return 1;
+            }
+            use = up;
+        }
+        rc = es_aggregate_apply(agg, use, &err);
+        es_event_free(up);
+        if (rc)
+            return 1;
+    }
+    return 0;
+}
+
+int es_processor_execute(es_processor *p, es_execute_result *out,
+                         const char *stream_id, es_decide_fn decide,
+                         const void *command, void *user_data,
+                         const es_execute_options *opts)
+{
+    es_repo_options ropts = ES_REPO_OPTIONS_INIT;
+    es_execute_result local;
+    struct es_emitter em;
+    char (*ids)[ES_UUID_BUFSZ] = NULL;
+    es_log *log;
+    const char *tname;
+    int rc = 0, attempt, max_attempts;
+
+    if (p == NULL)
+        return ES_EINVAL;
+    es__clear(&p->h);
+    if (stream_id == NULL || *stream_id == '\0' || decide == NULL)
+        return es__fail(&p->h, ES_EINVAL,
+                        "execute: no stream id or decide function");
+    if (opts && opts->version != ES_EXECUTE_OPTIONS_VERSION)
+        return es__fail(&p->h, ES_EINVAL,
+                        "execute: unknown es_execute_options version %u",
+                        opts->version);
+    if ((rc = check_owned(p, stream_id)) != 0)
+        return rc;
+    if (out == NULL)
+        out = &local;
+    memset(out, 0, sizeof *out);
+    memset(&em, 0, sizeof em);
+    log = es_repo_log(p->repo);
+    tname = p->type->name;
+    max_attempts = ropts.max_attempts; /* the repository's default */
+
+    for (attempt = 1; attempt <= max_attempts; attempt++) {
+        es_append_result ar;
+        hot *e = NULL;
+        int64_t version, now;
+
+        out->attempts = attempt;
+        es__emitter_reset(&em);
+        if ((rc = get_hot(p, stream_id, &e)) != 0)
+            goto done;
+        version = es_aggregate_version(e->agg);
+        out->version = version;
+        rc = decide(es_aggregate_state(e->agg), version, command, &em, user_data);
+        if (em.oom) {
+            rc = es__fail(&p->h, ES_ENOMEM, "out of memory");
+            goto done;
+        }
+        if (rc == ES_EREFUSED || em.refusal) {
+            rc = es__fail(&p->h, ES_EREFUSED, "%s/%s: command refused: %s",
+                          tname, stream_id,
+                          em.refusal ? em.refusal : "no reason given");
+            goto done;
+        }
+        if (rc != 0) {
+            rc = es__fail(&p->h, rc < 0 ? rc : ES_EUSER,
+                          "%s/%s: decide failed: %s", tname, stream_id,
+                          es_strerror(rc < 0 ? rc : ES_EUSER));
+            goto done;
+        }
+        if (em.n == 0)
+            goto done;
+        es__free(ids);
+        if ((ids = es__calloc(em.n, sizeof *ids)) == NULL) {
+            rc = es__fail(&p->h, ES_ENOMEM, "out of memory");
+            goto done;
+        }
+        now = es_time_now_us();
+        for (size_t i = 0; i < em.n; i++) {
+            if ((rc = es_uuid_v7(ids[i])) != 0) {
+                rc = es__fail(&p->h, rc, "%s/%s: no random bytes for event ids",
+                              tname, stream_id);
+                goto done;
+            }
+            em.events[i].id = ids[i];
+            em.events[i].occurred_us = now;
+            if (opts) {
+                em.events[i].correlation_id = opts->correlation_id;
+                em.events[i].causation_id = opts->causation_id;
+                em.events[i].meta = opts->meta;
+            }
+        }
+        rc = es_log_append(log, &ar, tname, stream_id,
+                           version == 0 ? ES_EXPECT_NO_STREAM : version,
+                           em.events, em.n);
+        if (rc == 0) {
+            out->version = ar.version;
+            out->events = em.n;
+            out->last = ar.last;
+            /* The hot state follows the log without reading it back;
+             * anything unexpected drops it (the next command reloads). */
+            if (ar.duplicate || ar.first_version != version + 1 ||
+                fold_appended(p, e->agg, stream_id, &ar, &em) != 0)
+                drop(p, stream_id);
+        } else {
+            /* A conflict: someone else wrote, the hot copy is stale. Any
+             * other failure may have written or not: reload either way. */
+            drop(p, stream_id);
+            if (rc == ES_ECONFLICT)
+                p->stats.conflicts++;
+        }
+        for (size_t i = 0; i < em.n; i++) {
+            em.events[i].id = NULL;
+            em.events[i].correlation_id = NULL;
+            em.events[i].causation_id = NULL;
+            em.events[i].meta = NULL;
+        }
+        if (rc == 0)
+            goto done;
+        es__fail(&p->h, rc, "%s", es_errmsg(log));
+        if (rc != ES_ECONFLICT)
+            goto done;
+    }
+    rc = es__fail(&p->h, ES_ECONFLICT, "%s/%s: still conflicting after %d "
+                  "attempts: %s", tname, stream_id, max_attempts,
+                  es_errmsg(log));
+done:
+    es__emitter_reset(&em);
+    es__free(em.events);
+    es__free(ids);
+    return rc;
+}
+
+const es_aggregate *es_processor_peek(es_processor *p, const char *stream_id)
+{
+    hot *e;
+    if (p == NULL || stream_id == NULL)
+        return NULL;
+    e = *slot_of(p, stream_id);
+    return e ? e->agg : NULL;
+}
+
+void es_processor_evict(es_processor *p, const char *stream_id)
+{
+    if (p && stream_id)
+        drop(p, stream_id);
+}
+
+void es_processor_stats_get(const es_processor *p, es_processor_stats *out)
+{
+    if (out == NULL)
+        return;
+    memset(out, 0, sizeof *out);
+    if (p)
+        *out = p->stats;
+}
