@@ -11,8 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "emitter.h"
-#include "internal.h"
+#include "execute.h"
 #include "esfold/partition.h"
 #include "esfold/processor.h"
 #include "esfold/time.h"
@@ -186,28 +185,14 @@ static int get_hot(es_processor *p, const char *sid, hot **out)
 
 /* Folds the appended events into agg as a load would (upcast, apply). */
 static int fold_appended(es_processor *p, es_aggregate *agg, const char *sid,
-                         const es_append_result *ar, const struct es_emitter *em)
+                         const es_append_result *ar, const es_emitter *em)
 {
-    const es_upcasters *ups = es_repo_upcasters(p->repo);
     es_error err;
     for (size_t i = 0; i < em->n; i++) {
-        es_event ev = em->events[i];
-        es_event *up = NULL;
-        const es_event *use = &ev;
+        es_event ev, *up = NULL;
         int rc;
-        ev.aggregate_type = p->type->name;
-        ev.stream_id = sid;
-        ev.version = ar->first_version + (int64_t)i;
-        ev.position = i + 1 == em->n ? ar->last : ar->first;
-        if (es_upcasters_match(ups, ev.type, ev.schema)) {
-            if (es_event_copy(&up, &ev) != 0 ||
-                es_upcasters_apply(ups, up, &err) != 0) {
-                es_event_free(up);
-                return 1;
-            }
-            use = up;
-        }
-        rc = es_aggregate_apply(agg, use, &err);
+        es__emitter_appended(em, i, p->type->name, sid, ar, &ev);
+        rc = es__repo_fold_event(p->repo, agg, &ev, &up, &err);
         es_event_free(up);
         if (rc)
             return 1;
@@ -222,8 +207,7 @@ int es_processor_execute(es_processor *p, es_execute_result *out,
 {
     es_repo_options ropts = ES_REPO_OPTIONS_INIT;
     es_execute_result local;
-    struct es_emitter em;
-    char (*ids)[ES_UUID_BUFSZ] = NULL;
+    es_emitter em;
     es_log *log;
     const char *tname;
     int rc = 0, attempt, max_attempts;
@@ -251,56 +235,21 @@ int es_processor_execute(es_processor *p, es_execute_result *out,
     for (attempt = 1; attempt <= max_attempts; attempt++) {
         es_append_result ar;
         hot *e = NULL;
-        int64_t version, now;
+        int64_t version;
 
         out->attempts = attempt;
-        es__emitter_reset(&em);
         if ((rc = get_hot(p, stream_id, &e)) != 0)
             goto done;
         version = es_aggregate_version(e->agg);
         out->version = version;
-        rc = decide(es_aggregate_state(e->agg), version, command, &em, user_data);
-        if (em.oom) {
-            rc = es__fail(&p->h, ES_ENOMEM, "out of memory");
+        if ((rc = es__emitter_decide(&em, &p->h, tname, stream_id, decide,
+                                     es_aggregate_state(e->agg), version,
+                                     command, user_data)) != 0)
             goto done;
-        }
-        if (rc == ES_EREFUSED || em.refusal) {
-            rc = es__fail(&p->h, ES_EREFUSED, "%s/%s: command refused: %s",
-                          tname, stream_id,
-                          em.refusal ? em.refusal : "no reason given");
-            goto done;
-        }
-        if (rc != 0) {
-            rc = es__fail(&p->h, rc < 0 ? rc : ES_EUSER,
-                          "%s/%s: decide failed: %s", tname, stream_id,
-                          es_strerror(rc < 0 ? rc : ES_EUSER));
-            goto done;
-        }
         if (em.n == 0)
             goto done;
-        es__free(ids);
-        if ((ids = es__calloc(em.n, sizeof *ids)) == NULL) {
-            rc = es__fail(&p->h, ES_ENOMEM, "out of memory");
-            goto done;
-        }
-        now = es_time_now_us();
-        for (size_t i = 0; i < em.n; i++) {
-            if ((rc = es_uuid_v7(ids[i])) != 0) {
-                rc = es__fail(&p->h, rc, "%s/%s: no random bytes for event ids",
-                              tname, stream_id);
-                goto done;
-            }
-            em.events[i].id = ids[i];
-            em.events[i].occurred_us = now;
-            if (opts) {
-                em.events[i].correlation_id = opts->correlation_id;
-                em.events[i].causation_id = opts->causation_id;
-                em.events[i].meta = opts->meta;
-            }
-        }
-        rc = es_log_append(log, &ar, tname, stream_id,
-                           version == 0 ? ES_EXPECT_NO_STREAM : version,
-                           em.events, em.n);
+        rc = es__emitter_append(&em, &p->h, log, &ar, tname, stream_id, version,
+                                opts);
         if (rc == 0) {
             out->version = ar.version;
             out->events = em.n;
@@ -317,15 +266,6 @@ int es_processor_execute(es_processor *p, es_execute_result *out,
             if (rc == ES_ECONFLICT)
                 p->stats.conflicts++;
         }
-        for (size_t i = 0; i < em.n; i++) {
-            em.events[i].id = NULL;
-            em.events[i].correlation_id = NULL;
-            em.events[i].causation_id = NULL;
-            em.events[i].meta = NULL;
-        }
-        if (rc == 0)
-            goto done;
-        es__fail(&p->h, rc, "%s", es_errmsg(log));
         if (rc != ES_ECONFLICT)
             goto done;
     }
@@ -333,9 +273,7 @@ int es_processor_execute(es_processor *p, es_execute_result *out,
                   "attempts: %s", tname, stream_id, max_attempts,
                   es_errmsg(log));
 done:
-    es__emitter_reset(&em);
-    es__free(em.events);
-    es__free(ids);
+    es__emitter_free(&em);
     return rc;
 }
 

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "internal.h"
-#include "emitter.h"
+#include "execute.h"
 #include "repo_hooks.h"
 #include "esfold/repo.h"
 #include "esfold/time.h"
@@ -221,6 +221,29 @@ typedef struct fold_ctx {
     int64_t horizon;                /* latest occurred-at folded */
 } fold_ctx;
 
+int es__repo_fold_event(es_repo *repo, es_aggregate *agg, const es_event *ev,
+                        es_event **upcast, es_error *err)
+{
+    es_event *up = NULL;
+    int rc;
+
+    *upcast = NULL;
+    if (es_upcasters_match(repo->upcasters, ev->type, ev->schema)) {
+        if ((rc = es_event_copy(&up, ev)) != 0)
+            return es__err(err, rc, "out of memory");
+        if ((rc = es_upcasters_apply(repo->upcasters, up, err)) != 0) {
+            es_event_free(up);
+            return rc;
+        }
+    }
+    if ((rc = es_aggregate_apply(agg, up ? up : ev, err)) != 0) {
+        es_event_free(up);
+        return rc;
+    }
+    *upcast = up;
+    return 0;
+}
+
 static int fold_one(const es_event *ev, void *user_data)
 {
     fold_ctx *c = user_data;
@@ -239,23 +262,12 @@ static int fold_one(const es_event *ev, void *user_data)
         c->anchor = ANCHOR_SEEN;
         return 0; /* already in the restored state */
     }
-    if (es_upcasters_match(c->repo->upcasters, ev->type, ev->schema)) {
-        if ((rc = es_event_copy(&up, ev)) != 0) {
-            c->rc = es__err(&c->err, rc, "out of memory");
-            return 1;
-        }
-        if ((rc = es_upcasters_apply(c->repo->upcasters, up, &c->err)) != 0) {
-            c->rc = rc;
-            es_event_free(up);
-            return 1;
-        }
-        use = up;
-    }
-    if ((rc = es_aggregate_apply(c->agg, use, &c->err)) != 0) {
+    if ((rc = es__repo_fold_event(c->repo, c->agg, ev, &up, &c->err)) != 0) {
         c->rc = rc;
-        es_event_free(up);
         return 1;
     }
+    if (up)
+        use = up;
     snprintf(c->last_id, sizeof c->last_id, "%s", ev->id ? ev->id : "");
     if (ev->occurred_us > c->horizon)
         c->horizon = ev->occurred_us;
@@ -419,65 +431,6 @@ int es_repo_load(es_repo *repo, es_aggregate **out,
     return load(repo, out, type, stream_id, range, 1, 1, NULL, NULL, &info);
 }
 
-int es_emit_new(es_emitter *em, const char *event_type, json_t *payload)
-{
-    es_event *ev;
-    if (em == NULL || event_type == NULL || *event_type == '\0' ||
-        !json_is_object(payload)) {
-        json_decref(payload);
-        return ES_EINVAL;
-    }
-    if (em->n == em->cap) {
-        size_t cap = em->cap ? em->cap * 2 : 4;
-        if (es__grow((void **)&em->events, em->n * sizeof *em->events,
-                     cap * sizeof *em->events)) {
-            json_decref(payload);
-            em->oom = 1;
-            return ES_ENOMEM;
-        }
-        em->cap = cap;
-    }
-    ev = &em->events[em->n];
-    memset(ev, 0, sizeof *ev);
-    if ((ev->type = es__strdup(event_type)) == NULL) {
-        json_decref(payload);
-        em->oom = 1;
-        return ES_ENOMEM;
-    }
-    ev->payload = payload;
-    ev->schema = 1;
-    em->n++;
-    return 0;
-}
-
-int es_refuse(es_emitter *em, const char *fmt, ...)
-{
-    char buf[ES__ERRMSG_MAX];
-    va_list ap;
-    if (em == NULL)
-        return ES_EREFUSED;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt ? fmt : "refused", ap);
-    va_end(ap);
-    es__free(em->refusal);
-    em->refusal = es__strdup(buf);
-    if (em->refusal == NULL)
-        em->oom = 1;
-    return ES_EREFUSED;
-}
-
-void es__emitter_reset(es_emitter *em)
-{
-    for (size_t i = 0; i < em->n; i++) {
-        es__free((void *)em->events[i].type);
-        json_decref(em->events[i].payload);
-    }
-    em->n = 0;
-    es__free(em->refusal);
-    em->refusal = NULL;
-    em->oom = 0;
-}
-
 /*
  * After an append: folds the events execute just appended into agg (the
  * state the log now has, as apply is deterministic) and lets the hooks
@@ -495,11 +448,8 @@ static void after_append(es_repo *repo, hook_entry *hooks, es_aggregate *agg,
     c.agg = agg;
     c.horizon = info->horizon_us;
     for (size_t i = 0; i < em->n; i++) {
-        es_event ev = em->events[i];
-        ev.aggregate_type = type->name;
-        ev.stream_id = stream_id;
-        ev.version = ar->first_version + (int64_t)i;
-        ev.position = i + 1 == em->n ? ar->last : ar->first;
+        es_event ev;
+        es__emitter_appended(em, i, type->name, stream_id, ar, &ev);
         if (fold_one(&ev, &c) != 0) {
             es__repo_warn(repo, c.rc, "%s/%s: no snapshot after the append: "
                           "folding the appended events failed: %s",
@@ -521,7 +471,6 @@ int es_repo_execute(es_repo *repo, es_execute_result *out,
     es_execute_result local;
     es_emitter em;
     es_aggregate *agg = NULL;
-    char (*ids)[ES_UUID_BUFSZ] = NULL;
     hook_entry *hooks;
     int rc = 0, attempt;
 
@@ -544,62 +493,24 @@ int es_repo_execute(es_repo *repo, es_execute_result *out,
     for (attempt = 1; attempt <= repo->opts.max_attempts; attempt++) {
         es_append_result ar;
         es__fold_info info;
-        int64_t version, now;
+        int64_t version;
 
         out->attempts = attempt;
         es_aggregate_free(agg);
         agg = NULL;
-        es__emitter_reset(&em);
         if ((rc = load(repo, &agg, type, stream_id, ES_RANGE_ALL, 1, 1, NULL,
                        NULL, &info)) != 0)
             goto done;
         version = es_aggregate_version(agg);
         out->version = version;
-        rc = decide(es_aggregate_state(agg), version, command, &em, user_data);
-        if (em.oom) {
-            rc = es__fail(&repo->h, ES_ENOMEM, "out of memory");
+        if ((rc = es__emitter_decide(&em, &repo->h, type->name, stream_id,
+                                     decide, es_aggregate_state(agg), version,
+                                     command, user_data)) != 0)
             goto done;
-        }
-        if (rc == ES_EREFUSED || em.refusal) {
-            rc = es__fail(&repo->h, ES_EREFUSED, "%s/%s: command refused: %s",
-                          type->name, stream_id,
-                          em.refusal ? em.refusal : "no reason given");
-            goto done;
-        }
-        if (rc != 0) {
-            rc = es__fail(&repo->h, rc < 0 ? rc : ES_EUSER,
-                          "%s/%s: decide failed: %s", type->name, stream_id,
-                          es_strerror(rc < 0 ? rc : ES_EUSER));
-            goto done;
-        }
         if (em.n == 0)
             goto done; /* nothing to do is a valid answer */
-        /* Ids and time are given here rather than by the log, so that the
-         * state after the append can be folded (and snapshotted) without
-         * reading the events back. */
-        es__free(ids);
-        if ((ids = es__calloc(em.n, sizeof *ids)) == NULL) {
-            rc = es__fail(&repo->h, ES_ENOMEM, "out of memory");
-            goto done;
-        }
-        now = es_time_now_us();
-        for (size_t i = 0; i < em.n; i++) {
-            if ((rc = es_uuid_v7(ids[i])) != 0) {
-                rc = es__fail(&repo->h, rc, "%s/%s: no random bytes for event ids",
-                              type->name, stream_id);
-                goto done;
-            }
-            em.events[i].id = ids[i];
-            em.events[i].occurred_us = now;
-            if (opts) {
-                em.events[i].correlation_id = opts->correlation_id;
-                em.events[i].causation_id = opts->causation_id;
-                em.events[i].meta = opts->meta;
-            }
-        }
-        rc = es_log_append(repo->log, &ar, type->name, stream_id,
-                           version == 0 ? ES_EXPECT_NO_STREAM : version,
-                           em.events, em.n);
+        rc = es__emitter_append(&em, &repo->h, repo->log, &ar, type->name,
+                                stream_id, version, opts);
         if (rc == 0) {
             out->version = ar.version;
             out->events = em.n;
@@ -607,16 +518,8 @@ int es_repo_execute(es_repo *repo, es_execute_result *out,
             if (hooks && hooks->hooks->loaded && !ar.duplicate &&
                 ar.first_version == version + 1)
                 after_append(repo, hooks, agg, &info, type, stream_id, &ar, &em);
-        }
-        for (size_t i = 0; i < em.n; i++) {
-            em.events[i].id = NULL;
-            em.events[i].correlation_id = NULL;
-            em.events[i].causation_id = NULL;
-            em.events[i].meta = NULL;
-        }
-        if (rc == 0)
             goto done;
-        es__fail(&repo->h, rc, "%s", es_errmsg(repo->log));
+        }
         if (rc != ES_ECONFLICT)
             goto done;
     }
@@ -624,9 +527,7 @@ int es_repo_execute(es_repo *repo, es_execute_result *out,
                   "attempts: %s", type->name, stream_id, repo->opts.max_attempts,
                   es_errmsg(repo->log));
 done:
-    es__emitter_reset(&em);
-    es__free(em.events);
-    es__free(ids);
+    es__emitter_free(&em);
     es_aggregate_free(agg);
     return rc;
 }
