@@ -46,22 +46,6 @@ static void input_free(input *in)
     es__free(in->lines);
 }
 
-/* An optional string member: absent and null give NULL. */
-static int opt_str(const json_t *o, const char *key, const char **out,
-                   es_error *err)
-{
-    json_t *v = json_object_get(o, key);
-    *out = NULL;
-    if (v == NULL || json_is_null(v))
-        return 0;
-    if (!json_is_string(v))
-        return es__err(err, ES_EINVAL, "\"%s\" is not a string", key);
-    if (strlen(json_string_value(v)) != json_string_length(v))
-        return es__err(err, ES_EINVAL, "\"%s\" contains a NUL character", key);
-    *out = json_string_value(v);
-    return 0;
-}
-
 /* Lists the event types type handles, for the message about one it does
  * not. */
 static void handled_types(const es_aggregate_type *type, char *buf, size_t size)
@@ -105,11 +89,11 @@ static int parse_event(const json_t *o, es_event *ev,
     ev->stream_id = stream;
     if (json_object_get(o, "type") == NULL)
         return es__err(err, ES_EINVAL, "no \"type\"");
-    if ((rc = opt_str(o, "type", &ev->type, err)) ||
-        (rc = opt_str(o, "id", &ev->id, err)) ||
-        (rc = opt_str(o, "correlation_id", &ev->correlation_id, err)) ||
-        (rc = opt_str(o, "causation_id", &ev->causation_id, err)) ||
-        (rc = opt_str(o, "occurred_at", &when, err)))
+    if ((rc = es__json_get_str(o, "type", 0, &ev->type, err)) ||
+        (rc = es__json_get_str(o, "id", 0, &ev->id, err)) ||
+        (rc = es__json_get_str(o, "correlation_id", 0, &ev->correlation_id, err)) ||
+        (rc = es__json_get_str(o, "causation_id", 0, &ev->causation_id, err)) ||
+        (rc = es__json_get_str(o, "occurred_at", 0, &when, err)))
         return rc;
     if (ev->type == NULL)
         return es__err(err, ES_EINVAL, "\"type\" is null");

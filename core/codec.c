@@ -50,9 +50,8 @@ oom:
     return NULL;
 }
 
-/* Reads an optional string member; absent and null give NULL. */
-static int get_str(const json_t *o, const char *key, int required,
-                   const char **out, es_error *err)
+int es__json_get_str(const json_t *o, const char *key, int required,
+                     const char **out, es_error *err)
 {
     json_t *v = json_object_get(o, key);
     *out = NULL;
@@ -99,14 +98,14 @@ int es_event_from_json(es_event **out, const json_t *json, es_error *err)
     tmp.position.offset = -1;
     if (!json_is_object(json))
         return es__err(err, ES_EINVAL, "event is not a JSON object");
-    if ((rc = get_str(json, "aggregate_type", 0, &tmp.aggregate_type, err)) ||
-        (rc = get_str(json, "stream_id", 1, &tmp.stream_id, err)) ||
-        (rc = get_str(json, "type", 1, &tmp.type, err)) ||
-        (rc = get_str(json, "id", 1, &tmp.id, err)) ||
-        (rc = get_str(json, "correlation_id", 0, &tmp.correlation_id, err)) ||
-        (rc = get_str(json, "causation_id", 0, &tmp.causation_id, err)) ||
+    if ((rc = es__json_get_str(json, "aggregate_type", 0, &tmp.aggregate_type, err)) ||
+        (rc = es__json_get_str(json, "stream_id", 1, &tmp.stream_id, err)) ||
+        (rc = es__json_get_str(json, "type", 1, &tmp.type, err)) ||
+        (rc = es__json_get_str(json, "id", 1, &tmp.id, err)) ||
+        (rc = es__json_get_str(json, "correlation_id", 0, &tmp.correlation_id, err)) ||
+        (rc = es__json_get_str(json, "causation_id", 0, &tmp.causation_id, err)) ||
         (rc = get_int(json, "version", 1, &tmp.version, err)) ||
-        (rc = get_str(json, "occurred_at", 0, &when, err)) ||
+        (rc = es__json_get_str(json, "occurred_at", 0, &when, err)) ||
         (rc = get_int(json, "occurred_us", 0, &tmp.occurred_us, err)))
         return rc;
     if (tmp.version < 1)
@@ -170,7 +169,7 @@ int es_event_from_json(es_event **out, const json_t *json, es_error *err)
         int64_t size = 0;
         if (!json_is_object(commit))
             return es__err(err, ES_EINVAL, "\"commit\" is not an object");
-        if ((rc = get_str(commit, "id", 1, &tmp.commit_id, err)) ||
+        if ((rc = es__json_get_str(commit, "id", 1, &tmp.commit_id, err)) ||
             (rc = get_int(commit, "size", 1, &size, err)))
             return rc;
         if (size < 1 || size > INT32_MAX)

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "esfold/error.h"
 #include "esfold/event.h"
 
@@ -76,6 +78,14 @@ void es__buf_free(es__buf *b);
  * or "token" become "***". NULL on ENOMEM.
  */
 char *es__uri_redact(const char *uri);
+
+/*
+ * Reads string member key of JSON object o into *out (borrowed from o).
+ * Absent or null gives NULL, or with required the error 'event has no
+ * "key"'; a non-string or one holding a NUL is ES_EINVAL naming key.
+ */
+int es__json_get_str(const json_t *o, const char *key, int required,
+                     const char **out, es_error *err);
 
 /* Parses a decimal int64 in full ("12", "-3"); 0 or ES_EINVAL. */
 int es__parse_i64(int64_t *out, const char *s);
