@@ -50,7 +50,9 @@ ADAPTER_SRCS := \
 	adapters/log_open.c adapters/snapshot_open.c \
 	adapters/sqlite/schema.c adapters/sqlite/log.c adapters/sqlite/snapshot.c \
 	adapters/postgres/snapshot.c \
-	adapters/kafka/uri.c adapters/kafka/codec.c adapters/kafka/log.c \
+	adapters/kafka/uri.c adapters/kafka/record.c adapters/kafka/fetch.c \
+	adapters/kafka/topic.c adapters/kafka/producer.c adapters/kafka/writer.c \
+	adapters/kafka/reader.c adapters/kafka/log.c \
 	adapters/kafka/snapshot.c
 
 CLI_SRCS := \

@@ -6,7 +6,7 @@
  * Generic over es_log: it only uses the repository and the log's public
  * calls. The speed on Kafka comes from the log's writer, which confirms a
  * commit from its delivery offsets when its view of the partition is
- * current (adapters/kafka/log.c), and from never loading a hot stream.
+ * current (adapters/kafka/writer.c), and from never loading a hot stream.
  */
 #include <stdio.h>
 #include <string.h>

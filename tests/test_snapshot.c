@@ -1514,7 +1514,7 @@ static void test_property_kafka_log(void **state)
     if (!ok) {
         print_message("the Kafka log does not deliver the event at a read's "
                       "start position when it ends a commit of several events "
-                      "(adapters/kafka/log.c feed_stream: seed with its commit): "
+                      "(adapters/kafka/reader.c feed_stream: seed with its commit): "
                       "loads from snapshots on Kafka fall back to a full "
                       "replay\n");
         skip();

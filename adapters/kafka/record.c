@@ -1,5 +1,5 @@
 /*
- * adapters/kafka/codec.c - esfold events as Kafka records and back
+ * adapters/kafka/record.c - esfold events as Kafka records and back
  * (the wire format of docs/kafka.md).
  */
 #include <inttypes.h>

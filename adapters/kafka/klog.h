@@ -1,0 +1,152 @@
+/*
+ * adapters/kafka/klog.h - what the pieces of the Kafka event log share
+ * (internal). The log is split by what each piece does:
+ *
+ *   record.c    the one decoder and judge of a Kafka record (and the
+ *               headers esfold writes); every reader and the writer's
+ *               confirmation feed the acceptance rule through it
+ *   fetch.c     the consumer's fetch: records of one partition in order,
+ *               every wait bounded by timeout_ms
+ *   topic.c     topics: partition counts, watermarks, creation
+ *   producer.c  the producers and the production of one commit
+ *   writer.c    appends: the writer's view of a partition, expected
+ *               versions, idempotency, and the confirmation that a commit
+ *               won
+ *   reader.c    reads of a stream, of a partition (followers), scans
+ *   log.c       open, close, metadata, the backend table
+ */
+#ifndef ESFOLD_ADAPTERS_KAFKA_KLOG_H
+#define ESFOLD_ADAPTERS_KAFKA_KLOG_H
+
+#include <sys/types.h>
+
+#include "kafka.h"
+
+#define ES__KBATCH 512
+
+typedef struct topic_info {
+    char *name;
+    int32_t partitions;
+    rd_kafka_topic_t *crkt; /* on the consumer */
+    rd_kafka_topic_t *prkt; /* on the producer, made on first append */
+    rd_kafka_topic_t *srkt; /* on the single-event producer */
+    struct topic_info *next;
+} topic_info;
+
+/* What a handle knows of one partition: its acceptor and how far it read. */
+typedef struct part_cache {
+    topic_info *ti;
+    int32_t partition;
+    es_acceptor *acc;
+    int64_t fed;   /* the next offset to feed */
+    int64_t taken; /* (followers) the offset after the last event taken */
+    struct part_cache *next;
+} part_cache;
+
+typedef struct dr_slot {
+    int done;
+    rd_kafka_resp_err_t err;
+    int64_t offset;
+    int32_t partition;
+} dr_slot;
+
+typedef struct kafka_log {
+    es__kafka_uri uri;
+    char txn_id[64];
+    char timeout[16]; /* uri.timeout_ms as text, for the client settings */
+    rd_kafka_t *consumer;
+    rd_kafka_t *producer;
+    rd_kafka_t *single; /* with transactions=1: the idempotent producer, no
+                           transactional.id, of commits of one event */
+    int txn_ready;
+    int mock; /* librdkafka's mock cluster (esfold broker): no Admin API */
+    topic_info *topics;
+    part_cache *writers;   /* STATE_ONLY | TRACK_IDS acceptors */
+    part_cache *followers; /* ordered acceptors for read_partition */
+    /* The consumer's current fetch and what it has handed us. */
+    topic_info *cur;
+    int32_t cur_part;
+    int64_t cur_next;
+    rd_kafka_message_t *batch[ES__KBATCH];
+    ssize_t bpos, bn;
+} kafka_log;
+
+/* A monotonic clock in milliseconds. */
+int64_t es__kafka_now_ms(void);
+
+/* ---- fetch.c ----------------------------------------------------------- */
+
+/* Stops the consumer's current fetch and drops what it buffered. */
+void es__kfetch_stop(kafka_log *k);
+
+/* Called with each record (not owned); non-zero stops the scan and is
+ * returned. */
+typedef int (*record_fn)(es_log *log, kafka_log *k, const rd_kafka_message_t *m,
+                         void *ctx);
+
+/*
+ * Reads records of (ti, partition) with offsets in [from, end) in order,
+ * calling fn. limit > 0 stops after that many records. A record at or past
+ * end stays buffered for the next scan that goes on from there. Every wait
+ * is bounded by the URI's timeout_ms without progress.
+ */
+int es__kscan(es_log *log, kafka_log *k, topic_info *ti, int32_t partition,
+              int64_t from, int64_t end, size_t limit, record_fn fn, void *ctx);
+
+/* ---- topic.c ----------------------------------------------------------- */
+
+/* The partition's low and high watermarks. */
+int es__ktopic_watermarks(es_log *log, kafka_log *k, topic_info *ti,
+                          int32_t partition, int64_t *lo, int64_t *hi);
+/* A URI with partitions=N only works with topics of N partitions. */
+int es__ktopic_check_count(es_log *log, kafka_log *k, const char *topic, int32_t n);
+/* The topic of aggregate type agg; *out NULL (and 0) when the topic does
+ * not exist on the cluster yet. */
+int es__ktopic_find(es_log *log, kafka_log *k, const char *agg, topic_info **out);
+/* Creates the topic of agg (docs/kafka.md: retention.ms=-1). */
+int es__ktopic_create(es_log *log, kafka_log *k, const char *agg, topic_info **out);
+
+/* ---- producer.c -------------------------------------------------------- */
+
+/* The producers exist and transactions are initialised. */
+int es__kproducer_ready(es_log *log, kafka_log *k);
+
+/*
+ * Produces the commit (versions set) to partition p; slots get the
+ * delivery reports. Returns 0 when every event was delivered (and the
+ * transaction committed), else a code with the message set; *any_delivered
+ * says whether some event may be in the log regardless.
+ */
+int es__kproduce(es_log *log, kafka_log *k, topic_info *ti, int32_t p,
+                 const char *sid, const es_event *evs, size_t n, dr_slot *slots,
+                 int *any_delivered);
+
+/* ---- writer.c ---------------------------------------------------------- */
+
+part_cache *es__kcache_get(part_cache **list, topic_info *ti, int32_t partition);
+int es__kcache_new(es_log *log, part_cache **list, topic_info *ti,
+                   int32_t partition, unsigned flags, part_cache **out);
+void es__kcache_free_all(part_cache *pc);
+/* ES_ETRUNCATED: the partition begins at lo > 0. */
+int es__ktruncated(es_log *log, topic_info *ti, int32_t partition, int64_t lo,
+                   const char *what);
+
+int es__kafka_append(es_log *log, void *self, es_append_result *out,
+                     const char *agg, const char *sid, int64_t expected,
+                     const es_event *events, size_t n);
+
+/* ---- reader.c ---------------------------------------------------------- */
+
+int es__kafka_read_stream(es_log *log, void *self, const char *agg,
+                          const char *sid, const es_read_options *opts,
+                          es_event_cb cb, void *user_data);
+int es__kafka_read_partition(es_log *log, void *self, int64_t *next_offset,
+                             const char *agg, int32_t partition,
+                             int64_t from_offset, size_t max_events,
+                             es_event_cb cb, void *user_data);
+int es__kafka_scan_partition(es_log *log, void *self, int64_t *next_offset,
+                             const char *agg, int32_t partition,
+                             int64_t from_offset, size_t max_events,
+                             es_verdict_cb cb, void *user_data);
+
+#endif

@@ -1,0 +1,344 @@
+/*
+ * adapters/kafka/writer.c - appends: the writer's view of a partition, expected versions, idempotent retries, and the confirmation that a commit won (klog.h).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "esfold/partition.h"
+#include "klog.h"
+
+#define ANY_ATTEMPTS 5 /* tries of an ES_EXPECT_ANY append that keeps losing */
+
+part_cache *es__kcache_get(part_cache **list, topic_info *ti, int32_t partition)
+{
+    part_cache *pc;
+    for (pc = *list; pc; pc = pc->next)
+        if (pc->ti == ti && pc->partition == partition)
+            return pc;
+    return NULL;
+}
+
+int es__kcache_new(es_log *log, part_cache **list, topic_info *ti,
+                     int32_t partition, unsigned flags, part_cache **out)
+{
+    part_cache *pc = es__calloc(1, sizeof *pc);
+    if (pc == NULL || es_acceptor_new(&pc->acc, flags) != 0) {
+        es__free(pc);
+        return es__fail(&log->h, ES_ENOMEM, "out of memory");
+    }
+    pc->ti = ti;
+    pc->partition = partition;
+    pc->next = *list;
+    *list = pc;
+    *out = pc;
+    return 0;
+}
+
+int es__ktruncated(es_log *log, topic_info *ti, int32_t partition, int64_t lo,
+                     const char *what)
+{
+    return es__fail(&log->h, ES_ETRUNCATED,
+                    "%s: kafka topic %s partition %d begins at offset %" PRId64
+                    ", not 0: the log lost its beginning (offsets 0 to %" PRId64
+                    " were deleted), so stream versions cannot be known",
+                    what, ti->name, (int)partition, lo, lo - 1);
+}
+
+/* Feeds one record, headers only, to a writer's acceptor. */
+static int feed_state(es_log *log, kafka_log *k, const rd_kafka_message_t *m,
+                      void *ctx)
+{
+    part_cache *pc = ctx;
+    es_event *ev = NULL;
+    char why[256];
+    int rc = es__kafka_decode(&ev, m, "", 1, why, sizeof why);
+    (void)k;
+    pc->fed = m->offset + 1;
+    if (rc < 0) {
+        es_event_free(ev);
+        return es__fail(&log->h, ES_ENOMEM, "out of memory");
+    }
+    if (rc == 1)
+        rc = es_acceptor_feed_malformed_new(pc->acc, ev, why);
+    else
+        rc = es_acceptor_feed_new(pc->acc, ev);
+    return rc ? es__fail(&log->h, rc, "out of memory") : 0;
+}
+
+/* Brings the writer's view of (ti, partition) up to offset end. */
+static int writer_catch_up(es_log *log, kafka_log *k, topic_info *ti,
+                           int32_t partition, int64_t end, part_cache **out)
+{
+    part_cache *pc = es__kcache_get(&k->writers, ti, partition);
+    int rc;
+    if (pc == NULL) {
+        int64_t lo, hi;
+        if ((rc = es__ktopic_watermarks(log, k, ti, partition, &lo, &hi)) != 0)
+            return rc;
+        if (lo > 0)
+            return es__ktruncated(log, ti, partition, lo, "appending");
+        if ((rc = es__kcache_new(log, &k->writers, ti, partition,
+                            ES_ACCEPTOR_STATE_ONLY | ES_ACCEPTOR_TRACK_IDS, &pc)))
+            return rc;
+    }
+    *out = pc;
+    rc = es__kscan(log, k, ti, partition, pc->fed, end, 0, feed_state, pc);
+    if (rc == 0 && pc->fed < end)
+        pc->fed = end; /* transaction markers at the end */
+    return rc;
+}
+
+static int conflict(es_log *log, const char *agg, const char *sid,
+                    int64_t expected, int64_t cur)
+{
+    if (expected == ES_EXPECT_NO_STREAM)
+        return es__fail(&log->h, ES_ECONFLICT,
+                        "appending to %s/%s: version conflict: expected no "
+                        "stream, stream is at %lld",
+                        agg, sid, (long long)cur);
+    if (cur == 0)
+        return es__fail(&log->h, ES_ECONFLICT,
+                        "appending to %s/%s: version conflict: expected %lld, "
+                        "stream does not exist",
+                        agg, sid, (long long)expected);
+    return es__fail(&log->h, ES_ECONFLICT,
+                    "appending to %s/%s: version conflict: expected %lld, "
+                    "stream is at %lld",
+                    agg, sid, (long long)expected, (long long)cur);
+}
+
+/* Where an event id is, among the partitions of ti this handle has read. */
+static int find_id(kafka_log *k, topic_info *ti, const char *id, es_accepted_id *out)
+{
+    part_cache *pc;
+    for (pc = k->writers; pc; pc = pc->next)
+        if (pc->ti == ti && es_acceptor_find_id(pc->acc, id, out))
+            return 1;
+    return 0;
+}
+
+/* The commit's ids are known: a retry of a whole earlier commit of this
+ * stream (a duplicate), or ids reused (ES_EINVAL). As the SQLite log. */
+static int check_ids(es_log *log, kafka_log *k, topic_info *ti,
+                     es_append_result *out, const char *agg, const char *sid,
+                     const es_event *evs, size_t n, int *dup)
+{
+    es_accepted_id first, row;
+    size_t i;
+    *dup = 0;
+    if (!find_id(k, ti, evs[0].id, &first)) {
+        for (i = 1; i < n; i++)
+            if (find_id(k, ti, evs[i].id, &row))
+                return es__fail(&log->h, ES_EINVAL,
+                                "appending to %s/%s: event %zu's id %s is already "
+                                "in the log, in %s/%s at version %lld",
+                                agg, sid, i + 1, evs[i].id, agg, row.stream_id,
+                                (long long)row.version);
+        return 0;
+    }
+    if (strcmp(first.stream_id, sid) != 0)
+        return es__fail(&log->h, ES_EINVAL,
+                        "appending to %s/%s: event 1's id %s is already in the "
+                        "log, in %s/%s at version %lld",
+                        agg, sid, evs[0].id, agg, first.stream_id,
+                        (long long)first.version);
+    if (first.commit_size != (int32_t)n || first.commit_index > 0)
+        return es__fail(&log->h, ES_EINVAL,
+                        "appending to %s/%s: event 1's id %s is already in this "
+                        "stream at version %lld, written by a commit of %lld "
+                        "events, and this commit has %zu: a retry must repeat "
+                        "the whole commit",
+                        agg, sid, evs[0].id, (long long)first.version,
+                        (long long)first.commit_size, n);
+    row = first;
+    for (i = 1; i < n; i++) {
+        if (!find_id(k, ti, evs[i].id, &row))
+            return es__fail(&log->h, ES_EINVAL,
+                            "appending to %s/%s: event 1's id %s is already in "
+                            "this stream at version %lld but event %zu's id %s "
+                            "is not: a retry must repeat the whole commit",
+                            agg, sid, evs[0].id, (long long)first.version, i + 1,
+                            evs[i].id);
+        if (strcmp(row.stream_id, sid) != 0 ||
+            row.version != first.version + (int64_t)i)
+            return es__fail(&log->h, ES_EINVAL,
+                            "appending to %s/%s: event %zu's id %s is in %s/%s "
+                            "at version %lld, not where a retry of the commit "
+                            "at version %lld puts it",
+                            agg, sid, i + 1, evs[i].id, agg, row.stream_id,
+                            (long long)row.version, (long long)first.version);
+    }
+    out->first_version = first.version;
+    out->version = first.version + (int64_t)n - 1;
+    out->first = first.position;
+    out->last = row.position;
+    out->duplicate = 1;
+    *dup = 1;
+    return 0;
+}
+
+/*
+ * Produces the commit (versions set) to partition p; slots get the
+ * delivery reports. Returns 0 when every event was delivered (and the
+ * transaction committed), else a code with the message set; *any_delivered
+ * says whether some event may be in the log regardless.
+ */
+
+void es__kcache_free_all(part_cache *pc)
+{
+    while (pc) {
+        part_cache *next = pc->next;
+        es_acceptor_free(pc->acc);
+        es__free(pc);
+        pc = next;
+    }
+}
+
+int es__kafka_append(es_log *log, void *self, es_append_result *out,
+                        const char *agg, const char *sid, int64_t expected,
+                        const es_event *events, size_t n)
+{
+    kafka_log *k = self;
+    topic_info *ti;
+    part_cache *pc;
+    es_event *evs = NULL;
+    dr_slot *slots = NULL;
+    int32_t p;
+    int rc, dup, attempt, delivered, fast;
+    int64_t lo, hi, cur = 0;
+    size_t i;
+
+    if ((rc = es__ktopic_find(log, k, agg, &ti)) != 0)
+        return rc;
+    if (ti == NULL && (rc = es__ktopic_create(log, k, agg, &ti)) != 0)
+        return rc;
+    if ((rc = es__kproducer_ready(log, k)) != 0)
+        return rc;
+    if (ti->prkt == NULL &&
+        (ti->prkt = rd_kafka_topic_new(k->producer, ti->name, NULL)) == NULL)
+        return es__fail(&log->h, ES_EIO, "kafka: topic %s: %s", ti->name,
+                        rd_kafka_err2str(rd_kafka_last_error()));
+    if (k->single && ti->srkt == NULL &&
+        (ti->srkt = rd_kafka_topic_new(k->single, ti->name, NULL)) == NULL)
+        return es__fail(&log->h, ES_EIO, "kafka: topic %s: %s", ti->name,
+                        rd_kafka_err2str(rd_kafka_last_error()));
+    p = es_partition_for(sid, strlen(sid), ti->partitions);
+    evs = es__calloc(n, sizeof *evs);
+    slots = es__calloc(n, sizeof *slots);
+    if (evs == NULL || slots == NULL) {
+        rc = es__fail(&log->h, ES_ENOMEM, "out of memory");
+        goto done;
+    }
+
+    /*
+     * Fast (owner=1, the handle has read the partition before): write on
+     * what it knows, without asking the broker where the partition ends
+     * (a metadata and an offsets request). Confirming reads from what it
+     * knew up to its own offsets anyway, so a stale view (someone else
+     * wrote after all) costs a rejected record in the log and a second,
+     * checked round (below), never a wrong answer. Without owner=1 a
+     * conflict writes nothing.
+     */
+    fast = k->uri.owner && es__kcache_get(&k->writers, ti, p) != NULL;
+    for (attempt = 1;; attempt++) {
+        if (fast) {
+            pc = es__kcache_get(&k->writers, ti, p);
+        } else if ((rc = es__ktopic_watermarks(log, k, ti, p, &lo, &hi)) != 0 ||
+                   (rc = writer_catch_up(log, k, ti, p, hi, &pc)) != 0) {
+            /* Where the stream stands, as every reader will see it. */
+            goto done;
+        }
+        if ((rc = check_ids(log, k, ti, out, agg, sid, events, n, &dup)) != 0 || dup)
+            goto done;
+        cur = es_acceptor_version(pc->acc, sid);
+        if (expected != ES_EXPECT_ANY && expected != cur) {
+            if (fast) { /* maybe only behind: ask the broker */
+                fast = 0;
+                attempt--;
+                continue;
+            }
+            rc = conflict(log, agg, sid, expected, cur);
+            goto done;
+        }
+        for (i = 0; i < n; i++) {
+            evs[i] = events[i];
+            evs[i].aggregate_type = agg;
+            evs[i].stream_id = sid;
+            evs[i].version = cur + 1 + (int64_t)i;
+        }
+        rc = es__kproduce(log, k, ti, p, sid, evs, n, slots, &delivered);
+        if (rc != 0 && !delivered)
+            goto done;
+        {
+            /* Did it win? Read up to our own last offset. */
+            int64_t last = -1;
+            es_accepted_id where;
+            int prc = rc;
+            char failure[ES__ERRMSG_MAX / 2];
+            snprintf(failure, sizeof failure, "%s", es_errmsg(log));
+            for (i = 0; i < n; i++)
+                if (slots[i].done && !slots[i].err && slots[i].offset > last)
+                    last = slots[i].offset;
+            if (prc == 0 && slots[0].offset == pc->fed &&
+                slots[n - 1].offset == pc->fed + (int64_t)n - 1) {
+                /* Nothing came between what we had read and our commit: the
+                 * records there are ours, no need to read them back. */
+                for (i = 0; i < n && rc == 0; i++) {
+                    es_event *copy = NULL;
+                    evs[i].position.partition = p;
+                    evs[i].position.offset = slots[i].offset;
+                    if ((rc = es_event_copy(&copy, &evs[i])) != 0 ||
+                        (rc = es_acceptor_feed_new(pc->acc, copy)) != 0)
+                        rc = es__fail(&log->h, ES_ENOMEM, "out of memory");
+                }
+                if (rc)
+                    goto done;
+                pc->fed = slots[n - 1].offset + 1;
+            } else if ((rc = writer_catch_up(log, k, ti, p, last + 1, &pc)) != 0) {
+                goto done;
+            }
+            if (es_acceptor_find_id(pc->acc, evs[0].id, &where) &&
+                where.position.offset == slots[0].offset && slots[0].done) {
+                out->first_version = cur + 1;
+                out->version = cur + (int64_t)n;
+                out->first.partition = p;
+                out->first.offset = slots[0].offset;
+                out->last.partition = p;
+                out->last.offset = slots[n - 1].offset;
+                out->duplicate = 0;
+                es__clear(&log->h); /* a failed commit that counts anyway */
+                rc = 0;
+                goto done;
+            }
+            if (prc != 0) {
+                /* It failed part way, and what arrived does not count. */
+                rc = es__fail(&log->h, prc,
+                              "kafka: appending to %s/%s: the commit failed "
+                              "part way (what arrived does not count): %s",
+                              agg, sid, failure);
+                goto done;
+            }
+        }
+        /* Lost to another writer between our read and our write. */
+        if (fast) {
+            /* Our view was stale: check again from the broker's end, as a
+             * first round (ids of a retry, the expected version). */
+            fast = 0;
+            attempt--;
+            continue;
+        }
+        if (expected != ES_EXPECT_ANY || attempt == ANY_ATTEMPTS) {
+            rc = conflict(log, agg, sid, expected == ES_EXPECT_ANY ? cur : expected,
+                          es_acceptor_version(pc->acc, sid));
+            goto done;
+        }
+    }
+done:
+    es__free(evs);
+    es__free(slots);
+    return rc;
+}
+
