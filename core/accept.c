@@ -81,18 +81,20 @@ static int map_put(map *m, const char *key, void *value)
 
 typedef struct stream {
     char *id;
-    int64_t cur;       /* the accepted version */
-    int fed;           /* an event of it was fed (no more seeding) */
-    char *seed_commit; /* an accepted commit the seed ended inside */
-    /* The open commit: its id (NULL: none), size, first version, and its
-     * events so far (FIFO sequence numbers, or owned events in
-     * STATE_ONLY mode). */
+    int64_t cur; /* the accepted version */
+    int fed;     /* an event of it was fed (no more seeding) */
+    /* The open commit: its id (NULL: none), size, first version, how many
+     * of its events have come (have; with a seed inside the commit, the
+     * ones before the seed count too, already accepted), the ones held
+     * here (got: FIFO sequence numbers, or owned events in STATE_ONLY
+     * mode), and the offset before which it must complete. */
     char *open_id;
-    int32_t open_size;
-    int64_t open_first;
+    int32_t open_size, open_have;
+    int64_t open_first, open_deadline;
     size_t open_got, open_cap;
     uint64_t *open_seqs;
     es_event **open_evs;
+    struct stream *prev, *next; /* the open commits, by deadline */
 } stream;
 
 typedef struct rec {
@@ -114,6 +116,9 @@ struct es_acceptor {
     unsigned flags;
     map streams; /* id -> stream */
     map ids;     /* event id -> accepted_id (TRACK_IDS) */
+    stream *open_head, *open_tail; /* streams with an open commit */
+    es_seed_fn seed_fn;
+    void *seed_data;
     /* The FIFO: count records from recs[head], the first has seq head_seq. */
     rec *recs;
     size_t cap, head, count;
@@ -149,6 +154,14 @@ int es_acceptor_new(es_acceptor **out, unsigned flags)
     return 0;
 }
 
+void es_acceptor_set_seed_fn(es_acceptor *acc, es_seed_fn fn, void *user_data)
+{
+    if (acc == NULL)
+        return;
+    acc->seed_fn = fn;
+    acc->seed_data = user_data;
+}
+
 static void stream_free(stream *st)
 {
     size_t i;
@@ -160,7 +173,6 @@ static void stream_free(stream *st)
     es__free(st->open_evs);
     es__free(st->open_seqs);
     es__free(st->open_id);
-    es__free(st->seed_commit);
     es__free(st->id);
     es__free(st);
 }
@@ -189,6 +201,8 @@ void es_acceptor_free(es_acceptor *acc)
     es__free(acc);
 }
 
+/* The stream of id; with create, made when new. NULL: not there (or out
+ * of memory with create). */
 static stream *get_stream(es_acceptor *acc, const char *id, int create)
 {
     stream *st = map_get(&acc->streams, id);
@@ -205,21 +219,70 @@ static stream *get_stream(es_acceptor *acc, const char *id, int create)
     return st;
 }
 
+/* Puts st (its commit just opened) in the list of open commits, which is
+ * kept in deadline order. */
+static void open_link(es_acceptor *acc, stream *st)
+{
+    stream *after = acc->open_tail;
+    while (after && after->open_deadline > st->open_deadline)
+        after = after->prev;
+    st->prev = after;
+    st->next = after ? after->next : acc->open_head;
+    if (st->next)
+        st->next->prev = st;
+    else
+        acc->open_tail = st;
+    if (after)
+        after->next = st;
+    else
+        acc->open_head = st;
+}
+
+static void close_commit(es_acceptor *acc, stream *st)
+{
+    if (st->prev)
+        st->prev->next = st->next;
+    else if (acc->open_head == st)
+        acc->open_head = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+    else if (acc->open_tail == st)
+        acc->open_tail = st->prev;
+    st->prev = st->next = NULL;
+    es__free(st->open_id);
+    st->open_id = NULL;
+    st->open_got = 0;
+    st->open_have = 0;
+}
+
 int es_acceptor_seed(es_acceptor *acc, const char *stream_id, int64_t version,
-                     const char *commit_id)
+                     const es_event *at)
 {
     stream *st;
+    int32_t size;
     if (acc == NULL || stream_id == NULL || version < 0)
+        return ES_EINVAL;
+    size = at && at->commit_id && at->commit_size > 1 ? at->commit_size : 1;
+    if (size > 1 && (at->commit_index < 0 || at->commit_index >= size ||
+                     at->version != version))
         return ES_EINVAL;
     if ((st = get_stream(acc, stream_id, 1)) == NULL)
         return ES_ENOMEM;
     if (st->fed)
         return ES_EINVAL;
+    if (st->open_id)
+        close_commit(acc, st);
     st->cur = version;
-    es__free(st->seed_commit);
-    st->seed_commit = NULL;
-    if (commit_id && (st->seed_commit = es__strdup(commit_id)) == NULL)
-        return ES_ENOMEM;
+    if (size > 1 && at->commit_index < size - 1) {
+        /* Inside an accepted commit: the rest of it must follow. */
+        if ((st->open_id = es__strdup(at->commit_id)) == NULL)
+            return ES_ENOMEM;
+        st->open_size = size;
+        st->open_first = version - at->commit_index;
+        st->open_have = at->commit_index + 1;
+        st->open_deadline = at->position.offset + ES_COMMIT_WINDOW;
+        open_link(acc, st);
+    }
     return 0;
 }
 
@@ -347,28 +410,21 @@ static es_event *open_event(es_acceptor *acc, const stream *st, size_t i)
                                                  : fifo_at(acc, st->open_seqs[i])->ev;
 }
 
-static void close_commit(stream *st)
-{
-    es__free(st->open_id);
-    st->open_id = NULL;
-    st->open_got = 0;
-}
-
-/* Decides an event that is a commit of its own (or, accepted, continues
- * the commit a seed ended inside). */
+/* Decides an event that is a commit of its own, or a rejected one. */
 static int decide(es_acceptor *acc, stream *st, es_event *ev, uint64_t seq,
                   es_verdict verdict, char *why)
 {
-    int32_t size = ev->commit_size > 1 && ev->commit_id ? ev->commit_size : 1;
-    return decide_in(acc, st, ev, seq, verdict, why, size, size == 1 ? 0 : -1);
+    return decide_in(acc, st, ev, seq, verdict, why, 1, 0);
 }
 
-/* Decides every event of st's open commit and closes it. */
+/* Decides every event st's open commit holds and closes it. */
 static int decide_commit(es_acceptor *acc, stream *st, es_verdict verdict,
                          const char *why)
 {
     size_t i;
     int rc = 0;
+    /* The events held follow the ones that came before a seed. */
+    int32_t base = st->open_have - (int32_t)st->open_got;
     for (i = 0; i < st->open_got; i++) {
         es_event *ev = open_event(acc, st, i);
         char *w = NULL;
@@ -379,10 +435,10 @@ static int decide_commit(es_acceptor *acc, stream *st, es_verdict verdict,
         acc->stats.pending--;
         if (decide_in(acc, st, ev, (acc->flags & ES_ACCEPTOR_STATE_ONLY) ? 0
                                    : st->open_seqs[i], verdict, w,
-                      st->open_size, (int32_t)i) != 0)
+                      st->open_size, base + (int32_t)i) != 0)
             rc = ES_ENOMEM;
     }
-    close_commit(st);
+    close_commit(acc, st);
     return rc;
 }
 
@@ -402,8 +458,49 @@ static int add_to_commit(es_acceptor *acc, stream *st, es_event *ev, uint64_t se
     st->open_seqs[st->open_got] = seq;
     st->open_evs[st->open_got] = (acc->flags & ES_ACCEPTOR_STATE_ONLY) ? ev : NULL;
     st->open_got++;
+    st->open_have++;
     acc->stats.pending++;
     return 0;
+}
+
+/* Commits that should have completed before offset `offset` are decided
+ * incomplete: no reader holds events behind them for ever. */
+static int expire(es_acceptor *acc, int64_t offset)
+{
+    while (acc->open_head && acc->open_head->open_deadline <= offset) {
+        stream *st = acc->open_head;
+        char *why = es__sprintf("commit %s of %s had %d of its %d events when "
+                                "offset %lld came: a commit must complete "
+                                "within %d offsets of its first event (at "
+                                "offset %lld or later)",
+                                st->open_id, st->id, (int)st->open_have,
+                                (int)st->open_size, (long long)offset,
+                                ES_COMMIT_WINDOW,
+                                (long long)(st->open_deadline - ES_COMMIT_WINDOW));
+        int rc = decide_commit(acc, st, ES_VERDICT_INCOMPLETE,
+                               why ? why : "incomplete");
+        es__free(why);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Why ev cannot be part of any commit, whatever came before it; NULL when
+ * it can. */
+static char *commit_flaw(const es_event *ev, int32_t size)
+{
+    if (ev->commit_id && ev->commit_size > ES_COMMIT_MAX_EVENTS)
+        return es__sprintf("event %s says its commit %s has %d events, more "
+                           "than a commit may have (%d)",
+                           ev->id ? ev->id : "?", ev->commit_id,
+                           (int)ev->commit_size, ES_COMMIT_MAX_EVENTS);
+    if (ev->commit_index >= size)
+        return es__sprintf("event %s says it is number %d of its commit %s, "
+                           "which has %d events",
+                           ev->id ? ev->id : "?", (int)ev->commit_index + 1,
+                           ev->commit_id ? ev->commit_id : "-", (int)size);
+    return NULL;
 }
 
 int es_acceptor_feed_new(es_acceptor *acc, es_event *ev)
@@ -411,15 +508,28 @@ int es_acceptor_feed_new(es_acceptor *acc, es_event *ev)
     stream *st;
     uint64_t seq = 0;
     int32_t size;
+    char *flaw;
     int rc;
 
     if (acc == NULL || ev == NULL || ev->stream_id == NULL) {
         es_event_free(ev);
         return ES_EINVAL;
     }
-    if ((st = get_stream(acc, ev->stream_id, 1)) == NULL) {
+    if ((rc = expire(acc, ev->position.offset)) != 0) {
         es_event_free(ev);
-        return ES_ENOMEM;
+        return rc;
+    }
+    if ((st = get_stream(acc, ev->stream_id, 0)) == NULL) {
+        int64_t v = 0;
+        if (acc->seed_fn && acc->seed_fn(&v, ev->stream_id, acc->seed_data) != 0) {
+            es_event_free(ev);
+            return ES_EUSER;
+        }
+        if ((st = get_stream(acc, ev->stream_id, 1)) == NULL) {
+            es_event_free(ev);
+            return ES_ENOMEM;
+        }
+        st->cur = v;
     }
     st->fed = 1;
     if (!(acc->flags & ES_ACCEPTOR_STATE_ONLY) && (rc = fifo_push(acc, ev, &seq))) {
@@ -427,50 +537,42 @@ int es_acceptor_feed_new(es_acceptor *acc, es_event *ev)
         return rc;
     }
     size = ev->commit_id && ev->commit_size > 1 ? ev->commit_size : 1;
+    if ((flaw = commit_flaw(ev, size)) != NULL)
+        /* Not an event of any commit: it leaves the stream as it is. */
+        return decide(acc, NULL, ev, seq, ES_VERDICT_MALFORMED, flaw);
 
     if (st->open_id) {
-        /* Its events must agree on the commit's size: taking the first's
-         * word would end the commit where a later event says it goes on
-         * (and a reader seeded inside it would then decide differently). */
+        /* The next event of the open commit, or the commit is over. Its
+         * events must agree on the commit's size: taking the first's word
+         * would end the commit where a later event says it goes on (and a
+         * reader seeded inside it would then decide differently). */
         if (size == st->open_size && strcmp(ev->commit_id, st->open_id) == 0 &&
-            ev->version == st->open_first + (int64_t)st->open_got) {
+            ev->version == st->open_first + st->open_have &&
+            (ev->commit_index < 0 || ev->commit_index == st->open_have)) {
             if ((rc = add_to_commit(acc, st, ev, seq)) != 0)
                 goto oom;
-            if ((int32_t)st->open_got == st->open_size)
+            if (st->open_have == st->open_size)
                 return decide_commit(acc, st, ES_VERDICT_ACCEPTED, NULL);
             return 0;
         }
         {
-            char *why =
-                size != st->open_size && ev->commit_id &&
-                        strcmp(ev->commit_id, st->open_id) == 0
-                    ? es__sprintf("commit %s of %s had %zu of its %d events "
-                                  "when event %s (version %lld) of the same "
-                                  "commit came at offset %lld saying the "
-                                  "commit has %d events",
-                                  st->open_id, st->id, st->open_got,
-                                  (int)st->open_size, ev->id ? ev->id : "?",
-                                  (long long)ev->version,
-                                  (long long)ev->position.offset, (int)size)
-                    : es__sprintf(
-                          "commit %s of %s had %zu of its %d events when event "
-                          "%s (version %lld) of the stream came at offset %lld",
-                          st->open_id, st->id, st->open_got, (int)st->open_size,
-                          ev->id ? ev->id : "?", (long long)ev->version,
-                          (long long)ev->position.offset);
+            int same = ev->commit_id && strcmp(ev->commit_id, st->open_id) == 0;
+            char *why = es__sprintf(
+                "commit %s of %s had %d of its %d events when event %s "
+                "(version %lld%s) %s came at offset %lld%s",
+                st->open_id, st->id, (int)st->open_have, (int)st->open_size,
+                ev->id ? ev->id : "?", (long long)ev->version,
+                same && size != st->open_size ? ", saying the commit has another size"
+                : same ? ", not the commit's next" : "",
+                same ? "of the same commit" : "of the stream",
+                (long long)ev->position.offset,
+                same ? " (a torn commit retried, or a copy)" : "");
             rc = decide_commit(acc, st, ES_VERDICT_INTERLEAVED,
                                why ? why : "interleaved");
             es__free(why);
             if (rc)
                 goto oom;
         }
-    }
-    if (st->seed_commit) {
-        if (ev->commit_id && strcmp(ev->commit_id, st->seed_commit) == 0 &&
-            ev->version == st->cur + 1)
-            return decide(acc, st, ev, seq, ES_VERDICT_ACCEPTED, NULL);
-        es__free(st->seed_commit);
-        st->seed_commit = NULL;
     }
     if (ev->version <= st->cur)
         return decide(acc, st, ev, seq, ES_VERDICT_STALE,
@@ -485,14 +587,23 @@ int es_acceptor_feed_new(es_acceptor *acc, es_event *ev)
                                   "version %lld (versions missing before it)",
                                   st->id, (long long)st->cur,
                                   (long long)ev->version));
+    if (ev->commit_index > 0)
+        return decide(acc, st, ev, seq, ES_VERDICT_INTERLEAVED,
+                      es__sprintf("event %s is number %d of commit %s, whose "
+                                  "first events did not come before it",
+                                  ev->id ? ev->id : "?",
+                                  (int)ev->commit_index + 1, ev->commit_id));
     if (size == 1)
         return decide(acc, st, ev, seq, ES_VERDICT_ACCEPTED, NULL);
     if ((st->open_id = es__strdup(ev->commit_id)) == NULL)
         goto oom;
     st->open_size = size;
     st->open_first = ev->version;
+    st->open_have = 0;
+    st->open_deadline = ev->position.offset + ES_COMMIT_WINDOW;
+    open_link(acc, st);
     if (add_to_commit(acc, st, ev, seq) != 0) {
-        close_commit(st);
+        close_commit(acc, st);
         goto oom;
     }
     return 0;
@@ -512,6 +623,10 @@ int es_acceptor_feed_malformed_new(es_acceptor *acc, es_event *ev,
     if (acc == NULL || ev == NULL) {
         es_event_free(ev);
         return ES_EINVAL;
+    }
+    if ((rc = expire(acc, ev->position.offset)) != 0) {
+        es_event_free(ev);
+        return rc;
     }
     if (acc->flags & ES_ACCEPTOR_STATE_ONLY) {
         acc->stats.rejected++;
@@ -554,19 +669,16 @@ int es_acceptor_next(es_acceptor *acc, const es_event **ev, es_verdict *verdict,
 
 int es_acceptor_finish(es_acceptor *acc)
 {
-    size_t i;
     int rc = 0;
     if (acc == NULL)
         return ES_EINVAL;
-    for (i = 0; i < acc->streams.cap; i++) {
-        stream *st = acc->streams.slots[i].value;
-        char *why;
-        if (acc->streams.slots[i].key == NULL || st->open_id == NULL)
-            continue;
-        why = es__sprintf("commit %s of %s has %zu of its %d events at the end "
-                          "of the log (an aborted or torn transaction, or a "
-                          "commit still being written)",
-                          st->open_id, st->id, st->open_got, (int)st->open_size);
+    while (acc->open_head) {
+        stream *st = acc->open_head;
+        char *why = es__sprintf("commit %s of %s has %d of its %d events at the "
+                                "end of the log (an aborted or torn "
+                                "transaction, or a commit still being written)",
+                                st->open_id, st->id, (int)st->open_have,
+                                (int)st->open_size);
         if (decide_commit(acc, st, ES_VERDICT_INCOMPLETE,
                           why ? why : "incomplete") != 0)
             rc = ES_ENOMEM;

@@ -41,8 +41,12 @@ json_t *es_event_to_json(const es_event *ev)
         goto oom;
     if (ev->commit_id &&
         json_object_set_new(o, "commit",
-                            json_pack("{s:s,s:i}", "id", ev->commit_id, "size",
-                                      (int)ev->commit_size)))
+                            ev->commit_index >= 0
+                                ? json_pack("{s:s,s:i,s:i}", "id", ev->commit_id,
+                                            "size", (int)ev->commit_size, "index",
+                                            (int)ev->commit_index)
+                                : json_pack("{s:s,s:i}", "id", ev->commit_id,
+                                            "size", (int)ev->commit_size)))
         goto oom;
     return o;
 oom:
@@ -96,6 +100,7 @@ int es_event_from_json(es_event **out, const json_t *json, es_error *err)
     *out = NULL;
     memset(&tmp, 0, sizeof tmp);
     tmp.position.offset = -1;
+    tmp.commit_index = -1;
     if (!json_is_object(json))
         return es__err(err, ES_EINVAL, "event is not a JSON object");
     if ((rc = es__json_get_str(json, "aggregate_type", 0, &tmp.aggregate_type, err)) ||
@@ -166,15 +171,20 @@ int es_event_from_json(es_event **out, const json_t *json, es_error *err)
     }
     commit = json_object_get(json, "commit");
     if (commit && !json_is_null(commit)) {
-        int64_t size = 0;
+        int64_t size = 0, index = -1;
         if (!json_is_object(commit))
             return es__err(err, ES_EINVAL, "\"commit\" is not an object");
         if ((rc = es__json_get_str(commit, "id", 1, &tmp.commit_id, err)) ||
-            (rc = get_int(commit, "size", 1, &size, err)))
+            (rc = get_int(commit, "size", 1, &size, err)) ||
+            (json_object_get(commit, "index") &&
+             (rc = get_int(commit, "index", 1, &index, err))))
             return rc;
         if (size < 1 || size > INT32_MAX)
             return es__err(err, ES_EINVAL, "\"commit\".\"size\" is out of range");
+        if (index < -1 || index >= size)
+            return es__err(err, ES_EINVAL, "\"commit\".\"index\" is out of range");
         tmp.commit_size = (int32_t)size;
+        tmp.commit_index = (int32_t)index;
     }
     if ((rc = es_event_validate(&tmp, 1, err)))
         return rc;

@@ -21,6 +21,7 @@ int es_event_new(es_event **out, const char *type, json_t *payload)
         return ES_ENOMEM;
     ev->schema = 1;
     ev->position.offset = -1;
+    ev->commit_index = -1;
     if (type && (ev->type = es__strdup(type)) == NULL) {
         es__free(ev);
         return ES_ENOMEM;

@@ -214,9 +214,12 @@ int es_log_append(es_log *log, es_append_result *out,
         return es__fail(&log->h, ES_EINVAL,
                         "appending to %s/%s: a commit needs at least one event",
                         aggregate_type, stream_id);
-    if (n > INT32_MAX)
-        return es__fail(&log->h, ES_EINVAL, "appending to %s/%s: too many events",
-                        aggregate_type, stream_id);
+    if (n > ES_COMMIT_MAX_EVENTS)
+        return es__fail(&log->h, ES_EINVAL,
+                        "appending to %s/%s: a commit of %zu events: a commit "
+                        "has at most %d (ES_COMMIT_MAX_EVENTS, the same on every "
+                        "log); split it into several appends",
+                        aggregate_type, stream_id, n, ES_COMMIT_MAX_EVENTS);
     if (expected < ES_EXPECT_ANY)
         return es__fail(&log->h, ES_EINVAL,
                         "appending to %s/%s: expected version %lld is invalid "
@@ -264,6 +267,7 @@ int es_log_append(es_log *log, es_append_result *out,
          * already, but an explicit one keeps retries recognisable. */
         full[i].commit_id = commit_id;
         full[i].commit_size = (int32_t)n;
+        full[i].commit_index = (int32_t)i;
         if ((rc = es_event_validate(&full[i], 0, &err)) != 0) {
             rc = es__fail(&log->h, rc, "appending to %s/%s: event %zu of %zu: %s",
                           aggregate_type, stream_id, i + 1, n, err.text);
@@ -308,10 +312,11 @@ int es_log_read_stream(es_log *log, const char *aggregate_type,
                                      &o, cb, user_data);
 }
 
-int es_log_read_partition(es_log *log, int64_t *next_offset,
-                          const char *aggregate_type, int32_t partition,
-                          int64_t from_offset, size_t max_events,
-                          es_event_cb cb, void *user_data)
+int es_log_read_partition_seeded(es_log *log, int64_t *next_offset,
+                                 const char *aggregate_type, int32_t partition,
+                                 int64_t from_offset, size_t max_events,
+                                 es_seed_fn seed, void *seed_data,
+                                 es_event_cb cb, void *user_data)
 {
     int64_t local;
     int rc;
@@ -325,9 +330,24 @@ int es_log_read_partition(es_log *log, int64_t *next_offset,
     if (next_offset == NULL)
         next_offset = &local;
     *next_offset = from_offset;
+    /* A backend whose every stored event is accepted needs no seeds. */
+    if (log->backend->read_partition_seeded)
+        return log->backend->read_partition_seeded(
+            log, log->self, next_offset, aggregate_type, partition, from_offset,
+            max_events, seed, seed_data, cb, user_data);
     return log->backend->read_partition(log, log->self, next_offset,
                                         aggregate_type, partition, from_offset,
                                         max_events, cb, user_data);
+}
+
+int es_log_read_partition(es_log *log, int64_t *next_offset,
+                          const char *aggregate_type, int32_t partition,
+                          int64_t from_offset, size_t max_events,
+                          es_event_cb cb, void *user_data)
+{
+    return es_log_read_partition_seeded(log, next_offset, aggregate_type,
+                                        partition, from_offset, max_events, NULL,
+                                        NULL, cb, user_data);
 }
 
 /* es_log_scan_partition on a backend without scan_partition: every event

@@ -55,6 +55,14 @@ typedef struct es__log_backend {
                           int64_t from_offset, size_t max_events,
                           es_event_cb cb, void *user_data);
 
+    /* Optional (NULL: read_partition serves, every stored event being
+     * accepted by construction): see es_log_read_partition_seeded. */
+    int (*read_partition_seeded)(es_log *log, void *self, int64_t *next_offset,
+                                 const char *aggregate_type, int32_t partition,
+                                 int64_t from_offset, size_t max_events,
+                                 es_seed_fn seed, void *seed_data,
+                                 es_event_cb cb, void *user_data);
+
     int (*partition_count)(es_log *log, void *self, int32_t *out,
                            const char *aggregate_type);
     int (*head)(es_log *log, void *self, int64_t *out,

@@ -184,7 +184,13 @@ static void test_seed(void **state)
     /* A snapshot at version 4 on a commit boundary. */
     assert_int_equal(es_acceptor_seed(acc, "a", 4, NULL), 0);
     /* A snapshot at version 7, in the middle of commit m (6..8). */
-    assert_int_equal(es_acceptor_seed(acc, "b", 7, "m"), 0);
+    {
+        es_event *at = ev("b", 7, "m", 3);
+        at->commit_index = 1;
+        assert_int_equal(es_acceptor_seed(acc, "b", 7, at), 0);
+        es_event_free(at);
+        next_offset = 0;
+    }
     es_acceptor_feed_new(acc, ev("a", 4, "x", 1));
     es_acceptor_feed_new(acc, ev("a", 5, "y", 1));
     es_acceptor_feed_new(acc, ev("b", 8, "m", 3));

@@ -38,6 +38,8 @@ static void assert_same_event(const es_event *a, const es_event *b)
     assert_true(a->position.offset == b->position.offset);
     str_eq(a->commit_id, b->commit_id);
     assert_int_equal(a->commit_size, b->commit_size);
+    if (a->commit_id)
+        assert_int_equal(a->commit_index, b->commit_index);
 }
 
 static es_event *decode_ok(const char *text)
@@ -85,6 +87,7 @@ static void test_round_trip_full(void **state)
         .position = {5, INT64_C(123456789012)},
         .commit_id = "0190a1b2-c3d4-7e5f-8a9b-000000000001",
         .commit_size = 3,
+        .commit_index = 2,
     };
     char *text = NULL, *text2 = NULL;
     es_event *back = NULL;
@@ -98,7 +101,8 @@ static void test_round_trip_full(void **state)
     assert_contains(text, "\"version\":3,\"occurred_at\":\"2026-03-01T10:00:00.000001Z\","
                           "\"occurred_us\":1772359200000001,\"schema\":7,");
     assert_contains(text, "\"position\":{\"partition\":5,\"offset\":123456789012}");
-    assert_contains(text, "\"commit\":{\"id\":\"0190a1b2-c3d4-7e5f-8a9b-000000000001\",\"size\":3}");
+    assert_contains(text, "\"commit\":{\"id\":\"0190a1b2-c3d4-7e5f-8a9b-000000000001\",\"size\":3,"
+                          "\"index\":2}");
     assert_null(strchr(text, '\n'));
 
     assert_int_equal(es_event_decode(&back, text, strlen(text), &err), 0);

@@ -202,7 +202,10 @@ static void test_kcat_reads_what_esfold_writes(void **state)
                          "es-version=1,es-schema=1,es-id=");
     assert_contains(out, ",es-correlation=corr-1,es-meta={\"user\":\"u1\"},"
                          "es-time-us=1772359200000001,es-commit=");
-    assert_contains(out, ",es-commit-size=2 v={\"owner\":\"Ada\",\"currency\":\"EUR\"}");
+    assert_contains(out, ",es-commit-size=2,es-commit-index=0,es-partitions=4 "
+                         "v={\"owner\":\"Ada\",\"currency\":\"EUR\"}");
+    assert_contains(out, ",es-commit-size=2,es-commit-index=1,es-partitions=4 "
+                         "v={\"amount\":2500}");
     assert_contains(out, "o=1 k=acct-1 ts=1772359200000 h=es-type=Deposited,"
                          "es-version=2,");
     assert_contains(out, "v={\"amount\":2500}");

@@ -28,6 +28,8 @@
 #define ES__KH_COMMIT "es-commit"
 #define ES__KH_COMMIT_SIZE "es-commit-size"
 #define ES__KH_TIME_US "es-time-us"
+#define ES__KH_COMMIT_INDEX "es-commit-index"
+#define ES__KH_PARTITIONS "es-partitions"
 
 /* ---- URIs -------------------------------------------------------------- */
 
@@ -84,21 +86,37 @@ rd_kafka_conf_t *es__kafka_conf(const es__kafka_uri *u, const char *const *extra
 /* ---- records ----------------------------------------------------------- */
 
 /*
- * The headers of event ev (complete, with version) as a new list for
- * rd_kafka_producev(RD_KAFKA_V_HEADERS()). NULL on ENOMEM.
+ * The headers of event ev (complete, with version, commit and commit
+ * index) written into a topic of `partitions` partitions, as a new list
+ * for rd_kafka_producev(RD_KAFKA_V_HEADERS()). NULL on ENOMEM.
  */
-rd_kafka_headers_t *es__kafka_headers(const es_event *ev);
+rd_kafka_headers_t *es__kafka_headers(const es_event *ev, int32_t partitions);
+
+/* What es__kafka_decode made of a record. */
+enum {
+    ES__KREC_EVENT = 0,  /* an esfold event: feed it to the rule */
+    ES__KREC_REJECT = 1, /* not an esfold event (why says why): every
+                            reader rejects it, in its place in the log */
+    ES__KREC_REFUSE = 2  /* written for another partition count of the
+                            topic, where that count puts its key: the
+                            topic's count changed, and every reader refuses
+                            the partition (why says so) */
+};
 
 /*
- * Decodes a consumed record of topic (aggregate type agg) into a heap
- * event (es_event_free). With headers_only the payload is not parsed (an
- * empty object stands in): for readers that only need versions and ids.
- * Returns 0; 1 when the record is not an esfold event: then *out holds
- * what could be decoded (at least the position) and why says what is
- * wrong; ES_ENOMEM.
+ * The one judge of a consumed record of topic (aggregate type agg, with
+ * `partitions` partitions): every reader (folds, partition readers,
+ * scans, the writer's confirmation) calls it, so that all of them accept
+ * the same records. An event needs a key that is a stream id and belongs
+ * in the record's partition (murmur2 modulo the count, as the Java
+ * client), es-type, a valid es-version, es-commit-size beside es-commit,
+ * a valid es-commit-index when present, the header types of
+ * docs/wire-format.md, and a value that is a JSON object.
+ * Returns an ES__KREC_* with *out a heap event (es_event_free): for
+ * REJECT, what could be decoded (at least the position); or ES_ENOMEM.
  */
 int es__kafka_decode(es_event **out, const rd_kafka_message_t *m,
-                     const char *agg, int headers_only, char *why,
+                     const char *agg, int32_t partitions, char *why,
                      size_t why_size);
 
 #endif

@@ -40,6 +40,8 @@ typedef struct part_cache {
     es_acceptor *acc;
     int64_t fed;   /* the next offset to feed */
     int64_t taken; /* (followers) the offset after the last event taken */
+    int resumed;   /* (followers) started at `taken` > 0 with a seed
+                      function, not from the partition's beginning */
     struct part_cache *next;
 } part_cache;
 
@@ -71,6 +73,20 @@ typedef struct kafka_log {
     ssize_t bpos, bn;
 } kafka_log;
 
+/* The aggregate type of topic ti (its name without the URI's prefix). */
+const char *es__ktopic_agg(const kafka_log *k, const topic_info *ti);
+
+/*
+ * Judges record m of (ti, its partition) with the one decoder
+ * (es__kafka_decode) and feeds it to acc where it stands in the log: as an
+ * event, or as a rejected record. Every reader of a partition and the
+ * writer's confirmation feed through here. Returns 0; ES_EINVAL with the
+ * message when the topic's partition count changed (ES__KREC_REFUSE);
+ * ES_EUSER (acc's seed function stopped); ES_ENOMEM.
+ */
+int es__kafka_feed(es_log *log, kafka_log *k, es_acceptor *acc,
+                   topic_info *ti, const rd_kafka_message_t *m);
+
 /* A monotonic clock in milliseconds. */
 int64_t es__kafka_now_ms(void);
 
@@ -92,6 +108,11 @@ typedef int (*record_fn)(es_log *log, kafka_log *k, const rd_kafka_message_t *m,
  */
 int es__kscan(es_log *log, kafka_log *k, topic_info *ti, int32_t partition,
               int64_t from, int64_t end, size_t limit, record_fn fn, void *ctx);
+
+/* A record_fn feeding the part_cache ctx through es__kafka_feed and moving
+ * its `fed` past the record (record.c). */
+int es__kcache_feed(es_log *log, kafka_log *k, const rd_kafka_message_t *m,
+                    void *ctx);
 
 /* ---- topic.c ----------------------------------------------------------- */
 
@@ -144,6 +165,11 @@ int es__kafka_read_partition(es_log *log, void *self, int64_t *next_offset,
                              const char *agg, int32_t partition,
                              int64_t from_offset, size_t max_events,
                              es_event_cb cb, void *user_data);
+int es__kafka_read_partition_seeded(es_log *log, void *self, int64_t *next_offset,
+                                    const char *agg, int32_t partition,
+                                    int64_t from_offset, size_t max_events,
+                                    es_seed_fn seed, void *seed_data,
+                                    es_event_cb cb, void *user_data);
 int es__kafka_scan_partition(es_log *log, void *self, int64_t *next_offset,
                              const char *agg, int32_t partition,
                              int64_t from_offset, size_t max_events,

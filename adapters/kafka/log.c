@@ -226,6 +226,7 @@ const es__log_backend es__kafka_log_backend = {
     .append = es__kafka_append,
     .read_stream = es__kafka_read_stream,
     .read_partition = es__kafka_read_partition,
+    .read_partition_seeded = es__kafka_read_partition_seeded,
     .partition_count = kafka_partition_count,
     .head = kafka_head,
     .types = kafka_types,

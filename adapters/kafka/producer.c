@@ -106,7 +106,7 @@ int es__kproduce(es_log *log, kafka_log *k, topic_info *ti, int32_t p,
         return rc;
     }
     for (i = 0; i < n && rc == 0; i++) {
-        rd_kafka_headers_t *hs = es__kafka_headers(&evs[i]);
+        rd_kafka_headers_t *hs = es__kafka_headers(&evs[i], ti->partitions);
         char *value = json_dumps(evs[i].payload, JSON_COMPACT | JSON_PRESERVE_ORDER);
         int tries = 0;
         if (hs == NULL || value == NULL) {

@@ -22,7 +22,13 @@ typedef struct stream_read {
     es_acceptor *acc;
     topic_info *ti;
     int64_t start;
-    int seeded, fed_any, done;
+    int seeded;         /* from origin, or the seed is made */
+    int from_origin;    /* no snapshot: the stream starts at version 0 */
+    int restart;        /* the seed cannot be made: read from origin */
+    int done;
+    int64_t accepted;   /* accepted events of the stream seen */
+    int64_t gap_offset; /* the first event rejected as a gap, -1: none */
+    int64_t gap_version;
 } stream_read;
 
 /* Hands out what the acceptor decided; sets sr->done at the range's end. */
@@ -32,8 +38,13 @@ static int stream_drain(es_log *log, stream_read *sr)
     es_verdict v;
     const char *why;
     while (!sr->done && es_acceptor_next(sr->acc, &ev, &v, &why)) {
+        if (v == ES_VERDICT_GAP && sr->gap_offset < 0) {
+            sr->gap_offset = ev->position.offset;
+            sr->gap_version = ev->version;
+        }
         if (v != ES_VERDICT_ACCEPTED)
             continue;
+        sr->accepted++;
         if (ev->version < sr->opts->from_version)
             continue;
         if (sr->opts->to.kind == ES_RANGE_VERSION && ev->version > sr->opts->to.version) {
@@ -54,81 +65,84 @@ static int stream_drain(es_log *log, stream_read *sr)
     return 0;
 }
 
+/*
+ * A read from a snapshot's position starts the rule at the snapshot's
+ * version, from the first record of the stream there (ev): the snapshot's
+ * own event (version from_version - 1) or, for a repository that checks
+ * its snapshot's event is still there, from_version's event. Either is an
+ * accepted event, and its commit index tells where its commit goes on.
+ * Returns 0 and sets *feed when ev must be fed; sr->restart when the seed
+ * cannot be known (a multi-event commit of esfold 0.1.0, which carries no
+ * index): the read then starts over from origin.
+ */
+static int stream_seed(es_log *log, stream_read *sr, const es_event *ev, int *feed)
+{
+    int64_t seed = sr->opts->from_version - 1;
+    int multi = ev->commit_id && ev->commit_size > 1;
+    int rc = 0;
+    *feed = 1;
+    sr->seeded = 1;
+    if (ev->position.offset == sr->start && ev->version == seed) {
+        if (multi && ev->commit_index < 0) {
+            sr->restart = 1;
+            return 0;
+        }
+        *feed = 0;
+        rc = es_acceptor_seed(sr->acc, sr->sid, seed, ev);
+    } else if (ev->position.offset == sr->start && ev->version == seed + 1 &&
+               multi && ev->commit_index != 0) {
+        /* from_version's event inside its commit: seed at the one before
+         * it, which is the commit's previous event. */
+        es_event before = *ev;
+        if (ev->commit_index < 0) {
+            sr->restart = 1;
+            return 0;
+        }
+        before.version = seed;
+        before.commit_index = ev->commit_index - 1;
+        rc = es_acceptor_seed(sr->acc, sr->sid, seed, &before);
+    } else {
+        rc = es_acceptor_seed(sr->acc, sr->sid, seed, NULL);
+    }
+    return rc ? es__fail(&log->h, rc, "out of memory") : 0;
+}
+
 static int feed_stream(es_log *log, kafka_log *k, const rd_kafka_message_t *m,
                        void *ctx)
 {
     stream_read *sr = ctx;
     es_event *ev = NULL;
-    char why[256];
-    int rc;
+    char why[512];
+    int rc, feed = 1;
     (void)k;
     if (m->key_len != sr->sid_len || memcmp(m->key, sr->sid, sr->sid_len) != 0)
         return 0;
-    rc = es__kafka_decode(&ev, m, sr->agg, 0, why, sizeof why);
+    rc = es__kafka_decode(&ev, m, sr->agg, sr->ti->partitions, why, sizeof why);
+    if (rc == ES__KREC_REFUSE) {
+        es_event_free(ev);
+        return es__fail(&log->h, ES_EINVAL, "reading %s/%s: %s", sr->agg,
+                        sr->sid, why);
+    }
     if (rc < 0) {
         es_event_free(ev);
         return es__fail(&log->h, ES_ENOMEM, "out of memory");
     }
-    if (rc == 1) {
-        /* A record that claims to be an event of the stream but cannot be
-         * read is corrupt; one without esfold headers is foreign, and
-         * rejected like every reader rejects it. */
-        if (ev->type && ev->version >= 1) {
-            rc = es__fail(&log->h, ES_ECORRUPT,
-                          "reading %s/%s: kafka topic %s partition %d offset "
-                          "%" PRId64 ": %s",
-                          sr->ti->name, sr->sid, sr->ti->name,
-                          (int)m->partition, m->offset, why);
-            es_event_free(ev);
-            return rc;
-        }
+    if (rc == ES__KREC_REJECT) {
+        /* Rejected by every reader: it changes nothing. */
         es_event_free(ev);
         return 0;
     }
-    if (!sr->seeded) {
-        /* A read from a snapshot's position: the stream is at
-         * from_version - 1 there. If the record there is that very event,
-         * its commit may go on after it (accepted, like it). */
-        int64_t seed = sr->opts->from_version - 1;
-        const char *commit = NULL;
-        sr->seeded = 1;
-        if (m->offset == sr->start && ev->version == seed) {
-            commit = ev->commit_id;
-            rc = es_acceptor_seed(sr->acc, sr->sid, seed, commit);
-            es_event_free(ev);
-            return rc ? es__fail(&log->h, rc, "out of memory") : 0;
-        }
-        /* The record there is from_version's event itself (a repository
-         * checking that the log still holds its snapshot's event): it was
-         * accepted, so its commit counts from it, wherever in the commit it
-         * stands. (The reader compares its id.) */
-        if (m->offset == sr->start && ev->version == seed + 1 && seed > 0) {
-            if ((rc = es_acceptor_seed(sr->acc, sr->sid, seed, ev->commit_id)) != 0) {
-                es_event_free(ev);
-                return es__fail(&log->h, rc, "out of memory");
-            }
-            seed = 0; /* seeded */
-        }
-        if (seed > 0 && (rc = es_acceptor_seed(sr->acc, sr->sid, seed, NULL)) != 0) {
-            es_event_free(ev);
-            return es__fail(&log->h, rc, "out of memory");
-        }
+    if (!sr->seeded && (rc = stream_seed(log, sr, ev, &feed)) != 0) {
+        es_event_free(ev);
+        return rc;
     }
-    if (!sr->fed_any) {
-        int64_t expect = es_acceptor_version(sr->acc, sr->sid) + 1;
-        sr->fed_any = 1;
-        if (ev->version > expect) {
-            rc = es__fail(&log->h, ES_ETRUNCATED,
-                          "reading %s/%s: the first event of the stream in "
-                          "kafka topic %s partition %d (offset %" PRId64
-                          ", read from offset %" PRId64 ") has version %lld, "
-                          "not %lld: the log lost the stream's beginning",
-                          ev->aggregate_type, sr->sid, sr->ti->name,
-                          (int)m->partition, m->offset, sr->start,
-                          (long long)ev->version, (long long)expect);
-            es_event_free(ev);
-            return rc;
-        }
+    if (sr->restart) {
+        es_event_free(ev);
+        return 1;
+    }
+    if (!feed) {
+        es_event_free(ev);
+        return 0;
     }
     if ((rc = es_acceptor_feed_new(sr->acc, ev)) != 0)
         return es__fail(&log->h, rc, "out of memory");
@@ -138,8 +152,8 @@ static int feed_stream(es_log *log, kafka_log *k, const rd_kafka_message_t *m,
 }
 
 int es__kafka_read_stream(es_log *log, void *self, const char *agg,
-                             const char *sid, const es_read_options *opts,
-                             es_event_cb cb, void *user_data)
+                          const char *sid, const es_read_options *opts,
+                          es_event_cb cb, void *user_data)
 {
     kafka_log *k = self;
     topic_info *ti;
@@ -147,12 +161,14 @@ int es__kafka_read_stream(es_log *log, void *self, const char *agg,
     int32_t p;
     int64_t lo, hi;
     int rc;
+    char what[ES_NAME_MAX + ES_STREAM_ID_MAX + 16];
 
     if ((rc = es__ktopic_find(log, k, agg, &ti)) != 0 || ti == NULL)
         return rc;
     p = es_partition_for(sid, strlen(sid), ti->partitions);
     if ((rc = es__ktopic_watermarks(log, k, ti, p, &lo, &hi)) != 0)
         return rc;
+    snprintf(what, sizeof what, "reading %s/%s", agg, sid);
     memset(&sr, 0, sizeof sr);
     sr.agg = agg;
     sr.sid = sid;
@@ -161,6 +177,7 @@ int es__kafka_read_stream(es_log *log, void *self, const char *agg,
     sr.cb = cb;
     sr.user_data = user_data;
     sr.ti = ti;
+    sr.gap_offset = -1;
     if (opts->start.offset >= 0 && opts->start.partition == p &&
         opts->from_version > 1) {
         sr.start = opts->start.offset;
@@ -171,42 +188,50 @@ int es__kafka_read_stream(es_log *log, void *self, const char *agg,
                             ": the log lost the events there",
                             agg, sid, sr.start, ti->name, (int)p, lo);
     } else {
-        sr.start = 0;
-        sr.seeded = 1;
-        if (lo > 0) {
-            char what[ES_NAME_MAX + ES_STREAM_ID_MAX + 16];
-            snprintf(what, sizeof what, "reading %s/%s", agg, sid);
+        sr.from_origin = sr.seeded = 1;
+        if (lo > 0)
             return es__ktruncated(log, ti, p, lo, what);
-        }
     }
     if (es_acceptor_new(&sr.acc, 0) != 0)
         return es__fail(&log->h, ES_ENOMEM, "out of memory");
     rc = es__kscan(log, k, ti, p, sr.start, hi, 0, feed_stream, &sr);
+    if (rc == 1 && sr.restart) {
+        /* The snapshot is inside a commit of esfold 0.1.0: from origin. */
+        es_acceptor_free(sr.acc);
+        sr.acc = NULL;
+        if (lo > 0) {
+            rc = es__ktruncated(log, ti, p, lo, what);
+            goto done;
+        }
+        if (es_acceptor_new(&sr.acc, 0) != 0) {
+            rc = es__fail(&log->h, ES_ENOMEM, "out of memory");
+            goto done;
+        }
+        sr.start = 0;
+        sr.restart = 0;
+        sr.from_origin = sr.seeded = 1;
+        rc = es__kscan(log, k, ti, p, 0, hi, 0, feed_stream, &sr);
+    }
     if (rc == 1)
         rc = 0;
+    if (rc == 0 && sr.from_origin && sr.accepted == 0 && sr.gap_offset >= 0)
+        /* Judged from accepted events, never from a rejected record alone:
+         * the stream has records and none of them counts, the first one
+         * missing its predecessors. */
+        rc = es__fail(&log->h, ES_ETRUNCATED,
+                      "reading %s/%s: no event of the stream counts: its first "
+                      "record in kafka topic %s partition %d (offset %" PRId64
+                      ") has version %lld, and versions 1 to %lld are not in "
+                      "the log (a compacted or truncated topic lost the "
+                      "stream's beginning, or another producer wrote it)",
+                      agg, sid, ti->name, (int)p, sr.gap_offset,
+                      (long long)sr.gap_version, (long long)sr.gap_version - 1);
+done:
     es_acceptor_free(sr.acc);
     return rc;
 }
 
 /* ---- reading a partition ------------------------------------------------- */
-
-static int feed_all(es_log *log, kafka_log *k, const rd_kafka_message_t *m,
-                    void *ctx)
-{
-    part_cache *pc = ctx;
-    es_event *ev = NULL;
-    char why[256];
-    int rc = es__kafka_decode(&ev, m, pc->ti->name + strlen(k->uri.prefix), 0, why,
-                              sizeof why);
-    pc->fed = m->offset + 1;
-    if (rc < 0) {
-        es_event_free(ev);
-        return es__fail(&log->h, ES_ENOMEM, "out of memory");
-    }
-    rc = rc == 1 ? es_acceptor_feed_malformed_new(pc->acc, ev, why)
-                 : es_acceptor_feed_new(pc->acc, ev);
-    return rc ? es__fail(&log->h, rc, "out of memory") : 0;
-}
 
 /* Gives each decided record (offset >= from) to deliver, up to max. */
 typedef int (*deliver_fn)(es_log *log, const es_event *ev, es_verdict v,
@@ -226,7 +251,10 @@ static int follow(es_log *log, kafka_log *k, part_cache *pc, int64_t from,
         const char *why;
         while ((max == 0 || count < max) && es_acceptor_next(pc->acc, &ev, &v, &why)) {
             int64_t off = ev->position.offset;
-            if (v == ES_VERDICT_INCOMPLETE && incomplete < 0)
+            /* Commits still open at the head (decided only because this
+             * scan ends there) are not final: the position stays before
+             * them. A commit decided incomplete by the window is final. */
+            if (v == ES_VERDICT_INCOMPLETE && finished && incomplete < 0)
                 incomplete = off;
             if (incomplete < 0)
                 pc->taken = off + 1;
@@ -246,8 +274,8 @@ static int follow(es_log *log, kafka_log *k, part_cache *pc, int64_t from,
             finished = 1;
             continue;
         }
-        if ((rc = es__kscan(log, k, pc->ti, pc->partition, pc->fed, end, ES__KBATCH,
-                       feed_all, pc)) != 0)
+        if ((rc = es__kscan(log, k, pc->ti, pc->partition, pc->fed, end,
+                            ES__KBATCH, es__kcache_feed, pc)) != 0)
             return rc;
         if (pc->fed < end && k->cur_next >= end)
             pc->fed = end; /* transaction markers at the end */
@@ -302,10 +330,24 @@ static int partition_args(es_log *log, kafka_log *k, const char *agg,
     return es__ktopic_watermarks(log, k, *ti, partition, lo, hi);
 }
 
-int es__kafka_read_partition(es_log *log, void *self, int64_t *next_offset,
-                                const char *agg, int32_t partition,
-                                int64_t from_offset, size_t max_events,
-                                es_event_cb cb, void *user_data)
+/* (Re)starts the follower pc at offset `at`: from the beginning, or with
+ * seed (a resume at a checkpoint). */
+static int follower_reset(es_log *log, part_cache *pc, int64_t at, int resumed)
+{
+    es_acceptor_free(pc->acc);
+    pc->acc = NULL;
+    if (es_acceptor_new(&pc->acc, 0) != 0)
+        return es__fail(&log->h, ES_ENOMEM, "out of memory");
+    pc->fed = pc->taken = at;
+    pc->resumed = resumed;
+    return 0;
+}
+
+int es__kafka_read_partition_seeded(es_log *log, void *self, int64_t *next_offset,
+                                    const char *agg, int32_t partition,
+                                    int64_t from_offset, size_t max_events,
+                                    es_seed_fn seed, void *seed_data,
+                                    es_event_cb cb, void *user_data)
 {
     kafka_log *k = self;
     topic_info *ti;
@@ -313,32 +355,55 @@ int es__kafka_read_partition(es_log *log, void *self, int64_t *next_offset,
     read_ctx ctx = {cb, NULL, user_data};
     int64_t lo, hi;
     int rc;
+    /* Resuming without a rescan: where a seeded follower starts. */
+    int resume = seed != NULL && from_offset > 0;
 
     if ((rc = partition_args(log, k, agg, partition, &ti, &lo, &hi)) != 0 || ti == NULL)
         return rc;
     pc = es__kcache_get(&k->followers, ti, partition);
-    if (pc && from_offset < pc->taken) {
-        /* Going back: the rule's state must be rebuilt from the start. */
-        es_acceptor_free(pc->acc);
-        pc->acc = NULL;
-        if (es_acceptor_new(&pc->acc, 0) != 0)
-            return es__fail(&log->h, ES_ENOMEM, "out of memory");
-        pc->fed = pc->taken = 0;
-    }
     if (pc == NULL) {
-        if (lo > 0)
-            return es__ktruncated(log, ti, partition, lo, "reading a partition");
         if ((rc = es__kcache_new(log, &k->followers, ti, partition, 0, &pc)) != 0)
             return rc;
+        pc->fed = pc->taken = 0;
+        if (resume)
+            pc->fed = pc->taken = from_offset, pc->resumed = 1;
+    } else if (resume ? from_offset != pc->taken
+                      : (from_offset < pc->taken || pc->resumed)) {
+        /* Elsewhere than where the follower stands (or a resumed one read
+         * without seeds): the rule's state is rebuilt. */
+        if ((rc = follower_reset(log, pc, resume ? from_offset : 0, resume)) != 0)
+            return rc;
     }
-    return follow(log, k, pc, from_offset, hi, max_events, 0, next_offset,
-                  deliver_accepted, &ctx);
+    if (lo > pc->fed) {
+        char what[ES_NAME_MAX + 64];
+        snprintf(what, sizeof what, "reading partition %d of %s from offset %" PRId64,
+                 (int)partition, agg, pc->fed);
+        return es__ktruncated(log, ti, partition, lo, what);
+    }
+    es_acceptor_set_seed_fn(pc->acc, pc->resumed ? seed : NULL, seed_data);
+    rc = follow(log, k, pc, from_offset, hi, max_events, 0, next_offset,
+                deliver_accepted, &ctx);
+    es_acceptor_set_seed_fn(pc->acc, NULL, NULL);
+    if (rc == ES_EUSER && pc->resumed)
+        /* A stream's seed is unknown now: the next read starts over. */
+        (void)follower_reset(log, pc, from_offset, 1);
+    return rc;
+}
+
+int es__kafka_read_partition(es_log *log, void *self, int64_t *next_offset,
+                             const char *agg, int32_t partition,
+                             int64_t from_offset, size_t max_events,
+                             es_event_cb cb, void *user_data)
+{
+    return es__kafka_read_partition_seeded(log, self, next_offset, agg, partition,
+                                           from_offset, max_events, NULL, NULL,
+                                           cb, user_data);
 }
 
 int es__kafka_scan_partition(es_log *log, void *self, int64_t *next_offset,
-                                const char *agg, int32_t partition,
-                                int64_t from_offset, size_t max_events,
-                                es_verdict_cb cb, void *user_data)
+                             const char *agg, int32_t partition,
+                             int64_t from_offset, size_t max_events,
+                             es_verdict_cb cb, void *user_data)
 {
     kafka_log *k = self;
     topic_info *ti;
@@ -361,4 +426,3 @@ int es__kafka_scan_partition(es_log *log, void *self, int64_t *next_offset,
     es_acceptor_free(pc.acc);
     return rc;
 }
-

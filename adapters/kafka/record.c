@@ -6,7 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "kafka.h"
+#include "esfold/partition.h"
+#include "klog.h"
 
 static int add(rd_kafka_headers_t *hs, const char *name, const char *value)
 {
@@ -21,7 +22,7 @@ static int add_i64(rd_kafka_headers_t *hs, const char *name, int64_t v)
     return add(hs, name, buf);
 }
 
-rd_kafka_headers_t *es__kafka_headers(const es_event *ev)
+rd_kafka_headers_t *es__kafka_headers(const es_event *ev, int32_t partitions)
 {
     rd_kafka_headers_t *hs = rd_kafka_headers_new(10);
     char *meta = NULL;
@@ -40,7 +41,11 @@ rd_kafka_headers_t *es__kafka_headers(const es_event *ev)
          add_i64(hs, ES__KH_TIME_US, ev->occurred_us);
     if (ok && ev->commit_id)
         ok = add(hs, ES__KH_COMMIT, ev->commit_id) &&
-             add_i64(hs, ES__KH_COMMIT_SIZE, ev->commit_size);
+             add_i64(hs, ES__KH_COMMIT_SIZE, ev->commit_size) &&
+             add_i64(hs, ES__KH_COMMIT_INDEX,
+                     ev->commit_index >= 0 ? ev->commit_index : 0);
+    if (ok)
+        ok = add_i64(hs, ES__KH_PARTITIONS, partitions);
     es__free(meta); /* jansson allocates through the same hook */
     if (!ok) {
         rd_kafka_headers_destroy(hs);
@@ -95,7 +100,7 @@ static int bad(char *why, size_t why_size, const char *fmt, const char *what)
 }
 
 int es__kafka_decode(es_event **out, const rd_kafka_message_t *m,
-                     const char *agg, int headers_only, char *why,
+                     const char *agg, int32_t partitions, char *why,
                      size_t why_size)
 {
     rd_kafka_headers_t *hs = NULL;
@@ -106,6 +111,7 @@ int es__kafka_decode(es_event **out, const rd_kafka_message_t *m,
     int present;
     rd_kafka_timestamp_type_t tstype;
     int64_t ts;
+    json_error_t jerr;
 
     *out = NULL;
     if (es_event_new(&ev, NULL, NULL) != 0)
@@ -132,6 +138,45 @@ int es__kafka_decode(es_event **out, const rd_kafka_message_t *m,
         ev->version < 1)
         return bad(why, why_size, "no valid %s header (a version from 1)",
                    ES__KH_VERSION);
+
+    /* Its partition: where the Java client's partitioner puts its key, for
+     * the count the writer says it used (es-partitions) and the topic's. */
+    if (hdr_i64(hs, ES__KH_PARTITIONS, &num, &present) != 0 ||
+        (present && (num < 1 || num > INT32_MAX)))
+        return bad(why, why_size, "the %s header is not a count from 1",
+                   ES__KH_PARTITIONS);
+    if (present && num != partitions) {
+        if (es_partition_for(m->key, m->key_len, (int32_t)num) == m->partition) {
+            snprintf(why, why_size,
+                     "kafka topic %s: the record at partition %d offset "
+                     "%" PRId64 " was written when the topic had %" PRId64
+                     " partitions, and it has %d now: the partition count of "
+                     "an event topic changed, so streams are no longer where "
+                     "their keys put them (restore the count, or copy the "
+                     "events into a new topic)",
+                     rd_kafka_topic_name(m->rkt), (int)m->partition, m->offset,
+                     num, (int)partitions);
+            return ES__KREC_REFUSE;
+        }
+        snprintf(why, why_size,
+                 "the record says it was written for %" PRId64 " partitions, "
+                 "the topic has %d, and its key does not belong in partition "
+                 "%d for either count",
+                 num, (int)partitions, (int)m->partition);
+        return ES__KREC_REJECT;
+    }
+    if (es_partition_for(m->key, m->key_len, partitions) != m->partition) {
+        snprintf(why, why_size,
+                 "the record is in partition %d, but its key belongs in "
+                 "partition %d (murmur2 of the key modulo %d partitions, the "
+                 "Java client's default partitioner): written with another "
+                 "partitioner",
+                 (int)m->partition,
+                 (int)es_partition_for(m->key, m->key_len, partitions),
+                 (int)partitions);
+        return ES__KREC_REJECT;
+    }
+
     if (hdr_i64(hs, ES__KH_SCHEMA, &num, &present) != 0 ||
         (present && (num < 1 || num > INT32_MAX)))
         return bad(why, why_size, "the %s header is not a number from 1",
@@ -162,8 +207,16 @@ int es__kafka_decode(es_event **out, const rd_kafka_message_t *m,
             return bad(why, why_size, "no valid %s header beside es-commit",
                        ES__KH_COMMIT_SIZE);
         ev->commit_size = (int32_t)num;
+        if (hdr_i64(hs, ES__KH_COMMIT_INDEX, &num, &present) != 0 ||
+            (present && (num < 0 || num >= ev->commit_size)))
+            return bad(why, why_size,
+                       "the %s header is not a number from 0 below es-commit-size",
+                       ES__KH_COMMIT_INDEX);
+        /* Absent: a record of esfold 0.1.0, placed by the rule. */
+        ev->commit_index = present ? (int32_t)num : -1;
     } else {
         ev->commit_size = 1;
+        ev->commit_index = 0;
     }
     if (hdr_i64(hs, ES__KH_TIME_US, &num, &present) != 0)
         return bad(why, why_size, "the %s header is not a number", ES__KH_TIME_US);
@@ -174,20 +227,59 @@ int es__kafka_decode(es_event **out, const rd_kafka_message_t *m,
         ev->occurred_us = tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? 0 : ts * 1000;
     }
     if ((v = hdr(hs, ES__KH_META, &n)) != NULL) {
-        json_error_t jerr;
         ev->meta = json_loadb(v, n, 0, &jerr);
         if (ev->meta == NULL || !json_is_object(ev->meta))
             return bad(why, why_size, "the %s header is not a JSON object",
                        ES__KH_META);
     }
-    if (!headers_only) {
-        json_error_t jerr;
-        if (m->payload == NULL)
-            return bad(why, why_size, "%s", "the record has no value (payload)");
-        ev->payload = json_loadb(m->payload, m->len, 0, &jerr);
-        if (ev->payload == NULL || !json_is_object(ev->payload))
-            return bad(why, why_size, "%s",
-                       "the value (payload) is not a JSON object");
+    if (m->payload == NULL)
+        return bad(why, why_size, "%s",
+                   "the record has no value (a tombstone): an event's payload "
+                   "is a JSON object");
+    ev->payload = json_loadb(m->payload, m->len, 0, &jerr);
+    if (ev->payload == NULL || !json_is_object(ev->payload))
+        return bad(why, why_size, "%s", "the value (payload) is not a JSON object");
+    return ES__KREC_EVENT;
+}
+
+const char *es__ktopic_agg(const kafka_log *k, const topic_info *ti)
+{
+    return ti->name + strlen(k->uri.prefix);
+}
+
+int es__kafka_feed(es_log *log, kafka_log *k, es_acceptor *acc,
+                   topic_info *ti, const rd_kafka_message_t *m)
+{
+    es_event *ev = NULL;
+    char why[512];
+    int rc = es__kafka_decode(&ev, m, es__ktopic_agg(k, ti), ti->partitions, why,
+                              sizeof why);
+    switch (rc) {
+    case ES__KREC_EVENT:
+        rc = es_acceptor_feed_new(acc, ev);
+        break;
+    case ES__KREC_REJECT:
+        rc = es_acceptor_feed_malformed_new(acc, ev, why);
+        break;
+    case ES__KREC_REFUSE:
+        es_event_free(ev);
+        return es__fail(&log->h, ES_EINVAL, "%s", why);
+    default:
+        es_event_free(ev);
+        return es__fail(&log->h, ES_ENOMEM, "out of memory");
     }
-    return 0;
+    if (rc == ES_EUSER)
+        return es__fail(&log->h, ES_EUSER,
+                        "kafka topic %s partition %d offset %" PRId64
+                        ": the seed function stopped the read",
+                        ti->name, (int)m->partition, m->offset);
+    return rc ? es__fail(&log->h, rc, "out of memory") : 0;
+}
+
+int es__kcache_feed(es_log *log, kafka_log *k, const rd_kafka_message_t *m,
+                    void *ctx)
+{
+    part_cache *pc = ctx;
+    pc->fed = m->offset + 1;
+    return es__kafka_feed(log, k, pc->acc, pc->ti, m);
 }

@@ -47,27 +47,6 @@ int es__ktruncated(es_log *log, topic_info *ti, int32_t partition, int64_t lo,
                     what, ti->name, (int)partition, lo, lo - 1);
 }
 
-/* Feeds one record, headers only, to a writer's acceptor. */
-static int feed_state(es_log *log, kafka_log *k, const rd_kafka_message_t *m,
-                      void *ctx)
-{
-    part_cache *pc = ctx;
-    es_event *ev = NULL;
-    char why[256];
-    int rc = es__kafka_decode(&ev, m, "", 1, why, sizeof why);
-    (void)k;
-    pc->fed = m->offset + 1;
-    if (rc < 0) {
-        es_event_free(ev);
-        return es__fail(&log->h, ES_ENOMEM, "out of memory");
-    }
-    if (rc == 1)
-        rc = es_acceptor_feed_malformed_new(pc->acc, ev, why);
-    else
-        rc = es_acceptor_feed_new(pc->acc, ev);
-    return rc ? es__fail(&log->h, rc, "out of memory") : 0;
-}
-
 /* Brings the writer's view of (ti, partition) up to offset end. */
 static int writer_catch_up(es_log *log, kafka_log *k, topic_info *ti,
                            int32_t partition, int64_t end, part_cache **out)
@@ -85,7 +64,7 @@ static int writer_catch_up(es_log *log, kafka_log *k, topic_info *ti,
             return rc;
     }
     *out = pc;
-    rc = es__kscan(log, k, ti, partition, pc->fed, end, 0, feed_state, pc);
+    rc = es__kscan(log, k, ti, partition, pc->fed, end, 0, es__kcache_feed, pc);
     if (rc == 0 && pc->fed < end)
         pc->fed = end; /* transaction markers at the end */
     return rc;

@@ -10,11 +10,22 @@
  *
  *   An event of stream S with version v counts (is accepted) only if v is
  *   S's current version + 1 and its whole commit (es-commit id,
- *   es-commit-size events with consecutive versions) arrives before any
- *   other event of S. Everything else is rejected, with a reason.
+ *   es-commit-size events with consecutive versions and indexes 0, 1, ...
+ *   in es-commit-index) arrives before any other event of S. Everything
+ *   else is rejected, with a reason.
+ *
+ * Two bounds make every reader decide every commit, the same way:
+ *   - a commit has at most ES_COMMIT_MAX_EVENTS events (a record that says
+ *     more is rejected), and
+ *   - a commit whose first event is at offset o must have its last event
+ *     before offset o + ES_COMMIT_WINDOW of its partition; when an event
+ *     at or past that offset is fed, the commit is decided
+ *     ES_VERDICT_INCOMPLETE (never buffered for ever).
  *
  * An event without a commit id (written by kcat or another foreign
- * producer) is a commit of its own (size 1).
+ * producer) is a commit of its own (size 1). An event whose commit index
+ * is not known (commit_index -1: written by esfold 0.1.0) takes the next
+ * index of its open commit, or 0.
  *
  * An es_acceptor applies the rule to the events of one partition (one log
  * order), fed in that order. It buffers an open commit until its last event
@@ -60,6 +71,11 @@ typedef enum es_verdict {
     ES_VERDICT_MALFORMED = 5
 } es_verdict;
 
+/* The bounds of a commit (see above); the same for every log: es_log_append
+ * refuses a larger commit on every backend. */
+#define ES_COMMIT_MAX_EVENTS 10000
+#define ES_COMMIT_WINDOW 20000
+
 /* "accepted", "stale", "gap", "interleaved", "incomplete", "malformed". */
 const char *es_verdict_name(es_verdict verdict);
 
@@ -94,20 +110,39 @@ void es_acceptor_free(es_acceptor *acc);
 
 /*
  * Starts stream_id at `version` (from a snapshot or a projection's stored
- * version) before any of its events is fed. commit_id is the commit of the
- * event at `version` when the seed may be in the middle of a commit (that
- * commit was accepted, so its following events are too); NULL when the
- * seed is at a commit boundary. Returns 0, ES_EINVAL (the stream has been
- * fed already, or version < 0), ES_ENOMEM.
+ * version) before any of its events is fed. `at` is the event at
+ * `version` as read from the log (its commit id, size, index and position)
+ * when the seed may be in the middle of a commit: that commit was
+ * accepted, so its following events (indexes after at's) must come next
+ * and are accepted when they do; NULL when the seed is at a commit
+ * boundary. Returns 0, ES_EINVAL (the stream has been fed already,
+ * version < 0, or `at` is inside a commit but its index is not known: a
+ * 0.1.0 record, read such a stream from origin), ES_ENOMEM.
  */
 int es_acceptor_seed(es_acceptor *acc, const char *stream_id, int64_t version,
-                     const char *commit_id);
+                     const es_event *at);
+
+/*
+ * Where a reader that resumes inside a partition (a projection at its
+ * checkpoint) learns each stream's version: called once per stream, when
+ * its first event is fed, unless the stream was seeded. Sets *version (0:
+ * the stream had no accepted event before the resume point). A checkpoint
+ * taken from es_log_read_partition's next offset is never inside an open
+ * commit, so versions are all a reader needs there. Non-zero stops the
+ * feed with ES_EUSER.
+ */
+typedef int (*es_seed_fn)(int64_t *version, const char *stream_id,
+                          void *user_data);
+
+/* Sets the seed function of acc (NULL: streams start at version 0). */
+void es_acceptor_set_seed_fn(es_acceptor *acc, es_seed_fn fn, void *user_data);
 
 /*
  * Feeds the next event of the partition, taking ownership of ev (a heap
  * event: es_event_new, es_event_copy, es_event_decode), also on failure.
  * ev needs stream_id, version, id and position; commit_id NULL or
- * commit_size <= 1 make it a commit of one. Returns 0 or ES_ENOMEM.
+ * commit_size <= 1 make it a commit of one. Returns 0, ES_ENOMEM, ES_EUSER
+ * (the seed function refused).
  */
 int es_acceptor_feed_new(es_acceptor *acc, es_event *ev);
 

@@ -57,6 +57,9 @@ typedef struct es_event {
     es_position position;       /* set by the log */
     const char *commit_id;      /* the commit the event was written in */
     int32_t commit_size;        /* how many events that commit has */
+    int32_t commit_index;       /* its place in that commit, from 0; -1: not
+                                   known (a Kafka record written by esfold
+                                   0.1.0, or an event not read from Kafka) */
 } es_event;
 
 /*
@@ -93,7 +96,7 @@ int es_event_validate(const es_event *ev, int require_version, es_error *err);
  *    "id": "0190...", "correlation_id": null, "causation_id": null,
  *    "data": {...}, "meta": null,
  *    "position": {"partition": 0, "offset": 17},
- *    "commit": {"id": "...", "size": 2}}
+ *    "commit": {"id": "...", "size": 2, "index": 0}}   ("index" when known)
  * The decoder requires stream_id, type, version, id and data, accepts
  * occurred_at (ISO 8601) or occurred_us, and fails with ES_EINVAL and a
  * message naming the field for anything missing, wrongly typed or out of

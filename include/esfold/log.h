@@ -66,7 +66,8 @@ typedef struct es_append_result {
 } es_append_result;
 
 /*
- * Appends a commit of n >= 1 events to one stream, atomically: all of them
+ * Appends a commit of 1 to ES_COMMIT_MAX_EVENTS events (esfold/accept.h;
+ * the same bound on every log) to one stream, atomically: all of them
  * count, or none. `expected` is ES_EXPECT_ANY, ES_EXPECT_NO_STREAM (0: the
  * stream must not exist) or the exact current version of the stream.
  *
@@ -149,6 +150,26 @@ int es_log_read_partition(es_log *log, int64_t *next_offset,
                           const char *aggregate_type, int32_t partition,
                           int64_t from_offset, size_t max_events,
                           es_event_cb cb, void *user_data);
+
+/*
+ * es_log_read_partition for a reader that resumes at a checkpoint
+ * (from_offset, a next_offset it was given earlier) in a new process,
+ * without reading the partition from its beginning: seed (esfold/accept.h)
+ * gives the version each stream had at from_offset (a projection keeps
+ * them beside its checkpoint). seed NULL, or from_offset 0: as
+ * es_log_read_partition (on Kafka, a handle that has not read the
+ * partition before reads it from its beginning up to from_offset, to know
+ * where each stream stands). The handle keeps following from where the
+ * read stopped, calling seed (it must stay valid for the call only) for
+ * streams it has not met; the same seed must be given on each later call.
+ * seed stopping (non-zero) is ES_EUSER. On a log whose every stored event
+ * is accepted (SQLite) seed is not called.
+ */
+int es_log_read_partition_seeded(es_log *log, int64_t *next_offset,
+                                 const char *aggregate_type, int32_t partition,
+                                 int64_t from_offset, size_t max_events,
+                                 es_seed_fn seed, void *seed_data,
+                                 es_event_cb cb, void *user_data);
 
 /*
  * Reads one partition like es_log_read_partition, but delivers every record
