@@ -17,11 +17,48 @@
 static void *(*alloc_fn)(size_t) = malloc;
 static void (*free_fn)(void *) = free;
 
+/* Allocations that failed in this thread: jansson does not say reliably
+ * that a parse failed for want of memory (json_error_code is often 0), and
+ * a record rejected for our own lack of memory would be a lie. */
+static _Thread_local unsigned long alloc_failures;
+
+static void *json_alloc(size_t n)
+{
+    void *p = alloc_fn(n);
+    if (p == NULL)
+        alloc_failures++;
+    return p;
+}
+
+static void json_free(void *p)
+{
+    free_fn(p);
+}
+
 void es_set_allocator(void *(*m)(size_t), void (*f)(void *))
 {
     alloc_fn = m ? m : malloc;
     free_fn = f ? f : free;
-    json_set_alloc_funcs(alloc_fn, free_fn);
+    json_set_alloc_funcs(json_alloc, json_free);
+}
+
+json_t *es__json_loadb(const char *buf, size_t len, int *oom)
+{
+    unsigned long before;
+    json_error_t jerr;
+    json_t *j;
+    json_malloc_t m = NULL;
+    json_free_t f = NULL;
+    /* Count jansson's failures also when no allocator was set (jansson's
+     * defaults are malloc and free; a user's own stay untouched). */
+    json_get_alloc_funcs(&m, &f);
+    if (m == malloc && f == free)
+        json_set_alloc_funcs(json_alloc, json_free);
+    before = alloc_failures;
+    j = json_loadb(buf, len, 0, &jerr);
+    *oom = j == NULL && (alloc_failures != before ||
+                         json_error_code(&jerr) == json_error_out_of_memory);
+    return j;
 }
 
 void *es__malloc(size_t n)

@@ -42,6 +42,10 @@ int es__err(es_error *err, int code, const char *fmt, ...)
 #endif
     ;
 
+/* json_loadb of buf (no flags) that tells a failure for want of memory
+ * (*oom 1) from bytes that are not JSON (NULL, *oom 0). */
+json_t *es__json_loadb(const char *buf, size_t len, int *oom);
+
 /* Allocation through the hook of es_set_allocator(). */
 void *es__malloc(size_t n);
 void *es__calloc(size_t n, size_t size);

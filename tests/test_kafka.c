@@ -616,6 +616,13 @@ static void test_shared_log_suite(void **state)
     run_suite_on_kafka("test_log");
 }
 
+/* The repository on Kafka: loads (from snapshots too), execute, conflicts,
+ * and loads under allocation failures. */
+static void test_repo_suite(void **state)
+{
+    run_suite_on_kafka("test_repo");
+}
+
 /* The single-writer processor on Kafka: as every handle, and as the owner
  * of its partitions (owner=1: appends trust the handle's view). */
 static void test_processor_suite(void **state)
@@ -642,6 +649,7 @@ int main(void)
         cmocka_unit_test(test_truncated_partition_is_reported),
         cmocka_unit_test(test_faults_lose_and_duplicate_nothing),
         cmocka_unit_test(test_shared_log_suite),
+        cmocka_unit_test(test_repo_suite),
         cmocka_unit_test(test_cli_suite),
         cmocka_unit_test(test_processor_suite),
     };

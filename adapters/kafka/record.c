@@ -111,7 +111,7 @@ int es__kafka_decode(es_event **out, const rd_kafka_message_t *m,
     int present;
     rd_kafka_timestamp_type_t tstype;
     int64_t ts;
-    json_error_t jerr;
+    int oom;
 
     *out = NULL;
     if (es_event_new(&ev, NULL, NULL) != 0)
@@ -227,7 +227,9 @@ int es__kafka_decode(es_event **out, const rd_kafka_message_t *m,
         ev->occurred_us = tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? 0 : ts * 1000;
     }
     if ((v = hdr(hs, ES__KH_META, &n)) != NULL) {
-        ev->meta = json_loadb(v, n, 0, &jerr);
+        ev->meta = es__json_loadb(v, n, &oom);
+        if (oom)
+            return ES_ENOMEM;
         if (ev->meta == NULL || !json_is_object(ev->meta))
             return bad(why, why_size, "the %s header is not a JSON object",
                        ES__KH_META);
@@ -236,7 +238,9 @@ int es__kafka_decode(es_event **out, const rd_kafka_message_t *m,
         return bad(why, why_size, "%s",
                    "the record has no value (a tombstone): an event's payload "
                    "is a JSON object");
-    ev->payload = json_loadb(m->payload, m->len, 0, &jerr);
+    ev->payload = es__json_loadb(m->payload, m->len, &oom);
+    if (oom)
+        return ES_ENOMEM; /* not the record's fault: never a rejection */
     if (ev->payload == NULL || !json_is_object(ev->payload))
         return bad(why, why_size, "%s", "the value (payload) is not a JSON object");
     return ES__KREC_EVENT;
