@@ -71,7 +71,7 @@ BANK_SRCS := samples/bank/account.c samples/bank/main.c
 
 TESTS := test_error test_time test_partition test_event test_codec test_accept test_log \
          test_aggregate test_upcast test_repo test_cli test_snapshot test_kafka \
-         test_processor
+         test_processor test_agreement
 TEST_BINS := $(TESTS:%=$(BUILD)/tests/%)
 
 BENCHES := bench_sqlite bench_snapshot bench_kafka
@@ -108,7 +108,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/harness.o $(BUILD)/samples/b
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
 # The Kafka tests also start the local broker (tests/kafka_harness.c).
-$(BUILD)/tests/test_kafka: $(BUILD)/tests/kafka_harness.o
+$(BUILD)/tests/test_kafka $(BUILD)/tests/test_agreement: $(BUILD)/tests/kafka_harness.o
 
 # test_snapshot also starts a throwaway PostgreSQL server (tests/pg_harness.c)
 # and the local Kafka broker (tests/kafka_harness.c).

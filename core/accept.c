@@ -255,20 +255,14 @@ static void close_commit(es_acceptor *acc, stream *st)
     st->open_have = 0;
 }
 
-int es_acceptor_seed(es_acceptor *acc, const char *stream_id, int64_t version,
-                     const es_event *at)
+/* Starts st at version; inside the commit of `at` when it goes on. */
+static int seed_stream(es_acceptor *acc, stream *st, int64_t version,
+                       const es_event *at)
 {
-    stream *st;
-    int32_t size;
-    if (acc == NULL || stream_id == NULL || version < 0)
-        return ES_EINVAL;
-    size = at && at->commit_id && at->commit_size > 1 ? at->commit_size : 1;
-    if (size > 1 && (at->commit_index < 0 || at->commit_index >= size ||
-                     at->version != version))
-        return ES_EINVAL;
-    if ((st = get_stream(acc, stream_id, 1)) == NULL)
-        return ES_ENOMEM;
-    if (st->fed)
+    int32_t size = at && at->commit_id && at->commit_size > 1 ? at->commit_size : 1;
+    if (version < 0 ||
+        (size > 1 && (at->commit_index < 0 || at->commit_index >= size ||
+                      at->version != version || version - at->commit_index < 1)))
         return ES_EINVAL;
     if (st->open_id)
         close_commit(acc, st);
@@ -284,6 +278,19 @@ int es_acceptor_seed(es_acceptor *acc, const char *stream_id, int64_t version,
         open_link(acc, st);
     }
     return 0;
+}
+
+int es_acceptor_seed(es_acceptor *acc, const char *stream_id, int64_t version,
+                     const es_event *at)
+{
+    stream *st;
+    if (acc == NULL || stream_id == NULL || version < 0)
+        return ES_EINVAL;
+    if ((st = get_stream(acc, stream_id, 1)) == NULL)
+        return ES_ENOMEM;
+    if (st->fed)
+        return ES_EINVAL;
+    return seed_stream(acc, st, version, at);
 }
 
 int64_t es_acceptor_version(const es_acceptor *acc, const char *stream_id)
@@ -520,8 +527,9 @@ int es_acceptor_feed_new(es_acceptor *acc, es_event *ev)
         return rc;
     }
     if ((st = get_stream(acc, ev->stream_id, 0)) == NULL) {
-        int64_t v = 0;
-        if (acc->seed_fn && acc->seed_fn(&v, ev->stream_id, acc->seed_data) != 0) {
+        es_stream_seed seed;
+        memset(&seed, 0, sizeof seed);
+        if (acc->seed_fn && acc->seed_fn(&seed, ev->stream_id, acc->seed_data) != 0) {
             es_event_free(ev);
             return ES_EUSER;
         }
@@ -529,7 +537,21 @@ int es_acceptor_feed_new(es_acceptor *acc, es_event *ev)
             es_event_free(ev);
             return ES_ENOMEM;
         }
-        st->cur = v;
+        if (acc->seed_fn) {
+            /* The commit's window is counted from here: later than from its
+             * first event, which came before the resume point. */
+            es_event at;
+            memset(&at, 0, sizeof at);
+            at.version = seed.version;
+            at.commit_id = seed.commit_id;
+            at.commit_size = seed.commit_size;
+            at.commit_index = seed.commit_index;
+            at.position.offset = ev->position.offset;
+            if ((rc = seed_stream(acc, st, seed.version, &at)) != 0) {
+                es_event_free(ev);
+                return rc;
+            }
+        }
     }
     st->fed = 1;
     if (!(acc->flags & ES_ACCEPTOR_STATE_ONLY) && (rc = fifo_push(acc, ev, &seq))) {

@@ -202,6 +202,153 @@ static void test_seed(void **state)
     es_acceptor_free(acc);
 }
 
+/* ev() with the event's place in its commit, as esfold writes it now. */
+static es_event *evi(const char *s, int64_t v, const char *c, int32_t k, int32_t i)
+{
+    es_event *e = ev(s, v, c, k);
+    e->commit_index = i;
+    return e;
+}
+
+/* A commit torn after its first event and retried whole with the same
+ * commit id: the torn start is rejected, the retry counts once. */
+static void test_torn_commit_retried(void **state)
+{
+    es_acceptor *acc = fresh(0);
+    (void)state;
+    es_acceptor_feed_new(acc, evi("a", 1, NULL, 0, 0));
+    es_acceptor_feed_new(acc, evi("a", 2, "c", 2, 0));
+    es_acceptor_feed_new(acc, evi("a", 2, "c", 2, 0));
+    es_acceptor_feed_new(acc, evi("a", 3, "c", 2, 1));
+    assert_string_equal(drain(acc), "0:accepted 1:interleaved 2:accepted 3:accepted ");
+    assert_int_equal(es_acceptor_version(acc, "a"), 3);
+    /* The same without indexes (0.1.0 records): the versions decide. */
+    es_acceptor_free(acc);
+    acc = fresh(0);
+    es_acceptor_feed_new(acc, ev("a", 1, NULL, 0));
+    es_acceptor_feed_new(acc, ev("a", 2, "c", 2));
+    es_acceptor_feed_new(acc, ev("a", 2, "c", 2));
+    es_acceptor_feed_new(acc, ev("a", 3, "c", 2));
+    assert_string_equal(drain(acc), "0:accepted 1:interleaved 2:accepted 3:accepted ");
+    es_acceptor_free(acc);
+}
+
+/* A reader seeded inside a commit takes only the commit's next event. */
+static void test_seed_inside_commit_rejects_a_skip(void **state)
+{
+    es_acceptor *acc = fresh(0);
+    es_event *at = evi("b", 7, "m", 4, 1); /* commit m is versions 6..9 */
+    (void)state;
+    next_offset = 0;
+    assert_int_equal(es_acceptor_seed(acc, "b", 7, at), 0);
+    es_event_free(at);
+    es_acceptor_feed_new(acc, evi("b", 9, "m", 4, 3));
+    es_acceptor_feed_new(acc, evi("b", 8, "x", 1, 0));
+    assert_string_equal(drain(acc), "0:gap 1:accepted ");
+    assert_int_equal(es_acceptor_version(acc, "b"), 8);
+    es_acceptor_free(acc);
+    /* and the commit's next events are accepted */
+    acc = fresh(0);
+    at = evi("b", 7, "m", 4, 1);
+    next_offset = 0;
+    assert_int_equal(es_acceptor_seed(acc, "b", 7, at), 0);
+    es_event_free(at);
+    es_acceptor_feed_new(acc, evi("b", 8, "m", 4, 2));
+    es_acceptor_feed_new(acc, evi("c", 1, NULL, 0, 0));
+    es_acceptor_feed_new(acc, evi("b", 9, "m", 4, 3));
+    assert_string_equal(drain(acc), "0:accepted 1:accepted 2:accepted ");
+    /* a seed whose index is unknown inside a commit is refused */
+    at = ev("d", 3, "q", 4);
+    assert_int_equal(es_acceptor_seed(acc, "d", 3, at), ES_EINVAL);
+    es_event_free(at);
+    es_acceptor_free(acc);
+}
+
+/* An event that says it is not its commit's first, with no commit open. */
+static void test_orphan_of_a_commit(void **state)
+{
+    es_acceptor *acc = fresh(0);
+    const es_event *e;
+    es_verdict v;
+    const char *why;
+    (void)state;
+    es_acceptor_feed_new(acc, evi("a", 1, "c", 2, 1));
+    assert_int_equal(es_acceptor_next(acc, &e, &v, &why), 1);
+    assert_int_equal(v, ES_VERDICT_INTERLEAVED);
+    assert_non_null(strstr(why, "is number 2 of commit c, whose first events did not "
+                                "come before it"));
+    assert_int_equal(es_acceptor_version(acc, "a"), 0);
+    es_acceptor_free(acc);
+}
+
+/* The bounds: a commit too large, and one that never completes. */
+static void test_commit_bounds(void **state)
+{
+    es_acceptor *acc = fresh(0);
+    const es_event *e;
+    es_verdict v;
+    const char *why;
+    int n = 0;
+    (void)state;
+    es_acceptor_feed_new(acc, evi("a", 1, "huge", ES_COMMIT_MAX_EVENTS + 1, 0));
+    assert_int_equal(es_acceptor_next(acc, &e, &v, &why), 1);
+    assert_int_equal(v, ES_VERDICT_MALFORMED);
+    assert_non_null(strstr(why, "more than a commit may have (10000)"));
+    /* a commit of 3 with one event at offset 1; then records of other
+     * streams up to the window, then past it */
+    es_acceptor_feed_new(acc, evi("a", 1, "torn", 3, 0));
+    next_offset = 1 + ES_COMMIT_WINDOW - 1;
+    es_acceptor_feed_new(acc, evi("b", 1, NULL, 0, 0));
+    assert_int_equal(es_acceptor_next(acc, &e, &v, &why), 0); /* still open */
+    es_acceptor_feed_new(acc, evi("c", 1, NULL, 0, 0)); /* at 1 + WINDOW */
+    while (es_acceptor_next(acc, &e, &v, &why)) {
+        if (n++ == 0) {
+            assert_int_equal(v, ES_VERDICT_INCOMPLETE);
+            assert_non_null(strstr(why, "a commit must complete within 20000 offsets"));
+        } else {
+            assert_int_equal(v, ES_VERDICT_ACCEPTED);
+        }
+    }
+    assert_int_equal(n, 3);
+    /* the stream goes on */
+    es_acceptor_feed_new(acc, evi("a", 1, NULL, 0, 0));
+    assert_string_equal(drain(acc), "20002:accepted ");
+    es_acceptor_free(acc);
+}
+
+/* A reader resuming at a checkpoint learns each stream's state from its
+ * seed function, once per stream, inside an accepted commit too. */
+static int seed_b(es_stream_seed *out, const char *sid, void *ud)
+{
+    ++*(int *)ud;
+    if (strcmp(sid, "b") == 0) {
+        out->version = 7;
+        out->commit_id = "m";
+        out->commit_size = 3;
+        out->commit_index = 1;
+    } else if (strcmp(sid, "stop") == 0) {
+        return 1;
+    }
+    return 0;
+}
+
+static void test_seed_function(void **state)
+{
+    es_acceptor *acc = fresh(0);
+    int calls = 0;
+    (void)state;
+    es_acceptor_set_seed_fn(acc, seed_b, &calls);
+    es_acceptor_feed_new(acc, evi("a", 1, NULL, 0, 0));
+    es_acceptor_feed_new(acc, evi("b", 8, "m", 3, 2));
+    es_acceptor_feed_new(acc, evi("b", 9, NULL, 0, 0));
+    es_acceptor_feed_new(acc, evi("a", 2, NULL, 0, 0));
+    assert_string_equal(drain(acc), "0:accepted 1:accepted 2:accepted 3:accepted ");
+    assert_int_equal(calls, 2);
+    assert_int_equal(es_acceptor_version(acc, "b"), 9);
+    assert_int_equal(es_acceptor_feed_new(acc, evi("stop", 1, NULL, 0, 0)), ES_EUSER);
+    es_acceptor_free(acc);
+}
+
 static void test_state_only_with_ids(void **state)
 {
     es_acceptor *acc = fresh(ES_ACCEPTOR_STATE_ONLY | ES_ACCEPTOR_TRACK_IDS);
@@ -289,6 +436,11 @@ int main(void)
         cmocka_unit_test(test_malformed_keeps_its_place),
         cmocka_unit_test(test_seed),
         cmocka_unit_test(test_state_only_with_ids),
+        cmocka_unit_test(test_torn_commit_retried),
+        cmocka_unit_test(test_seed_inside_commit_rejects_a_skip),
+        cmocka_unit_test(test_orphan_of_a_commit),
+        cmocka_unit_test(test_commit_bounds),
+        cmocka_unit_test(test_seed_function),
         cmocka_unit_test(test_many_streams_and_growth),
         cmocka_unit_test(test_commit_size_mismatch_breaks_the_commit),
     };

@@ -272,11 +272,14 @@ int es__kafka_feed(es_log *log, kafka_log *k, es_acceptor *acc,
         es_event_free(ev);
         return es__fail(&log->h, ES_ENOMEM, "out of memory");
     }
-    if (rc == ES_EUSER)
-        return es__fail(&log->h, ES_EUSER,
-                        "kafka topic %s partition %d offset %" PRId64
-                        ": the seed function stopped the read",
-                        ti->name, (int)m->partition, m->offset);
+    if (rc == ES_EUSER || rc == ES_EINVAL)
+        return es__fail(&log->h, rc,
+                        "kafka topic %s partition %d offset %" PRId64 ": %s",
+                        ti->name, (int)m->partition, m->offset,
+                        rc == ES_EUSER ? "the seed function stopped the read"
+                                       : "the seed function gave a stream "
+                                         "state that is not consistent (a "
+                                         "commit index outside its commit)");
     return rc ? es__fail(&log->h, rc, "out of memory") : 0;
 }
 

@@ -301,7 +301,11 @@ int es__kafka_append(es_log *log, void *self, es_append_result *out,
                 goto done;
             }
         }
-        /* Lost to another writer between our read and our write. */
+        /* Lost to another writer between our read and our write: maybe to
+         * the same commit (a retry racing its original, two handles with
+         * the same ids), which is then ours, a duplicate. */
+        if ((rc = check_ids(log, k, ti, out, agg, sid, events, n, &dup)) != 0 || dup)
+            goto done;
         if (fast) {
             /* Our view was stale: check again from the broker's end, as a
              * first round (ids of a retry, the expected version). */

@@ -124,14 +124,29 @@ int es_acceptor_seed(es_acceptor *acc, const char *stream_id, int64_t version,
 
 /*
  * Where a reader that resumes inside a partition (a projection at its
- * checkpoint) learns each stream's version: called once per stream, when
- * its first event is fed, unless the stream was seeded. Sets *version (0:
- * the stream had no accepted event before the resume point). A checkpoint
- * taken from es_log_read_partition's next offset is never inside an open
- * commit, so versions are all a reader needs there. Non-zero stops the
- * feed with ES_EUSER.
+ * checkpoint) learns each stream's state there: the version of the
+ * stream's last accepted event before the resume point (0: none) and, as
+ * read from that event, its commit (commit_id NULL or commit_size <= 1: a
+ * commit of one). A checkpoint can fall inside an accepted commit whose
+ * events interleave with other streams' records: the commit's place tells
+ * the reader that the rest of it comes next. Keep all four from the last
+ * event delivered for each stream.
  */
-typedef int (*es_seed_fn)(int64_t *version, const char *stream_id,
+typedef struct es_stream_seed {
+    int64_t version;
+    const char *commit_id; /* borrowed for the call */
+    int32_t commit_size;
+    int32_t commit_index;
+} es_stream_seed;
+
+/*
+ * Called once per stream, when its first record after the resume point
+ * is fed, unless the stream was seeded; out is zeroed before the call.
+ * Non-zero stops the feed with ES_EUSER; a seed that is not consistent
+ * (an index outside its commit, a commit of 0.1.0 records without one)
+ * is ES_EINVAL.
+ */
+typedef int (*es_seed_fn)(es_stream_seed *out, const char *stream_id,
                           void *user_data);
 
 /* Sets the seed function of acc (NULL: streams start at version 0). */
@@ -142,7 +157,7 @@ void es_acceptor_set_seed_fn(es_acceptor *acc, es_seed_fn fn, void *user_data);
  * event: es_event_new, es_event_copy, es_event_decode), also on failure.
  * ev needs stream_id, version, id and position; commit_id NULL or
  * commit_size <= 1 make it a commit of one. Returns 0, ES_ENOMEM, ES_EUSER
- * (the seed function refused).
+ * (the seed function refused), ES_EINVAL (it gave an inconsistent seed).
  */
 int es_acceptor_feed_new(es_acceptor *acc, es_event *ev);
 

@@ -155,8 +155,9 @@ int es_log_read_partition(es_log *log, int64_t *next_offset,
  * es_log_read_partition for a reader that resumes at a checkpoint
  * (from_offset, a next_offset it was given earlier) in a new process,
  * without reading the partition from its beginning: seed (esfold/accept.h)
- * gives the version each stream had at from_offset (a projection keeps
- * them beside its checkpoint). seed NULL, or from_offset 0: as
+ * gives the state each stream had at from_offset: the version and commit
+ * of its last event delivered before it (a projection keeps them beside
+ * its checkpoint). seed NULL, or from_offset 0: as
  * es_log_read_partition (on Kafka, a handle that has not read the
  * partition before reads it from its beginning up to from_offset, to know
  * where each stream stands). The handle keeps following from where the
