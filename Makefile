@@ -69,7 +69,7 @@ BANK_SRCS := samples/bank/account.c samples/bank/main.c
 
 TESTS := test_error test_time test_partition test_event test_codec test_accept test_log \
          test_aggregate test_upcast test_repo test_cli test_snapshot test_kafka \
-         test_processor
+         test_processor test_sqlite
 TEST_BINS := $(TESTS:%=$(BUILD)/tests/%)
 
 BENCHES := bench_sqlite bench_snapshot bench_kafka

@@ -136,29 +136,21 @@ const char *es_log_uri(const es_log *log)
                             (log)->uri); \
     } while (0)
 
+/* Names must be valid UTF-8 to be appended; reads take any, so that logs
+ * written before that rule still read. */
 static int check_names(es_log *log, const char *what, const char *type,
                        const char *stream_id)
 {
-    es_event probe;
+    int appending = strcmp(what, "appending to") == 0;
     es_error err;
-    memset(&probe, 0, sizeof probe);
-    probe.aggregate_type = type;
-    probe.stream_id = stream_id;
-    probe.type = "-";
-    probe.payload = json_object();
-    if (probe.payload == NULL)
-        return es__fail(&log->h, ES_ENOMEM, "out of memory");
-    if (type == NULL || (stream_id == NULL && what[0] == 'a')) {
-        json_decref(probe.payload);
+    if (type == NULL || (stream_id == NULL && appending))
         return es__fail(&log->h, ES_EINVAL, "%s: no %s given", what,
                         type == NULL ? "aggregate type" : "stream id");
-    }
-    if (es_event_validate(&probe, 0, &err) != 0) {
-        json_decref(probe.payload);
+    if ((stream_id && es__check_name("stream id", stream_id, ES_STREAM_ID_MAX,
+                                     appending, &err) != 0) ||
+        es__check_name("aggregate type", type, ES_NAME_MAX, appending, &err) != 0)
         return es__fail(&log->h, ES_EINVAL, "%s %s/%s: %s", what, type,
                         stream_id ? stream_id : "", err.text);
-    }
-    json_decref(probe.payload);
     return 0;
 }
 
@@ -402,4 +394,14 @@ int es_log_types(es_log *log, es_name_cb cb, void *user_data)
     if (cb == NULL)
         return es__fail(&log->h, ES_EINVAL, "listing types: no callback");
     return log->backend->types(log, log->self, cb, user_data);
+}
+
+int es_log_check(es_log *log, es_check_cb cb, void *user_data)
+{
+    CHECK_OPEN(log);
+    if (cb == NULL)
+        return es__fail(&log->h, ES_EINVAL, "checking: no callback");
+    if (log->backend->check == NULL)
+        return 0;
+    return log->backend->check(log, log->self, cb, user_data);
 }

@@ -809,7 +809,7 @@ static void test_bad_uris(void **state)
     log = NULL;
     assert_int_equal(es_log_open(&log, uri), ES_EIO);
     assert_contains(es_errmsg(log), "/no/such/dir/x.db");
-    assert_contains(es_errmsg(log), "unable to open database file");
+    assert_contains(es_errmsg(log), "/no/such/dir does not exist");
     es_log_close(log);
 
     assert_int_equal(es_log_open(NULL, "sqlite::memory:"), ES_EINVAL);

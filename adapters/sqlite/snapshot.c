@@ -86,10 +86,10 @@ static void sq_close(void *self)
 
 static int sq_open(es_snapshot_store *store, void **self, const char *uri)
 {
-    static const char *const known[] = { NULL };
+    static const char *const known[] = { "mode", NULL };
     es__sqlite_uri u;
     sqlite_snapshots *s = NULL;
-    int rc;
+    int rc, ro;
 
     *self = NULL;
     if ((rc = es__sqlite_uri_parse(&u, uri, known, &store->h)) != 0)
@@ -99,7 +99,11 @@ static int sq_open(es_snapshot_store *store, void **self, const char *uri)
         rc = es__fail(&store->h, ES_ENOMEM, "%s: out of memory", uri);
         goto done;
     }
-    if ((rc = es__sqlite_open(&s->db, u.path, &store->h)) != 0)
+    if ((ro = es__sqlite_uri_read_only(&u, &store->h)) < 0) {
+        rc = ro;
+        goto done;
+    }
+    if ((rc = es__sqlite_open_mode(&s->db, u.path, ro, &store->h)) != 0)
         goto done;
     if ((rc = es__sqlite_migrate(s->db, &store->h, "snapshots", migrations,
                                  sizeof migrations / sizeof *migrations)) != 0)
