@@ -79,6 +79,18 @@ void es__buf_free(es__buf *b);
  */
 char *es__uri_redact(const char *uri);
 
+/* Passes a line to the es_set_diagnostic_fn callback, if any (any thread). */
+void es__diagnostic(const char *source, int level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Replaces every occurrence of `raw` (a URI as given) in h's message by
+ * `shown` (its es__uri_redact form): what every handle that keeps a URI
+ * does when its open fails. */
+void es__redact_message(es__handle *h, const char *raw, const char *shown);
+
 /*
  * Reads string member key of JSON object o into *out (borrowed from o).
  * Absent or null gives NULL, or with required the error 'event has no

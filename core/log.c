@@ -40,7 +40,21 @@ char *es__uri_redact(const char *uri)
             p = at;
         }
     }
-    if (q == NULL) {
+    if (q == NULL && scheme_end == NULL && strchr(uri, '=')) {
+        /* A libpq keyword/value string: "host=db password=x". */
+        while (*p) {
+            size_t word = strcspn(p, " \t"), sp = strspn(p + word, " \t");
+            const char *eq = memchr(p, '=', word);
+            if (eq && secret_name(p, (size_t)(eq - p))) {
+                es__buf_add(&b, p, (size_t)(eq + 1 - p));
+                es__buf_adds(&b, "***");
+            } else {
+                es__buf_add(&b, p, word);
+            }
+            es__buf_add(&b, p + word, sp);
+            p += word + sp;
+        }
+    } else if (q == NULL) {
         es__buf_adds(&b, p);
     } else {
         es__buf_add(&b, p, (size_t)(q - p));
@@ -63,8 +77,7 @@ char *es__uri_redact(const char *uri)
     return b.data;
 }
 
-/* Replaces every occurrence of `raw` in the handle's message by `shown`. */
-static void redact_message(es__handle *h, const char *raw, const char *shown)
+void es__redact_message(es__handle *h, const char *raw, const char *shown)
 {
     char out[ES__ERRMSG_MAX];
     size_t o = 0, rl = strlen(raw), sl = strlen(shown);
@@ -106,7 +119,7 @@ int es__log_open_backend(es_log **out, const es__log_backend *backend,
     rc = backend->open(log, &log->self, uri);
     if (rc != 0) {
         log->self = NULL;
-        redact_message(&log->h, uri, log->uri);
+        es__redact_message(&log->h, uri, log->uri);
     }
     return rc;
 }
@@ -151,6 +164,41 @@ static int check_names(es_log *log, const char *what, const char *type,
         es__check_name("aggregate type", type, ES_NAME_MAX, appending, &err) != 0)
         return es__fail(&log->h, ES_EINVAL, "%s %s/%s: %s", what, type,
                         stream_id ? stream_id : "", err.text);
+    return 0;
+}
+
+typedef struct size_count {
+    size_t n, limit;
+} size_count;
+
+static int count_bytes(const char *data, size_t size, void *user_data)
+{
+    size_count *c = user_data;
+    c->n += size;
+    return c->n > c->limit ? -1 : 0; /* stop as soon as it is too big */
+}
+
+/* Whether the payload and metadata of ev fit in ES_EVENT_MAX_BYTES. */
+static int check_size(es_log *log, const char *type, const char *stream,
+                      const es_event *ev, size_t i, size_t n)
+{
+    size_count c = {0, ES_EVENT_MAX_BYTES};
+    if (json_dump_callback(ev->payload, count_bytes, &c, JSON_COMPACT) != 0 &&
+        c.n <= c.limit)
+        return es__fail(&log->h, ES_EINVAL, "appending to %s/%s: event %zu of "
+                        "%zu: the payload cannot be encoded as JSON", type,
+                        stream, i + 1, n);
+    if (c.n <= c.limit && ev->meta &&
+        json_dump_callback(ev->meta, count_bytes, &c, JSON_COMPACT) != 0 &&
+        c.n <= c.limit)
+        return es__fail(&log->h, ES_EINVAL, "appending to %s/%s: event %zu of "
+                        "%zu: the metadata cannot be encoded as JSON", type,
+                        stream, i + 1, n);
+    if (c.n > c.limit)
+        return es__fail(&log->h, ES_EINVAL, "appending to %s/%s: event %zu of "
+                        "%zu (%s) is larger than %d bytes of JSON (payload and "
+                        "metadata; ES_EVENT_MAX_BYTES, the same on every log)",
+                        type, stream, i + 1, n, ev->type, ES_EVENT_MAX_BYTES);
     return 0;
 }
 
@@ -261,6 +309,8 @@ int es_log_append(es_log *log, es_append_result *out,
                           aggregate_type, stream_id, i + 1, n, err.text);
             goto done;
         }
+        if ((rc = check_size(log, aggregate_type, stream_id, &full[i], i, n)))
+            goto done;
     }
     if ((rc = check_unique_ids(log, aggregate_type, stream_id, full, n)) != 0)
         goto done;

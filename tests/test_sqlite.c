@@ -590,6 +590,114 @@ static void test_disk_full_is_named(void **state)
         assert_contains(read_, "disk full");
 }
 
+/* ---- 6. snapshot rows as stored ------------------------------------------ */
+
+typedef struct listed {
+    int n, corrupt;
+    char why[2048];
+} listed;
+
+static int on_snapshot(const es_snapshot *snap, void *user_data)
+{
+    listed *l = user_data;
+    es_error e;
+    l->n++;
+    if (es_snapshot_verify(snap, &e) != 0) {
+        l->corrupt++;
+        snprintf(l->why + strlen(l->why), sizeof l->why - strlen(l->why),
+                 "%s\n", e.text);
+    }
+    return 0;
+}
+
+static void test_snapshot_rows_are_checked_as_stored(void **state)
+{
+    const char *path = es_test_path("snapshots");
+    const char *uri = uri_of(path);
+    es_snapshot_store *store = NULL;
+    es_snapshot snap;
+    listed l;
+    (void)state;
+    assert_int_equal(es_snapshot_store_open(&store, uri), 0);
+    memset(&snap, 0, sizeof snap);
+    snap.aggregate_type = "thing";
+    snap.stream_id = "s-1";
+    snap.event_id = "e-1";
+    snap.time_us = snap.horizon_us = 1772359200000000;
+    snap.state_schema = 1;
+    snap.state = "{\"n\":1}";
+    for (int v = 1; v <= 2; v++) {
+        snap.version = v;
+        snap.position.offset = v - 1;
+        assert_int_equal(es_snapshot_save(store, &snap), 0);
+    }
+    memset(&l, 0, sizeof l);
+    assert_int_equal(es_snapshot_list(store, "thing", "s-1", ES_RANGE_ALL,
+                                      on_snapshot, &l), 0);
+    assert_int_equal(l.n, 2);
+    assert_int_equal(l.corrupt, 0);
+    es_snapshot_store_close(store);
+
+    /* Bytes after the JSON, behind a NUL (a BLOB): the JSON text alone
+     * still matches its checksum, the row as stored does not. */
+    raw_sql(path, "UPDATE es_snapshots SET state = CAST(CAST(state AS BLOB)"
+                  " || x'00' || x'6a756e6b' AS BLOB) WHERE version = 2;"
+                  /* a version that is not a number */
+                  "INSERT INTO es_snapshots SELECT agg_type, stream_id, 'two',"
+                  " partition_no, log_offset, event_id, time_us, horizon_us,"
+                  " state_schema, state, checksum, taken_us FROM es_snapshots"
+                  " WHERE version = 1");
+    assert_int_equal(es_snapshot_store_open(&store, uri), 0);
+    memset(&l, 0, sizeof l);
+    assert_int_equal(es_snapshot_list(store, "thing", "s-1", ES_RANGE_ALL,
+                                      on_snapshot, &l), 0);
+    assert_int_equal(l.n, 3);
+    assert_int_equal(l.corrupt, 2);
+    assert_contains(l.why, "after the NUL that ends its text");
+    /* A load never uses them: the last good one is listed first of the
+     * good ones under a bound. */
+    memset(&l, 0, sizeof l);
+    assert_int_equal(es_snapshot_list(store, "thing", "s-1",
+                                      ES_RANGE_TO_VERSION(1), on_snapshot, &l),
+                     0);
+    assert_int_equal(l.n, 2); /* v1 and the row whose version is no number */
+    assert_int_equal(l.corrupt, 1);
+    es_snapshot_store_close(store);
+
+    assert_int_equal(run(uri, "snapshot", "list", "thing", "s-1"), 0);
+    assert_contains(out, "3 snapshots of thing/s-1, 2 corrupt");
+    assert_int_equal(run(uri, "snapshot", "list", "thing", "s-1", "--json"), 0);
+    assert_contains(out, "\"ok\": false");
+}
+
+/* ---- 7. one redaction for every handle that keeps a URI ------------------ */
+
+static void test_snapshot_store_uri_is_redacted(void **state)
+{
+    es_snapshot_store *store = NULL;
+    (void)state;
+    /* PostgreSQL connects lazily: the handle opens. */
+    assert_int_equal(es_snapshot_store_open(&store, "postgresql://esfold:"
+                                            "hunter2@127.0.0.1:1/x"), 0);
+    assert_null(strstr(es_snapshot_store_uri(store), "hunter2"));
+    assert_contains(es_snapshot_store_uri(store), "esfold:***@127.0.0.1:1/x");
+    es_snapshot_store_close(store);
+
+    store = NULL;
+    assert_int_not_equal(es_snapshot_store_open(&store, "host=127.0.0.1 "
+                                                "password=hunter2 dbname=x"), 0);
+    assert_null(strstr(es_errmsg(store), "hunter2"));
+    assert_null(strstr(es_snapshot_store_uri(store), "hunter2"));
+    assert_contains(es_snapshot_store_uri(store), "password=*** dbname=x");
+    es_snapshot_store_close(store);
+
+    store = NULL;
+    assert_int_not_equal(es_snapshot_store_open(&store, "sqlite:/nonexistent/"
+                                                "x.db?token=s3cret"), 0);
+    assert_null(strstr(es_errmsg(store), "s3cret"));
+    es_snapshot_store_close(store);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -603,6 +711,8 @@ int main(void)
         cmocka_unit_test(test_names_must_be_utf8),
         cmocka_unit_test(test_names_stored_before_the_rule_still_read),
         cmocka_unit_test(test_disk_full_is_named),
+        cmocka_unit_test(test_snapshot_rows_are_checked_as_stored),
+        cmocka_unit_test(test_snapshot_store_uri_is_redacted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -50,8 +50,13 @@ static const char *const stmt_sql[S__COUNT] = {
                " state_schema = excluded.state_schema, state = excluded.state,"
                " checksum = excluded.checksum, taken_us = excluded.taken_us",
     [S_LIST] = "SELECT " COLUMNS " FROM es_snapshots"
-               " WHERE agg_type = ?1 AND stream_id = ?2 AND version <= ?3"
-               " AND horizon_us <= ?4 ORDER BY version DESC LIMIT ?5",
+               " WHERE agg_type = ?1 AND stream_id = ?2 AND ("
+               /* a row with a version or horizon that is not a number is
+                * listed (and found corrupt), not silently left out */
+               " typeof(version) != 'integer' OR typeof(horizon_us) != 'integer'"
+               " OR (version <= ?3 AND horizon_us <= ?4))"
+               " ORDER BY typeof(version) = 'integer' DESC, version DESC"
+               " LIMIT ?5",
     /* The newest `keep` of each stream stay; row values and window
      * functions need SQLite 3.25. */
     [S_PRUNE] = "DELETE FROM es_snapshots"
@@ -201,6 +206,8 @@ static int sq_list(es_snapshot_store *store, void *self, const char *type,
         snap.horizon_us = sqlite3_column_int64(st, 7);
         snap.state_schema = (int32_t)sqlite3_column_int64(st, 8);
         snap.state = col_text(st, 9);
+        /* All the bytes stored: a BLOB may hold more after a NUL. */
+        snap.state_size = (size_t)sqlite3_column_bytes(st, 9);
         snap.checksum = col_text(st, 10);
         snap.taken_us = sqlite3_column_int64(st, 11);
         if (cb(&snap, user_data) != 0) {

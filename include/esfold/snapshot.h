@@ -67,6 +67,10 @@ typedef struct es_snapshot {
     const char *state;          /* the encoded state: JSON text */
     const char *checksum;       /* "crc32c:xxxxxxxx"; see es_snapshot_save */
     int64_t taken_us;           /* when it was taken (0 on input = now) */
+    size_t state_size;          /* the bytes of state as a store holds them
+                                   (0: strlen(state)); the checksum covers
+                                   them all, so bytes after a NUL make the
+                                   snapshot corrupt */
 } es_snapshot;
 
 /* Frees a snapshot esfold returned through **out. Accepts NULL. */
@@ -128,7 +132,8 @@ int es_snapshot_default_uri(char **out, const char *log_uri);
 /* Closes the store. Accepts NULL. */
 void es_snapshot_store_close(es_snapshot_store *store);
 
-/* The URI the store was opened with (borrowed, lives as long as store). */
+/* The URI the store was opened with, passwords, secrets and tokens shown as
+ * *** as es_log_uri shows them (borrowed, lives as long as store). */
 const char *es_snapshot_store_uri(const es_snapshot_store *store);
 
 /*
