@@ -180,7 +180,8 @@ clean:
 # mutates for FUZZ_SECONDS per target: new inputs go to
 # build/fuzz/corpus/<target>/, a crashing one to build/fuzz/<target>-crash-*
 # (copy it into the seed corpus once fixed).
-FUZZ_TARGETS     := fuzz_codec fuzz_time fuzz_append
+FUZZ_TARGETS     := fuzz_codec fuzz_time fuzz_append fuzz_sqlite_rows fuzz_snapshot \
+                    fuzz_uri fuzz_cli
 FUZZ_REPLAY_BINS := $(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz/%)
 FUZZ_BUILD       := build/fuzz
 FUZZ_CC          ?= clang-14
@@ -193,7 +194,7 @@ FUZZ_CFLAGS       = -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) $(FUZZ_SAN) \
 
 test: $(FUZZ_REPLAY_BINS)
 
-$(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz/%.o): tests/fuzz/fuzz.h
+$(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz/%.o): tests/fuzz/fuzz.h tests/fuzz/rows.h
 
 $(BUILD)/tests/fuzz/driver.o: tests/fuzz/driver.c tests/fuzz/fuzz.h | deps
 	@mkdir -p $(dir $@)

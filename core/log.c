@@ -10,9 +10,31 @@
 #include "esfold/time.h"
 #include "log_backend.h"
 
-static int secret_name(const char *name, size_t n)
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0'
+         : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Whether a parameter name holds a secret's word, read as the parsers read
+ * it: %-decoded ("pass%77ord" is "password"). */
+static int secret_name(const char *raw, size_t len)
 {
     static const char *const words[] = {"password", "secret", "token"};
+    char name[256];
+    size_t n = 0;
+    for (size_t i = 0; i < len && n < sizeof name; i++) {
+        if (raw[i] == '%' && i + 2 < len && hex_digit(raw[i + 1]) >= 0 &&
+            hex_digit(raw[i + 2]) >= 0) {
+            name[n++] = (char)(hex_digit(raw[i + 1]) * 16 + hex_digit(raw[i + 2]));
+            i += 2;
+        } else {
+            name[n++] = raw[i];
+        }
+    }
+    if (len > sizeof name)
+        return 1; /* too long to read: hide it */
     for (size_t w = 0; w < sizeof words / sizeof *words; w++) {
         size_t k = strlen(words[w]);
         for (size_t i = 0; i + k <= n; i++)
