@@ -172,6 +172,15 @@ uninstall:
 clean:
 	rm -rf build
 
+# --- soak (docs/testing.md) -----------------------------------------------
+# Writer processes racing on shared streams of one SQLite file for
+# SOAK_SECONDS; .ci/run runs a short form.
+SOAK_SECONDS ?= 60
+SOAK_WRITERS ?= 6
+.PHONY: soak
+soak: all $(BUILD)/tests/soak
+	$(BUILD)/tests/soak --seconds $(SOAK_SECONDS) --writers $(SOAK_WRITERS)
+
 # --- fuzzing and valgrind (docs/testing.md) --------------------------------
 # Each tests/fuzz/fuzz_*.c is a libFuzzer target. `make test` links it with
 # tests/fuzz/driver.c (any compiler, no libFuzzer) and replays its seed

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -698,6 +699,151 @@ static void test_snapshot_store_uri_is_redacted(void **state)
     es_snapshot_store_close(store);
 }
 
+/* ---- kill -9 at random points loses nothing -------------------------------- */
+
+#define KILL_ROUNDS 25
+#define KILL_WRITERS 4
+
+/* A writer: appends commits of 1 to 3 events to shared streams, forever,
+ * and after each acknowledged append writes its event ids to ack_fd. */
+static void kill_writer(const char *uri, int w, int ack_fd, unsigned seed)
+{
+    es_log *log = NULL;
+    if (es_log_open(&log, uri) != 0)
+        _exit(2);
+    for (unsigned k = 0;; k++) {
+        char sid[16], ids[3][40], line[160];
+        es_event evs[3];
+        size_t n = 1 + (seed + k) % 3;
+        json_t *p = json_pack("{s:i,s:i}", "writer", w, "k", (int)k);
+        memset(evs, 0, sizeof evs);
+        snprintf(sid, sizeof sid, "s-%u", (seed * 7 + k) % 5);
+        for (size_t i = 0; i < n; i++) {
+            snprintf(ids[i], sizeof ids[i], "w%d-r%u-k%u-%zu", w, seed, k, i);
+            evs[i] = event_of("Noted", p);
+            evs[i].id = ids[i];
+        }
+        if (es_log_append(log, NULL, "thing", sid, ES_EXPECT_ANY, evs, n) == 0) {
+            int len = 0;
+            for (size_t i = 0; i < n; i++)
+                len += snprintf(line + len, sizeof line - (size_t)len, "%s\n",
+                                ids[i]);
+            if (write(ack_fd, line, (size_t)len) != len)
+                _exit(3);
+        }
+        json_decref(p);
+    }
+}
+
+typedef struct all_ids {
+    char (*id)[40];
+    size_t n, cap;
+    int torn;
+    char commit[64];
+    int64_t left; /* events of the current commit still to come */
+} all_ids;
+
+static int gather(const es_event *ev, void *user_data)
+{
+    all_ids *a = user_data;
+    if (a->n == a->cap) {
+        a->cap = a->cap ? a->cap * 2 : 1024;
+        a->id = realloc(a->id, a->cap * sizeof *a->id);
+        assert_non_null(a->id);
+    }
+    snprintf(a->id[a->n++], sizeof a->id[0], "%s", ev->id);
+    /* A commit's events are consecutive in its partition, all of them. */
+    if (a->left > 0 && strcmp(a->commit, ev->commit_id) != 0)
+        a->torn++;
+    if (a->left == 0) {
+        snprintf(a->commit, sizeof a->commit, "%s", ev->commit_id);
+        a->left = ev->commit_size;
+    }
+    a->left--;
+    return 0;
+}
+
+static int cmp_id(const void *x, const void *y)
+{
+    return strcmp(x, y);
+}
+
+static void test_kill9_loses_nothing(void **state)
+{
+    const char *path = es_test_path("kill9");
+    const char *acks = es_test_path("kill9-acks");
+    const char *uri = uri_of(path);
+    all_ids a;
+    es_log *log = NULL;
+    size_t acked = 0, missing = 0;
+    char line[160];
+    FILE *f;
+    int ack_fd;
+    (void)state;
+
+    ack_fd = open(acks, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    assert_true(ack_fd >= 0);
+    srand(0x5eed);
+    for (int round = 0; round < KILL_ROUNDS; round++) {
+        pid_t pids[KILL_WRITERS];
+        for (int w = 0; w < KILL_WRITERS; w++) {
+            pids[w] = fork();
+            assert_true(pids[w] >= 0);
+            if (pids[w] == 0)
+                kill_writer(uri, w, ack_fd, (unsigned)(round * 31 + w));
+        }
+        /* A random point: between 2 and 40 ms into the round. */
+        usleep((useconds_t)(2000 + rand() % 38000));
+        for (int w = 0; w < KILL_WRITERS; w++)
+            kill(pids[w], SIGKILL);
+        for (int w = 0; w < KILL_WRITERS; w++) {
+            int status;
+            assert_int_equal(waitpid(pids[w], &status, 0), pids[w]);
+            /* Killed, never failed on its own. */
+            assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+        }
+    }
+    close(ack_fd);
+
+    /* Everything in the log, partition by partition. */
+    memset(&a, 0, sizeof a);
+    assert_int_equal(es_log_open(&log, uri), 0);
+    for (int32_t p = 0; p < 4; p++) {
+        a.left = 0;
+        assert_int_equal(es_log_read_partition(log, NULL, "thing", p, 0, 0,
+                                               gather, &a), 0);
+        assert_int_equal(a.left, 0); /* no commit cut short at the head */
+    }
+    es_log_close(log);
+    assert_int_equal(a.torn, 0);
+    qsort(a.id, a.n, sizeof *a.id, cmp_id);
+    for (size_t i = 1; i < a.n; i++)
+        assert_true(strcmp(a.id[i - 1], a.id[i]) != 0); /* nothing twice */
+
+    /* Every acknowledged append is there. */
+    f = fopen(acks, "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        acked++;
+        if (bsearch(line, a.id, a.n, sizeof *a.id, cmp_id) == NULL) {
+            print_error("acknowledged but lost: %s\n", line);
+            missing++;
+        }
+    }
+    fclose(f);
+    print_message("kill -9: %d rounds of %d writers, %zu events in the log, "
+                  "%zu acknowledged, %zu lost\n", KILL_ROUNDS, KILL_WRITERS,
+                  a.n, acked, missing);
+    assert_true(acked > 0);
+    assert_int_equal(missing, 0);
+    free(a.id);
+
+    /* And verify finds nothing wrong. */
+    assert_int_equal(run(uri, "verify"), 0);
+    assert_contains(out, "verify: OK");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -713,6 +859,7 @@ int main(void)
         cmocka_unit_test(test_disk_full_is_named),
         cmocka_unit_test(test_snapshot_rows_are_checked_as_stored),
         cmocka_unit_test(test_snapshot_store_uri_is_redacted),
+        cmocka_unit_test(test_kill9_loses_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
