@@ -459,6 +459,18 @@ static void test_names_stored_before_the_rule_still_read(void **state)
     assert_contains(out, "\"stream_id\": \"a\\\\xffb\"");
     assert_contains(out, "partition_mismatch");
     assert_true(strstr(err, "out of memory") == NULL);
+    /* A type name too. */
+    raw_sql(path, "UPDATE es_events SET agg_type = CAST(x'74ff' AS TEXT)"
+                  " WHERE stream_id = 's-2';"
+                  "UPDATE es_streams SET agg_type = CAST(x'74ff' AS TEXT)"
+                  " WHERE stream_id = 's-2';"
+                  "INSERT INTO es_partitions SELECT CAST(x'74ff' AS TEXT),"
+                  " partition_no, max(log_offset) + 1 FROM es_events"
+                  " WHERE stream_id = 's-2' GROUP BY partition_no");
+    assert_int_equal(run(uri, "verify", "--json"), 1);
+    assert_contains(out, "\"aggregate_type\": \"t\\\\xff\"");
+    assert_int_equal(run(uri, "history", "t\xff", "s-2", "--json"), 0);
+    assert_contains(out, "\"aggregate_type\": \"t\\\\xff\"");
 }
 
 /* ---- 4. a full disk is named --------------------------------------------- */

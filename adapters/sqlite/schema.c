@@ -366,17 +366,16 @@ static int set_wal(sqlite3 *db, es__handle *h, const char *path)
     int rc, waited_ms = 0;
 
     for (;;) {
-        const char *mode;
         rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
         if (rc == SQLITE_OK)
             rc = sqlite3_step(st);
-        mode = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
-        if (mode && strcmp(mode, "wal") == 0) {
+        if (rc == SQLITE_ROW) {
+            /* "wal", or the mode SQLite keeps where WAL cannot work (a
+             * file system without shared memory): as before, go on. */
             rc = 0;
             break;
         }
-        if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED &&
-            rc != SQLITE_ROW) {
+        if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED) {
             rc = es__sqlite_fail(h, db, rc, "sqlite:%s: setting WAL mode", path);
             break;
         }

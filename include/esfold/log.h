@@ -9,6 +9,8 @@
  *   sqlite:PATH              a SQLite file (created on first use)
  *   sqlite::memory:          a private in-memory log
  *   sqlite:PATH?partitions=N partition count for a new file (default 4)
+ *   sqlite:PATH?mode=ro      read-only: the file must be an esfold log,
+ *                            nothing in it is created or changed
  *   kafka://host:port[,host:port]?prefix=bank.&partitions=N&kafka.NAME=VALUE
  *
  * Threads: a handle is used by one thread at a time. Two handles (in one
