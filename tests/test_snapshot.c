@@ -1431,6 +1431,30 @@ static void test_store_api_kafka(void **state)
     es_snapshot_store_close(store);
 }
 
+/* Writes value (text) as a record of the store at uri under the key of
+ * stream `key` of ledger, as a producer other than esfold would. */
+static void produce_under_key(const char *uri, const char *key, const char *value)
+{
+    char errstr[512], topic[600];
+    const char *prefix = strstr(uri, "prefix=") + 7;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *rk;
+    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers",
+                                       es_test_kafka_brokers(), errstr,
+                                       sizeof errstr), RD_KAFKA_CONF_OK);
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    assert_non_null(rk);
+    snprintf(topic, sizeof topic, "%sledger.snapshots", prefix);
+    assert_int_equal(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
+                                       RD_KAFKA_V_PARTITION(es_partition_for(key, strlen(key), 4)),
+                                       RD_KAFKA_V_KEY(key, strlen(key)),
+                                       RD_KAFKA_V_VALUE((void *)value, strlen(value)),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                       RD_KAFKA_V_END), 0);
+    assert_int_equal(rd_kafka_flush(rk, 10000), 0);
+    rd_kafka_destroy(rk);
+}
+
 /* A record under a stream's key that is not a snapshot: reported, skipped. */
 static void test_kafka_store_garbage(void **state)
 {
@@ -1465,26 +1489,7 @@ static void test_kafka_store_garbage(void **state)
     es_aggregate_free(a);
 
     /* A record no esfold wrote, under the stream's key. */
-    {
-        char errstr[512], topic[600];
-        const char *prefix = strstr(uri, "prefix=") + 7;
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        rd_kafka_t *rk;
-        assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers",
-                                           es_test_kafka_brokers(), errstr,
-                                           sizeof errstr), RD_KAFKA_CONF_OK);
-        rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-        assert_non_null(rk);
-        snprintf(topic, sizeof topic, "%sledger.snapshots", prefix);
-        assert_int_equal(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
-                                           RD_KAFKA_V_PARTITION(es_partition_for("g", 1, 4)),
-                                           RD_KAFKA_V_KEY("g", 1),
-                                           RD_KAFKA_V_VALUE("not a snapshot", 14),
-                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                           RD_KAFKA_V_END), 0);
-        assert_int_equal(rd_kafka_flush(rk, 10000), 0);
-        rd_kafka_destroy(rk);
-    }
+    produce_under_key(uri, "g", "not a snapshot");
     a = load_and_compare(repo, plain, &ledger_type, "g", ES_RANGE_ALL);
     assert_int_equal(es_aggregate_folded(a), 5);
     assert_contains(es_repo_warnings(repo), "checksum mismatch");
@@ -1566,6 +1571,55 @@ static void test_property_kafka_log(void **state)
     store_uri = kafka_uri();
     log_uri = kafka_uri();
     property_on(log_uri, store_uri, "kk", 0x5eed0006u, 2, 6);
+}
+
+/* A well-formed snapshot of another stream, under this stream's key of a
+ * Kafka store (a producer that keyed it wrong): never used, and the
+ * warning says whose it is. */
+static void test_snapshot_of_another_stream_is_never_used(void **state)
+{
+    const char *uri;
+    es_log *log = es_test_open_fresh_log();
+    es_snapshot_store *store;
+    es_repo *repo = new_repo(log), *plain = new_repo(log);
+    es_snapshot *theirs;
+    es_aggregate *a;
+    char sum[ES_SNAPSHOT_CHECKSUM_BUFSZ], *value;
+    int64_t v = 0, w = 0, t = 1700000000000000LL;
+    json_t *o;
+    (void)state;
+
+    uri = kafka_uri();
+    store = open_store(uri);
+    attach(repo, &ledger_type, store, 0, 0);
+    rng_state = 13;
+    append_ledger(log, "mine", &v, &t, 8);
+    append_ledger(log, "theirs", &w, &t, 8);
+    theirs = true_snapshot(plain, "theirs", 6);
+    assert_int_equal(es_snapshot_checksum(sum, theirs), 0);
+    o = json_pack("{s:s, s:s, s:I, s:{s:i, s:I}, s:s, s:I, s:I, s:i, s:s, s:s, "
+                  "s:I}", "aggregate_type", "ledger", "stream_id", "theirs",
+                  "version", (json_int_t)theirs->version, "position",
+                  "partition", (int)theirs->position.partition, "offset",
+                  (json_int_t)theirs->position.offset, "event_id",
+                  theirs->event_id, "time_us", (json_int_t)theirs->time_us,
+                  "horizon_us", (json_int_t)theirs->horizon_us, "state_schema",
+                  (int)theirs->state_schema, "state", theirs->state,
+                  "checksum", sum, "taken_us", (json_int_t)theirs->taken_us);
+    value = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    produce_under_key(uri, "mine", value);
+    free(value);
+    a = load_and_compare(repo, plain, &ledger_type, "mine", ES_RANGE_ALL);
+    assert_int_equal(es_aggregate_folded(a), 8);
+    assert_contains(es_repo_warnings(repo), "it is a snapshot of ledger/theirs");
+    es_aggregate_free(a);
+
+    es_snapshot_free(theirs);
+    es_repo_free(repo);
+    es_repo_free(plain);
+    es_snapshot_store_close(store);
+    es_log_close(log);
 }
 
 /* ---- A commit of several events under an every-N policy ------------------- */
@@ -1794,6 +1848,7 @@ int main(void)
         cmocka_unit_test(test_three_in_one_commit_sqlite),
         cmocka_unit_test(test_three_in_one_commit_kafka),
         cmocka_unit_test(test_upcast_chain_that_stops_short),
+        cmocka_unit_test(test_snapshot_of_another_stream_is_never_used),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
