@@ -484,18 +484,30 @@ static int count_cb(const es_event *ev, void *user_data)
 
 /*
  * In a child with a mount namespace of its own (the mount goes away with
- * it): a log on a 1 MB tmpfs, the tmpfs filled, then an append, a read and
- * a check. Writes what each said to `report`, one line each, and exits 0,
+ * it): a log on a 1 MB tmpfs, the tmpfs filled, then an append on the open
+ * log; the space its -wal and -shm held filled too, then an open and a
+ * read-only open. Writes what each said to `report`, one line each, and exits 0,
  * or 77 when it cannot set up the tmpfs (then the first line says why).
  */
+static void fill(const char *path)
+{
+    char block[4096];
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    memset(block, 'f', sizeof block);
+    while (fd >= 0 && write(fd, block, sizeof block) > 0)
+        ;
+    if (fd >= 0)
+        close(fd);
+}
+
 static int disk_full_child(const char *dir, const char *report)
 {
     FILE *r = fopen(report, "w");
-    char path[600], filler[600], uri[700], ro[720], block[4096];
+    char path[600], filler[600], uri[700], ro[720], note[4096];
     es_log *log = NULL;
     json_t *p = json_pack("{s:s}", "note", "x");
     es_event ev = event_of("Noted", p);
-    int fd, rc, n = 0;
+    int rc, n = 0;
 
     if (r == NULL)
         return 1;
@@ -518,16 +530,34 @@ static int disk_full_child(const char *dir, const char *report)
         fclose(r);
         return 1;
     }
-    /* Fill the file system, the log still open (its -wal and -shm made). */
-    memset(block, 'f', sizeof block);
-    fd = open(filler, O_WRONLY | O_CREAT, 0600);
-    while (fd >= 0 && write(fd, block, sizeof block) > 0)
-        ;
-    if (fd >= 0)
-        close(fd);
+    es_log_close(log); /* its -wal and -shm go */
+    log = NULL;
 
+    /* No byte free: even opening needs some (the -shm). */
+    fill(filler);
+    rc = es_log_open(&log, uri);
+    fprintf(r, "open %d %s\n", rc, rc ? es_errmsg(log) : "");
+    es_log_close(log);
+    log = NULL;
+    rc = es_log_open(&log, ro);
+    if (rc == 0)
+        rc = es_log_read_stream(log, "thing", "s-1", NULL, count_cb, &n);
+    fprintf(r, "read %d %s\n", rc, rc ? es_errmsg(log) : "");
+    es_log_close(log);
+    log = NULL;
+
+    /* Room to open, then none: the append itself finds the disk full. */
+    unlink(filler);
+    if (es_log_open(&log, uri) != 0) {
+        fprintf(r, "reopen: %s\n", es_errmsg(log));
+        fclose(r);
+        return 1;
+    }
+    fill(filler);
+    memset(note, 'n', sizeof note - 1);
+    note[sizeof note - 1] = '\0';
     {
-        json_t *big = json_pack("{s:s%}", "note", block, sizeof block);
+        json_t *big = json_pack("{s:s}", "note", note);
         es_event evs[8];
         for (int i = 0; i < 8; i++)
             evs[i] = event_of("Noted", big);
@@ -535,18 +565,6 @@ static int disk_full_child(const char *dir, const char *report)
         json_decref(big);
     }
     fprintf(r, "append %d %s\n", rc, rc ? es_errmsg(log) : "");
-    es_log_close(log);
-    log = NULL;
-    /* A new writer cannot even start. */
-    rc = es_log_open(&log, uri);
-    fprintf(r, "open %d %s\n", rc, rc ? es_errmsg(log) : "");
-    es_log_close(log);
-    log = NULL;
-
-    rc = es_log_open(&log, ro);
-    if (rc == 0)
-        rc = es_log_read_stream(log, "thing", "s-1", NULL, count_cb, &n);
-    fprintf(r, "read %d %s\n", rc, rc ? es_errmsg(log) : "");
     es_log_close(log);
     json_decref(p);
     fclose(r);
@@ -596,11 +614,13 @@ static void test_disk_full_is_named(void **state)
     assert_true(strncmp(append, "append 0", 8) != 0);
     assert_contains(append, "disk full");
     assert_contains(append, "log.db");
-    if (strncmp(open_, "open 0", 6) != 0)
-        assert_contains(open_, "disk full");
-    /* A read needs no space (or says that it does). */
-    if (strncmp(read_, "read 0", 6) != 0)
-        assert_contains(read_, "disk full");
+    /* With no byte left, opening for writing and for reading fail, and say
+     * why (not "disk I/O error"). */
+    assert_true(strncmp(open_, "open 0", 6) != 0);
+    assert_contains(open_, "disk full");
+    assert_contains(open_, "log.db");
+    assert_true(strncmp(read_, "read 0", 6) != 0);
+    assert_contains(read_, "disk full");
 }
 
 /* ---- 6. snapshot rows as stored ------------------------------------------ */

@@ -151,8 +151,9 @@ int es__sqlite_fail(es__handle *h, sqlite3 *db, int rc, const char *fmt, ...)
         code = ES_EIO;
     /* "disk I/O error" hides the usual cause: say it. */
     if ((rc & 0xff) == SQLITE_FULL ||
-        (db && (sqlite3_system_errno(db) == ENOSPC ||
-                sqlite3_system_errno(db) == EDQUOT)))
+        (db && ((rc & 0xff) == SQLITE_IOERR || (rc & 0xff) == SQLITE_CANTOPEN) &&
+         (sqlite3_system_errno(db) == ENOSPC ||
+          sqlite3_system_errno(db) == EDQUOT)))
         return es__fail(h, code, "%s: disk full: no space left on the device "
                         "of %s (%s)", what, db ? es__sqlite_name(db) : "the file",
                         db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
