@@ -63,8 +63,7 @@ int es_snapshot_checksum(char out[ES_SNAPSHOT_CHECKSUM_BUFSZ],
     crc = crc32c_i64(crc, snap->horizon_us);
     crc = crc32c_i64(crc, snap->state_schema);
     crc = crc32c_i64(crc, snap->taken_us);
-    crc = crc32c_add(crc, snap->state,
-                     snap->state_size ? snap->state_size : strlen(snap->state));
+    crc = crc32c_add(crc, snap->state, strlen(snap->state));
     snprintf(out, ES_SNAPSHOT_CHECKSUM_BUFSZ, "crc32c:%08x",
              (unsigned)(crc ^ 0xffffffffu));
     return 0;
@@ -104,10 +103,14 @@ static int check_fields(const es_snapshot *snap, es_error *err)
         return es__err(err, ES_EINVAL, "state schema %d", (int)snap->state_schema);
     if (snap->state == NULL || snap->state[0] == '\0')
         return es__err(err, ES_EINVAL, "no state");
-    if (snap->state_size && strlen(snap->state) != snap->state_size)
+    if (snap->state_size > strlen(snap->state))
         return es__err(err, ES_EINVAL, "the state holds %zu bytes, %zu after "
                        "the NUL that ends its text", snap->state_size,
                        snap->state_size - strlen(snap->state));
+    if (snap->state_size && snap->state_size < strlen(snap->state))
+        return es__err(err, ES_EINVAL, "state_size is %zu but the state is %zu "
+                       "bytes (set state_size to 0 when changing the state)",
+                       snap->state_size, strlen(snap->state));
     if (snap->horizon_us < snap->time_us)
         return es__err(err, ES_EINVAL, "horizon %lld is before the last event's "
                        "time %lld", (long long)snap->horizon_us,
@@ -160,11 +163,6 @@ es_snapshot *es__snapshot_dup(const es_snapshot *s)
     for (int i = 0; i < 5; i++) {
         len[i] = strs[i] ? strlen(strs[i]) + 1 : 0;
         total += len[i];
-    }
-    /* The state's stored bytes, NULs and all (state_size). */
-    if (s->state && s->state_size >= len[3]) {
-        total += s->state_size + 1 - len[3];
-        len[3] = s->state_size + 1;
     }
     if ((d = es__malloc(total)) == NULL)
         return NULL;

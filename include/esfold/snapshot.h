@@ -67,10 +67,13 @@ typedef struct es_snapshot {
     const char *state;          /* the encoded state: JSON text */
     const char *checksum;       /* "crc32c:xxxxxxxx"; see es_snapshot_save */
     int64_t taken_us;           /* when it was taken (0 on input = now) */
-    size_t state_size;          /* the bytes of state as a store holds them
-                                   (0: strlen(state)); the checksum covers
-                                   them all, so bytes after a NUL make the
-                                   snapshot corrupt */
+    size_t state_size;          /* set by stores: the bytes the store holds
+                                   for state (0: not known, and on input).
+                                   Any other value than strlen(state)
+                                   (bytes hidden after a NUL) makes the
+                                   snapshot corrupt: what is checked is
+                                   what is stored. Set it to 0 when you
+                                   change state. */
 } es_snapshot;
 
 /* Frees a snapshot esfold returned through **out. Accepts NULL. */
