@@ -36,7 +36,10 @@ static int sqlite_file_missing(const char *uri, char *path, size_t size)
 
 char *es__cli_read_only_uri(const char *uri)
 {
-    if (strncmp(uri, "sqlite:", 7) != 0 || strncmp(uri, "sqlite::memory:", 15) == 0)
+    const char *q = strchr(uri, '?');
+    /* Not a file, or a mode given already (the URI's own word wins). */
+    if (strncmp(uri, "sqlite:", 7) != 0 || strncmp(uri, "sqlite::memory:", 15) == 0 ||
+        (q && (strncmp(q + 1, "mode=", 5) == 0 || strstr(q, "&mode="))))
         return es__strdup(uri);
     return es__sprintf("%s%smode=ro", uri, strchr(uri, '?') ? "&" : "?");
 }
