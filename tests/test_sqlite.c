@@ -293,6 +293,31 @@ static void test_reading_a_log_writes_nothing(void **state)
     assert_int_equal(run(uri, "history", "thing", "s-1"), 0);
     assert_unchanged(path, before, n);
     free(before);
+    /* A mode in the URI is the URI's; only ro and rw exist. */
+    {
+        char with[700];
+        es_log *log = NULL;
+        snprintf(with, sizeof with, "%s?mode=rw", uri);
+        assert_int_equal(run(with, "verify"), 0);
+        snprintf(with, sizeof with, "%s?mode=ro", uri);
+        assert_int_equal(run(with, "history", "thing", "s-1"), 0);
+        assert_int_equal(es_log_open(&log, with), 0);
+        {
+            json_t *p = json_object();
+            es_event ev = event_of("Noted", p);
+            /* read-only: the append fails, and says so */
+            assert_int_equal(es_log_append(log, NULL, "thing", "s-1",
+                                           ES_EXPECT_ANY, &ev, 1), ES_EIO);
+            assert_contains(es_errmsg(log), "readonly");
+            json_decref(p);
+        }
+        es_log_close(log);
+        log = NULL;
+        snprintf(with, sizeof with, "%s?mode=wr", uri);
+        assert_int_equal(es_log_open(&log, with), ES_EINVAL);
+        assert_contains(es_errmsg(log), "mode must be ro or rw, not 'wr'");
+        es_log_close(log);
+    }
 }
 
 static void test_foreign_databases_are_left_untouched(void **state)
