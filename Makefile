@@ -71,7 +71,7 @@ BANK_SRCS := samples/bank/account.c samples/bank/main.c
 
 TESTS := test_error test_time test_partition test_event test_codec test_accept test_log \
          test_aggregate test_upcast test_repo test_cli test_snapshot test_kafka \
-         test_processor test_agreement
+         test_processor test_agreement test_sqlite
 TEST_BINS := $(TESTS:%=$(BUILD)/tests/%)
 
 BENCHES := bench_sqlite bench_snapshot bench_kafka
@@ -174,6 +174,15 @@ uninstall:
 clean:
 	rm -rf build
 
+# --- soak (docs/testing.md) -----------------------------------------------
+# Writer processes racing on shared streams of one SQLite file for
+# SOAK_SECONDS; .ci/run runs a short form.
+SOAK_SECONDS ?= 60
+SOAK_WRITERS ?= 6
+.PHONY: soak
+soak: all $(BUILD)/tests/soak
+	$(BUILD)/tests/soak --seconds $(SOAK_SECONDS) --writers $(SOAK_WRITERS)
+
 # --- fuzzing and valgrind (docs/testing.md) --------------------------------
 # Each tests/fuzz/fuzz_*.c is a libFuzzer target. `make test` links it with
 # tests/fuzz/driver.c (any compiler, no libFuzzer) and replays its seed
@@ -182,7 +191,8 @@ clean:
 # mutates for FUZZ_SECONDS per target: new inputs go to
 # build/fuzz/corpus/<target>/, a crashing one to build/fuzz/<target>-crash-*
 # (copy it into the seed corpus once fixed).
-FUZZ_TARGETS     := fuzz_codec fuzz_time fuzz_append
+FUZZ_TARGETS     := fuzz_codec fuzz_time fuzz_append fuzz_sqlite_rows fuzz_snapshot \
+                    fuzz_uri fuzz_cli
 FUZZ_REPLAY_BINS := $(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz/%)
 FUZZ_BUILD       := build/fuzz
 FUZZ_CC          ?= clang-14
@@ -195,7 +205,7 @@ FUZZ_CFLAGS       = -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) $(FUZZ_SAN) \
 
 test: $(FUZZ_REPLAY_BINS)
 
-$(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz/%.o): tests/fuzz/fuzz.h
+$(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz/%.o): tests/fuzz/fuzz.h tests/fuzz/rows.h
 
 $(BUILD)/tests/fuzz/driver.o: tests/fuzz/driver.c tests/fuzz/fuzz.h | deps
 	@mkdir -p $(dir $@)

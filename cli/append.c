@@ -336,8 +336,9 @@ static int append_run(es__cli *cli, int argc, char **argv)
         goto done;
     }
     if (v[OPT_JSON]) {
-        doc = json_pack("{s:s,s:s,s:I,s:I,s:I,s:{s:{s:i,s:I},s:{s:i,s:I}},s:b}",
-                        "aggregate_type", tname, "stream_id", stream,
+        doc = json_pack("{s:o,s:o,s:I,s:I,s:I,s:{s:{s:i,s:I},s:{s:i,s:I}},s:b}",
+                        "aggregate_type", es__json_str(tname), "stream_id",
+                        es__json_str(stream),
                         "events", (json_int_t)in.n,
                         "first_version", (json_int_t)res.first_version,
                         "version", (json_int_t)res.version,

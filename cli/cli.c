@@ -42,6 +42,8 @@ static void main_help(const es__cli *cli)
     printf("\nOptions:\n"
            "  --log URI   the log (default: $ESFOLD_LOG, else %s):\n"
            "              sqlite:PATH, sqlite::memory:, kafka://HOST:PORT?prefix=P\n"
+           "  --verbose   also show what the libraries under esfold say\n"
+           "              (librdkafka's log lines)\n"
            "  --help      this text\n"
            "  --version   the version\n\n",
            ES_LOG_DEFAULT_URI);
@@ -56,6 +58,15 @@ static void main_help(const es__cli *cli)
     }
     printf("Exit status: 0 success, 1 failure (or problems found by verify),\n"
            "2 usage error.\n");
+}
+
+/* --verbose: what librdkafka says, on stderr (from its threads too). */
+static void show_diagnostic(const char *source, int level, const char *message,
+                            void *user_data)
+{
+    const es__cli *cli = user_data;
+    fprintf(stderr, "%s: %s (level %d): %s\n", cli->prog, source, level,
+            message);
 }
 
 static const char *program_name(const es_app *app, int argc, char **argv)
@@ -74,7 +85,7 @@ int es_cli_main(int argc, char **argv, const es_app *app)
     es__cli cli;
     const es__cli_command *cmd;
     const char *env;
-    int i, status;
+    int i, status, verbose = 0;
 
     memset(&cli, 0, sizeof cli);
     cli.app = app;
@@ -102,6 +113,10 @@ int es_cli_main(int argc, char **argv, const es_app *app)
             else
                 printf("%s (esfold %s)\n", cli.prog, ESFOLD_VERSION);
             return es__cli_finish(&cli, ES__CLI_OK);
+        }
+        if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
+            verbose = 1;
+            continue;
         }
         if (strcmp(a, "--log") == 0) {
             if (i + 1 >= argc || *argv[i + 1] == '\0')
@@ -139,8 +154,12 @@ int es_cli_main(int argc, char **argv, const es_app *app)
     if ((cmd = find_command(argv[i])) == NULL)
         return es__cli_usage(&cli, "unknown command '%s'", argv[i]);
     cli.cmd = cmd;
+    if (verbose)
+        es_set_diagnostic_fn(show_diagnostic, &cli);
     status = cmd->run(&cli, argc - i, argv + i);
     es_repo_free(cli.repo);
     es_log_close(cli.log);
+    if (verbose)
+        es_set_diagnostic_fn(NULL, NULL);
     return es__cli_finish(&cli, status);
 }

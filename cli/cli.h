@@ -81,6 +81,10 @@ struct es__cli {
  */
 int es__cli_log(es__cli *cli, int must_exist, es_log **out);
 
+/* uri for opening without writing: a sqlite: file URI with mode=ro added,
+ * any other a copy. es__free it; NULL when out of memory. */
+char *es__cli_read_only_uri(const char *uri);
+
 /* The repository on that log with app->setup run on it (upcasters). */
 int es__cli_repo(es__cli *cli, int must_exist, es_repo **out);
 

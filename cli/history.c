@@ -220,13 +220,14 @@ static int history_run(es__cli *cli, int argc, char **argv)
     }
 
     if (h.json) {
-        doc = json_pack("{s:s,s:s,s:o,s:O,s:I}", "aggregate_type", tname,
-                        "stream_id", stream, "to", range_json(range),
+        doc = json_pack("{s:o,s:o,s:o,s:O,s:I}", "aggregate_type",
+                        es__json_str(tname), "stream_id", es__json_str(stream),
+                        "to", range_json(range),
                         "events", h.events, "version", (json_int_t)h.version);
         if (doc == NULL ||
             (h.state && json_object_set(doc, "state", h.state) != 0) ||
             (fold_error[0] && json_object_set_new(doc, "error",
-                                                  json_string(fold_error)) != 0)) {
+                                                  es__json_str(fold_error)) != 0)) {
             st = es__cli_fail(cli, "out of memory");
             goto done;
         }

@@ -31,7 +31,8 @@ static const es__cli_opt snapshot_opts[] = {
 #define BATCH 1024
 
 /* The store of --snapshots, $ESFOLD_SNAPSHOTS or the log's file. */
-static int open_store(es__cli *cli, const char *opt, es_snapshot_store **out)
+static int open_store(es__cli *cli, const char *opt, int read_only,
+                      es_snapshot_store **out)
 {
     char *uri = NULL;
     int rc;
@@ -42,6 +43,12 @@ static int open_store(es__cli *cli, const char *opt, es_snapshot_store **out)
     else if ((rc = es_snapshot_default_uri(&uri, cli->log_uri)) == ES_ENOTFOUND)
         return es__cli_fail(cli, "no snapshot store: give --snapshots URI or "
                             "set ESFOLD_SNAPSHOTS");
+    if (uri && read_only) {
+        /* `list` never creates or changes a file. */
+        char *ro = es__cli_read_only_uri(uri);
+        es__free(uri);
+        uri = ro;
+    }
     if (uri == NULL)
         return es__cli_fail(cli, "out of memory");
     rc = es_snapshot_store_open(out, uri);
@@ -231,18 +238,19 @@ static int on_snapshot(const es_snapshot *snap, void *user_data)
     else
         es_time_format(horizon, sizeof horizon, snap->horizon_us);
     if (c->arr) {
-        json_t *o = json_pack("{s:I, s:{s:i, s:I}, s:s, s:s, s:I, s:s, s:i, "
-                              "s:s, s:I, s:s, s:s, s:b, s:s?}",
+        json_t *o = json_pack("{s:I, s:{s:i, s:I}, s:o, s:s, s:I, s:s, s:i, "
+                              "s:s, s:I, s:o, s:o, s:b, s:o?}",
                               "version", (json_int_t)snap->version,
                               "position", "partition", (int)snap->position.partition,
                               "offset", (json_int_t)snap->position.offset,
-                              "event_id", snap->event_id,
+                              "event_id", es__json_str(snap->event_id),
                               "time", when, "time_us", (json_int_t)snap->time_us,
                               "horizon", horizon, "state_schema",
                               (int)snap->state_schema, "taken", taken,
                               "state_bytes", (json_int_t)strlen(snap->state),
-                              "state", snap->state, "checksum", snap->checksum,
-                              "ok", !bad, "problem", bad ? err.text : NULL);
+                              "state", es__json_str(snap->state), "checksum",
+                              es__json_str(snap->checksum), "ok", !bad,
+                              "problem", bad ? es__json_str(err.text) : NULL);
         if (o == NULL || json_array_append_new(c->arr, o) != 0) {
             c->oom = 1;
             return 1;
@@ -278,9 +286,11 @@ static int list(es__cli *cli, es_snapshot_store *store, char **args, int nargs,
     else if (rc != 0)
         st = es__cli_fail(cli, "%s", es_errmsg(store));
     else if (json) {
-        json_t *doc = json_pack("{s:s, s:s, s:s, s:O}", "store",
-                                es_snapshot_store_uri(store), "aggregate_type",
-                                args[1], "stream_id", args[2], "snapshots", c.arr);
+        json_t *doc = json_pack("{s:o, s:o, s:o, s:O}", "store",
+                                es__json_str(es_snapshot_store_uri(store)),
+                                "aggregate_type", es__json_str(args[1]),
+                                "stream_id", es__json_str(args[2]),
+                                "snapshots", c.arr);
         st = doc ? es__cli_print_json(cli, doc) : es__cli_fail(cli, "out of memory");
         json_decref(doc);
     } else if (c.count == 0) {
@@ -339,7 +349,8 @@ static int snapshot_run(es__cli *cli, int argc, char **argv)
         return es__cli_usage(cli, "--json is for snapshot list");
     if (strcmp(sub, "prune") == 0 && v[OPT_KEEP] == NULL)
         return es__cli_usage(cli, "snapshot prune needs --keep N");
-    if ((st = open_store(cli, v[OPT_SNAPSHOTS], &store)) != ES__CLI_OK)
+    if ((st = open_store(cli, v[OPT_SNAPSHOTS], strcmp(sub, "list") == 0,
+                         &store)) != ES__CLI_OK)
         return st;
     if (strcmp(sub, "take") == 0)
         st = take(cli, store, args, nargs);

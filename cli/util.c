@@ -34,16 +34,32 @@ static int sqlite_file_missing(const char *uri, char *path, size_t size)
     return stat(path, &st) != 0 && errno == ENOENT;
 }
 
+char *es__cli_read_only_uri(const char *uri)
+{
+    const char *q = strchr(uri, '?');
+    /* Not a file, or a mode given already (the URI's own word wins). */
+    if (strncmp(uri, "sqlite:", 7) != 0 || strncmp(uri, "sqlite::memory:", 15) == 0 ||
+        (q && (strncmp(q + 1, "mode=", 5) == 0 || strstr(q, "&mode="))))
+        return es__strdup(uri);
+    return es__sprintf("%s%smode=ro", uri, strchr(uri, '?') ? "&" : "?");
+}
+
 int es__cli_log(es__cli *cli, int must_exist, es_log **out)
 {
     char path[4096];
+    char *ro = NULL;
     int rc;
     *out = NULL;
     if (cli->log == NULL) {
         if (must_exist && sqlite_file_missing(cli->log_uri, path, sizeof path))
             return es__cli_fail(cli, "%s: no such log file (give the log with "
                                 "--log URI or $ESFOLD_LOG)", cli->log_uri);
-        rc = es_log_open(&cli->log, cli->log_uri);
+        /* A reading command opens a SQLite file read-only: it never
+         * creates or changes a file (adapters/sqlite/schema.c). */
+        if (must_exist && (ro = es__cli_read_only_uri(cli->log_uri)) == NULL)
+            return es__cli_fail(cli, "out of memory");
+        rc = es_log_open(&cli->log, ro ? ro : cli->log_uri);
+        es__free(ro);
         if (rc != 0) {
             es__cli_fail(cli, "%s", cli->log ? es_errmsg(cli->log)
                                               : es_strerror(rc));

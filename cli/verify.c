@@ -197,18 +197,21 @@ static void problem(verify_ctx *c, const char *kind, const es_event *ev,
     if (c->json) {
         json_t *p;
         if (ev)
-            p = json_pack("{s:s,s:s,s:s,s:I,s:{s:i,s:I},s:s}", "kind", kind,
-                          "aggregate_type", c->type, "stream_id", ev->stream_id,
+            p = json_pack("{s:s,s:o,s:o,s:I,s:{s:i,s:I},s:o}", "kind", kind,
+                          "aggregate_type", es__json_str(c->type), "stream_id",
+                          es__json_str(ev->stream_id),
                           "version", (json_int_t)ev->version, "position",
                           "partition", (int)ev->position.partition, "offset",
-                          (json_int_t)ev->position.offset, "message", msg);
+                          (json_int_t)ev->position.offset, "message",
+                          es__json_str(msg));
         else
-            p = json_pack("{s:s,s:s,s:n,s:n,s:{s:i,s:o},s:s}", "kind", kind,
-                          "aggregate_type", c->type, "stream_id", "version",
+            p = json_pack("{s:s,s:o,s:n,s:n,s:{s:i,s:o},s:o}", "kind", kind,
+                          "aggregate_type", es__json_str(c->type), "stream_id",
+                          "version",
                           "position", "partition", (int)c->partition, "offset",
                           c->at_offset >= 0 ? json_integer(c->at_offset)
                                             : json_null(),
-                          "message", msg);
+                          "message", es__json_str(msg));
         if (p == NULL || json_array_append_new(c->problems, p) != 0)
             c->failed = 1;
     } else if (ev) {
@@ -319,15 +322,15 @@ static void rejected(verify_ctx *c, const es_event *ev, es_verdict verdict,
 {
     c->rejected++;
     if (c->json) {
-        json_t *r = json_pack("{s:s,s:s,s:s?,s:I,s:s?,s:{s:i,s:I},s:s}",
+        json_t *r = json_pack("{s:s,s:o,s:o?,s:I,s:o?,s:{s:i,s:I},s:o}",
                               "verdict", es_verdict_name(verdict),
-                              "aggregate_type", c->type,
-                              "stream_id", ev->stream_id,
+                              "aggregate_type", es__json_str(c->type),
+                              "stream_id", es__json_str(ev->stream_id),
                               "version", (json_int_t)ev->version,
-                              "id", ev->id,
+                              "id", es__json_str(ev->id),
                               "position", "partition",
                               (int)ev->position.partition, "offset",
-                              (json_int_t)ev->position.offset, "why", why);
+                              (json_int_t)ev->position.offset, "why", es__json_str(why));
         if (r == NULL || json_array_append_new(c->rejected_list, r) != 0)
             c->failed = 1;
     } else {
@@ -454,6 +457,24 @@ static int scan_type(verify_ctx *c, const char *type)
     return ES__CLI_OK;
 }
 
+/* A problem es_log_check found in the storage itself. */
+static int on_storage_problem(const char *kind, const char *message,
+                              void *user_data)
+{
+    verify_ctx *c = user_data;
+    c->nproblems++;
+    if (c->json) {
+        json_t *p = json_pack("{s:s,s:n,s:n,s:n,s:n,s:o}", "kind", kind,
+                              "aggregate_type", "stream_id", "version",
+                              "position", "message", es__json_str(message));
+        if (p == NULL || json_array_append_new(c->problems, p) != 0)
+            c->failed = 1;
+    } else {
+        printf("  %s: %s\n", kind, message);
+    }
+    return c->failed;
+}
+
 /* ---- Type names --------------------------------------------------------- */
 
 typedef struct names {
@@ -519,6 +540,16 @@ static int verify_run(es__cli *cli, int argc, char **argv)
         st = es__cli_fail(cli, "out of memory");
         goto done;
     }
+    /* The file itself first: a damaged index or a table that disagrees
+     * with the events breaks reads and appends that the scan below does not
+     * make. */
+    if ((rc = es_log_check(c.log, on_storage_problem, &c)) != 0 || c.failed) {
+        if (c.failed) {
+            st = es__cli_fail(cli, "out of memory");
+            goto done;
+        }
+        on_storage_problem("read_error", es_errmsg(c.log), &c);
+    }
     if ((rc = es_log_types(c.log, add_name, &all)) != 0) {
         st = es__cli_fail(cli, "%s", rc == ES_EUSER ? "out of memory"
                                                     : es_errmsg(c.log));
@@ -534,8 +565,9 @@ static int verify_run(es__cli *cli, int argc, char **argv)
             c.partition = 0;
             c.nproblems++;
             if (c.json) {
-                json_t *p = json_pack("{s:s,s:s,s:n,s:n,s:n,s:s}", "kind",
-                                      "no_such_type", "aggregate_type", args[i],
+                json_t *p = json_pack("{s:s,s:o,s:n,s:n,s:n,s:s}", "kind",
+                                      "no_such_type", "aggregate_type",
+                                      es__json_str(args[i]),
                                       "stream_id", "version", "position",
                                       "message", "no events of this aggregate "
                                       "type in the log");
@@ -571,8 +603,8 @@ static int verify_run(es__cli *cli, int argc, char **argv)
         c.streams += c.ts.streams;
         c.events += c.ts.events;
         if (c.json) {
-            json_t *t = json_pack("{s:s,s:I,s:I,s:I,s:I}", "aggregate_type",
-                                  todo.v[i], "partitions",
+            json_t *t = json_pack("{s:o,s:I,s:I,s:I,s:I}", "aggregate_type",
+                                  es__json_str(todo.v[i]), "partitions",
                                   (json_int_t)c.ts.partitions, "streams",
                                   (json_int_t)c.ts.streams, "events",
                                   (json_int_t)c.ts.events, "problems",
@@ -609,11 +641,13 @@ static int verify_run(es__cli *cli, int argc, char **argv)
                 continue; /* two ids with one hash: not a problem */
             c.nproblems++;
             if (c.json) {
-                json_t *p = json_pack("{s:s,s:s,s:n,s:n,s:n,s:n,s:s+}", "kind",
-                                      "duplicate_id", "id", d->id, "aggregate_type",
-                                      "stream_id", "version", "position",
-                                      "message", "the event id appears at ",
-                                      d->where.data);
+                char *m = es__sprintf("the event id appears at %s",
+                                      d->where.data ? d->where.data : "");
+                json_t *p = json_pack("{s:s,s:o,s:n,s:n,s:n,s:n,s:o}", "kind",
+                                      "duplicate_id", "id", es__json_str(d->id),
+                                      "aggregate_type", "stream_id", "version",
+                                      "position", "message", es__json_str(m));
+                es__free(m);
                 if (p == NULL || json_array_append_new(c.problems, p) != 0) {
                     st = es__cli_fail(cli, "out of memory");
                     goto done;
@@ -695,6 +729,9 @@ const es__cli_command es__cli_verify = {
         "  - events in a partition other than the one their stream id hashes\n"
         "    to (partition_mismatch)\n"
         "  - other read errors (read_error), TYPEs without events (no_such_type)\n"
+        "  - on SQLite, damage to the file itself found by SQLite's integrity\n"
+        "    check (integrity), and es_streams or es_partitions rows that\n"
+        "    disagree with the events (streams, partitions)\n"
         "Events the acceptance rule rejects (on Kafka: a racing writer that\n"
         "lost, a zombie, a producer retry, a torn commit) are listed with their\n"
         "verdict (stale, gap, interleaved, incomplete); every reader skips\n"

@@ -6,9 +6,66 @@
 #include "esfold/time.h"
 #include "internal.h"
 
+size_t es__utf8_valid_prefix(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = u[i];
+        size_t len, k;
+        unsigned cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf)
+            len = 2, cp = c & 0x1f;
+        else if (c >= 0xe0 && c <= 0xef)
+            len = 3, cp = c & 0x0f;
+        else if (c >= 0xf0 && c <= 0xf4)
+            len = 4, cp = c & 0x07;
+        else
+            return i;
+        if (i + len > n)
+            return i;
+        for (k = 1; k < len; k++) {
+            if ((u[i + k] & 0xc0) != 0x80)
+                return i;
+            cp = (cp << 6) | (u[i + k] & 0x3f);
+        }
+        if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return i;
+        i += len;
+    }
+    return n;
+}
+
+json_t *es__json_str(const char *s)
+{
+    es__buf b = {0};
+    size_t n, i = 0, ok;
+    json_t *j;
+    if (s == NULL)
+        return NULL;
+    n = strlen(s);
+    if (es__utf8_valid_prefix(s, n) == n)
+        return json_stringn(s, n);
+    while (i < n) {
+        ok = es__utf8_valid_prefix(s + i, n - i);
+        es__buf_add(&b, s + i, ok);
+        i += ok;
+        if (i < n)
+            es__buf_printf(&b, "\\x%02x", (unsigned char)s[i++]);
+    }
+    j = b.oom ? NULL : json_stringn(b.data ? b.data : "", b.len);
+    es__buf_free(&b);
+    return j;
+}
+
 static json_t *str_or_null(const char *s)
 {
-    return s ? json_string(s) : json_null();
+    return s ? es__json_str(s) : json_null();
 }
 
 json_t *es_event_to_json(const es_event *ev)

@@ -1,6 +1,8 @@
 /*
  * core/error.c - error codes, and the message every handle carries.
  */
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -75,4 +77,32 @@ int es__err(es_error *err, int code, const char *fmt, ...)
     va_end(ap);
     memcpy(err->text, tmp, sizeof tmp);
     return code;
+}
+
+/* ---- Diagnostics ----------------------------------------------------------- */
+
+static pthread_mutex_t diag_lock = PTHREAD_MUTEX_INITIALIZER;
+static es_diagnostic_fn diag_fn;
+static void *diag_user_data;
+
+void es_set_diagnostic_fn(es_diagnostic_fn fn, void *user_data)
+{
+    pthread_mutex_lock(&diag_lock);
+    diag_fn = fn;
+    diag_user_data = user_data;
+    pthread_mutex_unlock(&diag_lock);
+}
+
+void es__diagnostic(const char *source, int level, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    pthread_mutex_lock(&diag_lock);
+    if (diag_fn) {
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof line, fmt, ap);
+        va_end(ap);
+        diag_fn(source, level, line, diag_user_data);
+    }
+    pthread_mutex_unlock(&diag_lock);
 }

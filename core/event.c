@@ -82,10 +82,15 @@ int es_event_set_str(es_event *ev, const char **field, const char *value)
     return 0;
 }
 
-/* A name or id: non-empty, at most max bytes, no control characters. */
 static int check_name(const char *what, const char *s, size_t max, es_error *err)
 {
-    size_t n;
+    return es__check_name(what, s, max, 1, err);
+}
+
+int es__check_name(const char *what, const char *s, size_t max, int utf8,
+                   es_error *err)
+{
+    size_t n, ok;
     if (s == NULL || *s == '\0')
         return es__err(err, ES_EINVAL, "%s is empty", what);
     n = strlen(s);
@@ -96,6 +101,11 @@ static int check_name(const char *what, const char *s, size_t max, es_error *err
         if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
             return es__err(err, ES_EINVAL,
                            "%s contains a control character at byte %zu", what, i);
+    /* Names go into JSON (the CLI, Kafka headers, snapshots): UTF-8 only. */
+    if (utf8 && (ok = es__utf8_valid_prefix(s, n)) != n)
+        return es__err(err, ES_EINVAL,
+                       "%s is not valid UTF-8 (byte %zu is 0x%02x)", what, ok,
+                       (unsigned char)s[ok]);
     return 0;
 }
 

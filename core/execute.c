@@ -139,6 +139,16 @@ void es__emitter_appended(const es_emitter *em, size_t i, const char *type,
     out->aggregate_type = type;
     out->stream_id = stream_id;
     out->version = ar->first_version + (int64_t)i;
-    out->position = i + 1 == em->n ? ar->last : ar->first;
+    /* A commit lands in one partition; when its offsets are dense (always
+     * on SQLite, on Kafka unless other records came between) event i is at
+     * first + i. Otherwise only the ends are known. */
+    if (i + 1 == em->n)
+        out->position = ar->last;
+    else {
+        out->position = ar->first;
+        if (ar->last.partition == ar->first.partition &&
+            ar->last.offset - ar->first.offset == (int64_t)em->n - 1)
+            out->position.offset += (int64_t)i;
+    }
 }
 

@@ -83,6 +83,18 @@ void es__buf_free(es__buf *b);
  */
 char *es__uri_redact(const char *uri);
 
+/* Passes a line to the es_set_diagnostic_fn callback, if any (any thread). */
+void es__diagnostic(const char *source, int level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Replaces every occurrence of `raw` (a URI as given) in h's message by
+ * `shown` (its es__uri_redact form): what every handle that keeps a URI
+ * does when its open fails. */
+void es__redact_message(es__handle *h, const char *raw, const char *shown);
+
 /*
  * Reads string member key of JSON object o into *out (borrowed from o).
  * Absent or null gives NULL, or with required the error 'event has no
@@ -90,6 +102,24 @@ char *es__uri_redact(const char *uri);
  */
 int es__json_get_str(const json_t *o, const char *key, int required,
                      const char **out, es_error *err);
+
+/* A name or id: non-empty, at most max bytes, no control characters, and
+ * with utf8 valid UTF-8 (what es_event_validate asks of names; reads skip
+ * it, so that names stored before the rule still read). */
+int es__check_name(const char *what, const char *s, size_t max, int utf8,
+                   es_error *err);
+
+/* The length of the longest valid UTF-8 prefix of s[0..n): n when all of
+ * it is valid (no overlong forms, surrogates or code points past
+ * U+10FFFF). */
+size_t es__utf8_valid_prefix(const char *s, size_t n);
+
+/*
+ * A JSON string holding s, where each byte that is not valid UTF-8 is
+ * written as the text \xHH (so that names stored before esfold refused
+ * them still print); NULL only when s is NULL or out of memory.
+ */
+json_t *es__json_str(const char *s);
 
 /* Parses a decimal int64 in full ("12", "-3"); 0 or ES_EINVAL. */
 int es__parse_i64(int64_t *out, const char *s);

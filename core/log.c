@@ -10,9 +10,31 @@
 #include "esfold/time.h"
 #include "log_backend.h"
 
-static int secret_name(const char *name, size_t n)
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0'
+         : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Whether a parameter name holds a secret's word, read as the parsers read
+ * it: %-decoded ("pass%77ord" is "password"). */
+static int secret_name(const char *raw, size_t len)
 {
     static const char *const words[] = {"password", "secret", "token"};
+    char name[256];
+    size_t n = 0;
+    for (size_t i = 0; i < len && n < sizeof name; i++) {
+        if (raw[i] == '%' && i + 2 < len && hex_digit(raw[i + 1]) >= 0 &&
+            hex_digit(raw[i + 2]) >= 0) {
+            name[n++] = (char)(hex_digit(raw[i + 1]) * 16 + hex_digit(raw[i + 2]));
+            i += 2;
+        } else {
+            name[n++] = raw[i];
+        }
+    }
+    if (len > sizeof name)
+        return 1; /* too long to read: hide it */
     for (size_t w = 0; w < sizeof words / sizeof *words; w++) {
         size_t k = strlen(words[w]);
         for (size_t i = 0; i + k <= n; i++)
@@ -40,7 +62,21 @@ char *es__uri_redact(const char *uri)
             p = at;
         }
     }
-    if (q == NULL) {
+    if (q == NULL && scheme_end == NULL && strchr(uri, '=')) {
+        /* A libpq keyword/value string: "host=db password=x". */
+        while (*p) {
+            size_t word = strcspn(p, " \t"), sp = strspn(p + word, " \t");
+            const char *eq = memchr(p, '=', word);
+            if (eq && secret_name(p, (size_t)(eq - p))) {
+                es__buf_add(&b, p, (size_t)(eq + 1 - p));
+                es__buf_adds(&b, "***");
+            } else {
+                es__buf_add(&b, p, word);
+            }
+            es__buf_add(&b, p + word, sp);
+            p += word + sp;
+        }
+    } else if (q == NULL) {
         es__buf_adds(&b, p);
     } else {
         es__buf_add(&b, p, (size_t)(q - p));
@@ -63,8 +99,7 @@ char *es__uri_redact(const char *uri)
     return b.data;
 }
 
-/* Replaces every occurrence of `raw` in the handle's message by `shown`. */
-static void redact_message(es__handle *h, const char *raw, const char *shown)
+void es__redact_message(es__handle *h, const char *raw, const char *shown)
 {
     char out[ES__ERRMSG_MAX];
     size_t o = 0, rl = strlen(raw), sl = strlen(shown);
@@ -106,7 +141,7 @@ int es__log_open_backend(es_log **out, const es__log_backend *backend,
     rc = backend->open(log, &log->self, uri);
     if (rc != 0) {
         log->self = NULL;
-        redact_message(&log->h, uri, log->uri);
+        es__redact_message(&log->h, uri, log->uri);
     }
     return rc;
 }
@@ -136,29 +171,56 @@ const char *es_log_uri(const es_log *log)
                             (log)->uri); \
     } while (0)
 
+/* Names must be valid UTF-8 to be appended; reads take any, so that logs
+ * written before that rule still read. */
 static int check_names(es_log *log, const char *what, const char *type,
                        const char *stream_id)
 {
-    es_event probe;
+    int appending = strcmp(what, "appending to") == 0;
     es_error err;
-    memset(&probe, 0, sizeof probe);
-    probe.aggregate_type = type;
-    probe.stream_id = stream_id;
-    probe.type = "-";
-    probe.payload = json_object();
-    if (probe.payload == NULL)
-        return es__fail(&log->h, ES_ENOMEM, "out of memory");
-    if (type == NULL || (stream_id == NULL && what[0] == 'a')) {
-        json_decref(probe.payload);
+    if (type == NULL || (stream_id == NULL && appending))
         return es__fail(&log->h, ES_EINVAL, "%s: no %s given", what,
                         type == NULL ? "aggregate type" : "stream id");
-    }
-    if (es_event_validate(&probe, 0, &err) != 0) {
-        json_decref(probe.payload);
+    if ((stream_id && es__check_name("stream id", stream_id, ES_STREAM_ID_MAX,
+                                     appending, &err) != 0) ||
+        es__check_name("aggregate type", type, ES_NAME_MAX, appending, &err) != 0)
         return es__fail(&log->h, ES_EINVAL, "%s %s/%s: %s", what, type,
                         stream_id ? stream_id : "", err.text);
-    }
-    json_decref(probe.payload);
+    return 0;
+}
+
+typedef struct size_count {
+    size_t n, limit;
+} size_count;
+
+static int count_bytes(const char *data, size_t size, void *user_data)
+{
+    size_count *c = user_data;
+    c->n += size;
+    return c->n > c->limit ? -1 : 0; /* stop as soon as it is too big */
+}
+
+/* Whether the payload and metadata of ev fit in ES_EVENT_MAX_BYTES. */
+static int check_size(es_log *log, const char *type, const char *stream,
+                      const es_event *ev, size_t i, size_t n)
+{
+    size_count c = {0, ES_EVENT_MAX_BYTES};
+    if (json_dump_callback(ev->payload, count_bytes, &c, JSON_COMPACT) != 0 &&
+        c.n <= c.limit)
+        return es__fail(&log->h, ES_EINVAL, "appending to %s/%s: event %zu of "
+                        "%zu: the payload cannot be encoded as JSON", type,
+                        stream, i + 1, n);
+    if (c.n <= c.limit && ev->meta &&
+        json_dump_callback(ev->meta, count_bytes, &c, JSON_COMPACT) != 0 &&
+        c.n <= c.limit)
+        return es__fail(&log->h, ES_EINVAL, "appending to %s/%s: event %zu of "
+                        "%zu: the metadata cannot be encoded as JSON", type,
+                        stream, i + 1, n);
+    if (c.n > c.limit)
+        return es__fail(&log->h, ES_EINVAL, "appending to %s/%s: event %zu of "
+                        "%zu (%s) is larger than %d bytes of JSON (payload and "
+                        "metadata; ES_EVENT_MAX_BYTES, the same on every log)",
+                        type, stream, i + 1, n, ev->type, ES_EVENT_MAX_BYTES);
     return 0;
 }
 
@@ -273,6 +335,8 @@ int es_log_append(es_log *log, es_append_result *out,
                           aggregate_type, stream_id, i + 1, n, err.text);
             goto done;
         }
+        if ((rc = check_size(log, aggregate_type, stream_id, &full[i], i, n)))
+            goto done;
     }
     if ((rc = check_unique_ids(log, aggregate_type, stream_id, full, n)) != 0)
         goto done;
@@ -422,4 +486,14 @@ int es_log_types(es_log *log, es_name_cb cb, void *user_data)
     if (cb == NULL)
         return es__fail(&log->h, ES_EINVAL, "listing types: no callback");
     return log->backend->types(log, log->self, cb, user_data);
+}
+
+int es_log_check(es_log *log, es_check_cb cb, void *user_data)
+{
+    CHECK_OPEN(log);
+    if (cb == NULL)
+        return es__fail(&log->h, ES_EINVAL, "checking: no callback");
+    if (log->backend->check == NULL)
+        return 0;
+    return log->backend->check(log, log->self, cb, user_data);
 }

@@ -77,6 +77,9 @@ typedef struct es__log_backend {
                           const char *aggregate_type, int32_t partition,
                           int64_t from_offset, size_t max_events,
                           es_verdict_cb cb, void *user_data);
+
+    /* Optional (NULL: nothing to check): es_log_check. */
+    int (*check)(es_log *log, void *self, es_check_cb cb, void *user_data);
 } es__log_backend;
 
 /* Opens a log on an explicit backend (adapters/log_open.c picks it). */

@@ -103,6 +103,14 @@ static int check_fields(const es_snapshot *snap, es_error *err)
         return es__err(err, ES_EINVAL, "state schema %d", (int)snap->state_schema);
     if (snap->state == NULL || snap->state[0] == '\0')
         return es__err(err, ES_EINVAL, "no state");
+    if (snap->state_size > strlen(snap->state))
+        return es__err(err, ES_EINVAL, "the state holds %zu bytes, %zu after "
+                       "the NUL that ends its text", snap->state_size,
+                       snap->state_size - strlen(snap->state));
+    if (snap->state_size && snap->state_size < strlen(snap->state))
+        return es__err(err, ES_EINVAL, "state_size is %zu but the state is %zu "
+                       "bytes (set state_size to 0 when changing the state)",
+                       snap->state_size, strlen(snap->state));
     if (snap->horizon_us < snap->time_us)
         return es__err(err, ES_EINVAL, "horizon %lld is before the last event's "
                        "time %lld", (long long)snap->horizon_us,
@@ -244,18 +252,17 @@ int es__snapshot_store_open_backend(es_snapshot_store **out,
         return ES_ENOMEM;
     es__handle_init(&s->h);
     s->backend = backend;
-    s->uri = es__strdup(uri);
-    s->name = s->uri ? es__uri_redact(uri) : NULL; /* for messages */
-    if (s->uri == NULL || s->name == NULL) {
-        es__free(s->uri);
-        es__free(s->name);
+    /* Only the redacted URI is kept: for messages and es_snapshot_store_uri. */
+    if ((s->name = es__uri_redact(uri)) == NULL) {
         es__free(s);
         return ES_ENOMEM;
     }
     *out = s;
     rc = backend->open(s, &s->self, uri);
-    if (rc != 0)
+    if (rc != 0) {
         s->self = NULL;
+        es__redact_message(&s->h, uri, s->name);
+    }
     return rc;
 }
 
@@ -284,14 +291,13 @@ void es_snapshot_store_close(es_snapshot_store *store)
         return;
     if (store->self)
         store->backend->close(store->self);
-    es__free(store->uri);
     es__free(store->name);
     es__free(store);
 }
 
 const char *es_snapshot_store_uri(const es_snapshot_store *store)
 {
-    return store ? store->uri : NULL;
+    return store ? store->name : NULL;
 }
 
 const char *es__snapshot_store_name(const es_snapshot_store *store)

@@ -22,8 +22,8 @@
 
 struct es_snapshot_store {
     es__handle h;
-    char *uri;
-    char *name; /* the URI without a password, for messages */
+    char *name; /* the URI without secrets (es__uri_redact); no raw copy is
+                   kept */
     const struct es__snapshot_backend *backend;
     void *self;
 };

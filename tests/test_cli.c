@@ -807,6 +807,45 @@ static void test_verify_missing_log_file(void **state)
     assert_contains(err, "no such log file");
 }
 
+/* librdkafka's own lines ("%3|...|FAIL|...") go through esfold's
+ * diagnostics: not on stderr before esfold's message, shown with
+ * --verbose. No broker listens on port 1: the connection is refused at
+ * once, long before the 1 s the open waits. */
+static void test_kafka_lines_only_with_verbose(void **state)
+{
+    const char *uri = "kafka://127.0.0.1:1?prefix=x.&timeout_ms=1000";
+    (void)state;
+    assert_int_equal(run(uri, NULL, "verify"), 1);
+    assert_contains(err, "cannot reach the brokers 127.0.0.1:1");
+    assert_null(strstr(err, "%3|"));
+    assert_null(strstr(err, "FAIL"));
+    assert_int_equal(run(uri, NULL, "--verbose", "verify"), 1);
+    assert_contains(err, "bank: kafka (level 3): ");
+    assert_contains(err, "FAIL");
+    assert_contains(err, "cannot reach the brokers 127.0.0.1:1");
+    assert_null(strstr(err, "%3|"));
+}
+
+/* A missing folder and a directory are named as such. */
+static void test_unopenable_sqlite_paths_are_explained(void **state)
+{
+    char uri[1024];
+    (void)state;
+    snprintf(uri, sizeof uri, "sqlite:%s/missing/x.db", es_test_tmpdir());
+    assert_int_equal(run(uri, "{\"type\":\"AccountOpened\",\"data\":"
+                              "{\"owner\":\"A\",\"currency\":\"EUR\"}}\n",
+                         "append", "account", "a-1", "--expect", "0"), 1);
+    assert_contains(err, "cannot open: the folder ");
+    assert_contains(err, "/missing does not exist");
+    snprintf(uri, sizeof uri, "sqlite:%s", es_test_tmpdir());
+    assert_int_equal(run(uri, "{\"type\":\"AccountOpened\",\"data\":"
+                              "{\"owner\":\"A\",\"currency\":\"EUR\"}}\n",
+                         "append", "account", "a-1", "--expect", "0"), 1);
+    assert_contains(err, "cannot open: it is a directory, not a file");
+    assert_int_equal(run(uri, NULL, "verify"), 1);
+    assert_contains(err, "it is a directory, not a file");
+}
+
 /* ---- help, version, usage ------------------------------------------------ */
 
 static void test_help(void **state)
@@ -893,6 +932,8 @@ int main(void)
         cmocka_unit_test(test_verify_partition_mismatch),
         cmocka_unit_test(test_verify_lists_rejected_events),
         cmocka_unit_test(test_verify_missing_log_file),
+        cmocka_unit_test(test_kafka_lines_only_with_verbose),
+        cmocka_unit_test(test_unopenable_sqlite_paths_are_explained),
         cmocka_unit_test(test_help),
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_log_from_environment_and_bad_uri),

@@ -41,6 +41,7 @@ static const es_aggregate_type counter_type = {
 };
 
 typedef enum { CMD_ADD, CMD_ADD_MANY, CMD_NOTHING, CMD_REFUSE, CMD_REFUSE_BARE,
+               CMD_EMIT_REFUSE_RETURN_0,
                CMD_FAIL, CMD_FAIL_POSITIVE, CMD_BAD_PAYLOAD } cmd_kind;
 
 typedef struct cmd {
@@ -83,6 +84,14 @@ static int counter_decide(const void *state, int64_t version, const void *comman
         return es_refuse(em, "the total %lld is too %s", (long long)c->total, "small");
     case CMD_REFUSE_BARE:
         return ES_EREFUSED;
+    case CMD_EMIT_REFUSE_RETURN_0: {
+        /* emits, then refuses, and forgets to return what es_refuse said */
+        int rc = es_emit_new(em, "Added", json_pack("{s:i}", "n", 1));
+        if (rc != 0)
+            return rc;
+        (void)es_refuse(em, "changed my mind");
+        return 0;
+    }
     case CMD_FAIL:
         return ES_EIO;
     case CMD_FAIL_POSITIVE:
@@ -463,6 +472,13 @@ static void test_execute_outcomes(void **state)
         assert_int_equal(es_log_read_stream(log, "counter", "c-none", NULL, collect, &none), 0);
         assert_int_equal(none.n, 0);
     }
+
+    /* es_refuse counts even when decide then returns 0: nothing appended */
+    k = (cmd){CMD_EMIT_REFUSE_RETURN_0, 0};
+    assert_int_equal(es_repo_execute(repo, &r, &counter_type, "c1", counter_decide, &k,
+                                     NULL, NULL), ES_EREFUSED);
+    assert_contains(es_errmsg(repo), "changed my mind");
+    assert_true(stream_version(repo, "c1") == 1);
 
     /* several events in one commit */
     k = (cmd){CMD_ADD_MANY, 6}; /* 1+2+..+6 = 21; more than the emitter's first block */

@@ -44,9 +44,16 @@ static void ledger_release(void *state)
     json_decref(((ledger *)state)->tags);
 }
 
+/* The positions of the events apply_added folds, while `recording`. */
+static int recording;
+static es_position folded_at[16];
+static int nfolded;
+
 static int apply_added(void *state, const es_event *ev)
 {
     ledger *l = state;
+    if (recording && nfolded < 16)
+        folded_at[nfolded++] = ev->position;
     json_t *amount = json_object_get(ev->payload, "amount");
     const char *tag = json_string_value(json_object_get(ev->payload, "tag"));
     if (!json_is_number(amount) || tag == NULL)
@@ -398,6 +405,21 @@ static void append_at(es_log *log, const char *id, int64_t expected,
     json_decref(ev.payload);
 }
 
+/* Stream id: v1 at 100 s, v2 at 300 s, v3 at 200 s, and a snapshot at v3
+ * (time 200 s, horizon 300 s). */
+static void out_of_order_with_snapshot(es_log *log, es_repo *repo, const char *id)
+{
+    es_snapshot *snap = NULL;
+    append_at(log, id, ES_EXPECT_NO_STREAM, "a", 100000000);
+    append_at(log, id, 1, "b", 300000000);
+    append_at(log, id, 2, "c", 200000000);
+    assert_int_equal(es_repo_snapshot(repo, &snap, &ledger_type, id), 0);
+    assert_int_equal(snap->version, 3);
+    assert_int_equal(snap->time_us, 200000000);
+    assert_int_equal(snap->horizon_us, 300000000);
+    es_snapshot_free(snap);
+}
+
 static void test_horizon_keeps_as_of_a_prefix(void **state)
 {
     es_log *log = es_test_open_fresh_log();
@@ -409,14 +431,7 @@ static void test_horizon_keeps_as_of_a_prefix(void **state)
 
     attach(repo, &ledger_type, store, 0, 0);
     /* v1 at 100s, v2 at 300s, v3 at 200s: as of 250s is v1 alone. */
-    append_at(log, "h", ES_EXPECT_NO_STREAM, "a", 100000000);
-    append_at(log, "h", 1, "b", 300000000);
-    append_at(log, "h", 2, "c", 200000000);
-    assert_int_equal(es_repo_snapshot(repo, &snap, &ledger_type, "h"), 0);
-    assert_int_equal(snap->version, 3);
-    assert_int_equal(snap->time_us, 200000000);
-    assert_int_equal(snap->horizon_us, 300000000);
-    es_snapshot_free(snap);
+    out_of_order_with_snapshot(log, repo, "h");
 
     a = load_and_compare(repo, plain, &ledger_type, "h", ES_RANGE_AS_OF(250000000));
     assert_int_equal(es_aggregate_version(a), 1);
@@ -427,6 +442,28 @@ static void test_horizon_keeps_as_of_a_prefix(void **state)
     es_aggregate_free(a);
     a = load_and_compare(repo, plain, &ledger_type, "h", ES_RANGE_TO_VERSION(2));
     assert_int_equal(es_aggregate_folded(a), 2); /* the snapshot is above */
+    es_aggregate_free(a);
+
+    /* After a load from that snapshot, the next snapshot's horizon is the
+     * latest time of all the events it folds (not only those after the
+     * first snapshot), so that an as-of load still excludes every event
+     * after T. */
+    out_of_order_with_snapshot(log, repo, "z");
+    append_at(log, "z", 3, "d", 250000000);
+    append_at(log, "z", 4, "e", 260000000);
+    /* Loads from the snapshot at 3, folds 4 and 5, saves at 5. */
+    assert_int_equal(es_repo_snapshot(repo, &snap, &ledger_type, "z"), 0);
+    assert_int_equal(snap->version, 5);
+    assert_int_equal(snap->time_us, 260000000);
+    assert_int_equal(snap->horizon_us, 300000000);
+    es_snapshot_free(snap);
+    /* As of 280 s: v1 alone (v2 happened at 300 s). */
+    a = load_and_compare(repo, plain, &ledger_type, "z", ES_RANGE_AS_OF(280000000));
+    assert_int_equal(es_aggregate_version(a), 1);
+    es_aggregate_free(a);
+    a = load_and_compare(repo, plain, &ledger_type, "z", ES_RANGE_AS_OF(300000000));
+    assert_int_equal(es_aggregate_version(a), 5);
+    assert_int_equal(es_aggregate_folded(a), 0);
     es_aggregate_free(a);
     assert_string_equal(es_repo_warnings(repo), "");
 
@@ -1394,6 +1431,30 @@ static void test_store_api_kafka(void **state)
     es_snapshot_store_close(store);
 }
 
+/* Writes value (text) as a record of the store at uri under the key of
+ * stream `key` of ledger, as a producer other than esfold would. */
+static void produce_under_key(const char *uri, const char *key, const char *value)
+{
+    char errstr[512], topic[600];
+    const char *prefix = strstr(uri, "prefix=") + 7;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *rk;
+    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers",
+                                       es_test_kafka_brokers(), errstr,
+                                       sizeof errstr), RD_KAFKA_CONF_OK);
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    assert_non_null(rk);
+    snprintf(topic, sizeof topic, "%sledger.snapshots", prefix);
+    assert_int_equal(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
+                                       RD_KAFKA_V_PARTITION(es_partition_for(key, strlen(key), 4)),
+                                       RD_KAFKA_V_KEY(key, strlen(key)),
+                                       RD_KAFKA_V_VALUE((void *)value, strlen(value)),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                       RD_KAFKA_V_END), 0);
+    assert_int_equal(rd_kafka_flush(rk, 10000), 0);
+    rd_kafka_destroy(rk);
+}
+
 /* A record under a stream's key that is not a snapshot: reported, skipped. */
 static void test_kafka_store_garbage(void **state)
 {
@@ -1428,26 +1489,7 @@ static void test_kafka_store_garbage(void **state)
     es_aggregate_free(a);
 
     /* A record no esfold wrote, under the stream's key. */
-    {
-        char errstr[512], topic[600];
-        const char *prefix = strstr(uri, "prefix=") + 7;
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        rd_kafka_t *rk;
-        assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers",
-                                           es_test_kafka_brokers(), errstr,
-                                           sizeof errstr), RD_KAFKA_CONF_OK);
-        rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-        assert_non_null(rk);
-        snprintf(topic, sizeof topic, "%sledger.snapshots", prefix);
-        assert_int_equal(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
-                                           RD_KAFKA_V_PARTITION(es_partition_for("g", 1, 4)),
-                                           RD_KAFKA_V_KEY("g", 1),
-                                           RD_KAFKA_V_VALUE("not a snapshot", 14),
-                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                           RD_KAFKA_V_END), 0);
-        assert_int_equal(rd_kafka_flush(rk, 10000), 0);
-        rd_kafka_destroy(rk);
-    }
+    produce_under_key(uri, "g", "not a snapshot");
     a = load_and_compare(repo, plain, &ledger_type, "g", ES_RANGE_ALL);
     assert_int_equal(es_aggregate_folded(a), 5);
     assert_contains(es_repo_warnings(repo), "checksum mismatch");
@@ -1531,6 +1573,236 @@ static void test_property_kafka_log(void **state)
     property_on(log_uri, store_uri, "kk", 0x5eed0006u, 2, 6);
 }
 
+/* A well-formed snapshot of another stream, under this stream's key of a
+ * Kafka store (a producer that keyed it wrong): never used, and the
+ * warning says whose it is. */
+static void test_snapshot_of_another_stream_is_never_used(void **state)
+{
+    const char *uri;
+    es_log *log = es_test_open_fresh_log();
+    es_snapshot_store *store;
+    es_repo *repo = new_repo(log), *plain = new_repo(log);
+    es_snapshot *theirs;
+    es_aggregate *a;
+    char sum[ES_SNAPSHOT_CHECKSUM_BUFSZ], *value;
+    int64_t v = 0, w = 0, t = 1700000000000000LL;
+    json_t *o;
+    (void)state;
+
+    uri = kafka_uri();
+    store = open_store(uri);
+    attach(repo, &ledger_type, store, 0, 0);
+    rng_state = 13;
+    append_ledger(log, "mine", &v, &t, 8);
+    append_ledger(log, "theirs", &w, &t, 8);
+    theirs = true_snapshot(plain, "theirs", 6);
+    assert_int_equal(es_snapshot_checksum(sum, theirs), 0);
+    o = json_pack("{s:s, s:s, s:I, s:{s:i, s:I}, s:s, s:I, s:I, s:i, s:s, s:s, "
+                  "s:I}", "aggregate_type", "ledger", "stream_id", "theirs",
+                  "version", (json_int_t)theirs->version, "position",
+                  "partition", (int)theirs->position.partition, "offset",
+                  (json_int_t)theirs->position.offset, "event_id",
+                  theirs->event_id, "time_us", (json_int_t)theirs->time_us,
+                  "horizon_us", (json_int_t)theirs->horizon_us, "state_schema",
+                  (int)theirs->state_schema, "state", theirs->state,
+                  "checksum", sum, "taken_us", (json_int_t)theirs->taken_us);
+    value = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    produce_under_key(uri, "mine", value);
+    free(value);
+    a = load_and_compare(repo, plain, &ledger_type, "mine", ES_RANGE_ALL);
+    assert_int_equal(es_aggregate_folded(a), 8);
+    assert_contains(es_repo_warnings(repo), "it is a snapshot of ledger/theirs");
+    es_aggregate_free(a);
+
+    es_snapshot_free(theirs);
+    es_repo_free(repo);
+    es_repo_free(plain);
+    es_snapshot_store_close(store);
+    es_log_close(log);
+}
+
+/* ---- A commit of several events under an every-N policy ------------------- */
+
+static int decide_three(const void *state, int64_t version, const void *command,
+                        es_emitter *em, void *user_data)
+{
+    (void)state; (void)version; (void)command; (void)user_data;
+    for (int i = 0; i < 3; i++) {
+        int rc = es_emit_new(em, "Added", json_pack("{s:f, s:s}", "amount",
+                                                    1.0 + i, "tag", "t"));
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+typedef struct commit_seen {
+    es_position pos[8];
+    char id[8][ES_NAME_MAX + 1];
+    int64_t time[8];
+    int n;
+} commit_seen;
+
+static int note_event(const es_event *ev, void *user_data)
+{
+    commit_seen *c = user_data;
+    assert_true(c->n < 8);
+    c->pos[c->n] = ev->position;
+    snprintf(c->id[c->n], sizeof c->id[c->n], "%s", ev->id);
+    c->time[c->n] = ev->occurred_us;
+    c->n++;
+    return 0;
+}
+
+typedef struct one_snapshot {
+    int n;
+    int64_t version, time_us;
+    es_position pos;
+    char event_id[ES_NAME_MAX + 1];
+} one_snapshot;
+
+static int note_snapshot(const es_snapshot *snap, void *user_data)
+{
+    one_snapshot *o = user_data;
+    es_error err;
+    if (es_snapshot_verify(snap, &err) != 0)
+        fail_msg("listed snapshot v%lld: %s", (long long)snap->version, err.text);
+    o->n++;
+    o->version = snap->version;
+    o->time_us = snap->time_us;
+    o->pos = snap->position;
+    snprintf(o->event_id, sizeof o->event_id, "%s", snap->event_id);
+    return 0;
+}
+
+/* One execute that emits three events, under "every 3": the snapshot taken
+ * after it is of the third event (version, position, id, time), the events
+ * in the middle of the commit have positions of their own, and the next
+ * load starts from the snapshot without warnings. */
+static void three_in_one_commit_on(es_log *log, es_snapshot_store *store)
+{
+    es_repo *repo = new_repo(log);
+    es_execute_result res;
+    commit_seen c;
+    one_snapshot o;
+    es_aggregate *a = NULL;
+
+    attach(repo, &ledger_type, store, 3, 0);
+    recording = 1;
+    nfolded = 0;
+    if (es_repo_execute(repo, &res, &ledger_type, "three", decide_three, NULL,
+                        NULL, NULL) != 0)
+        fail_msg("execute: %s", es_errmsg(repo));
+    recording = 0;
+    assert_int_equal(res.version, 3);
+    assert_int_equal(res.events, 3);
+    assert_string_equal(es_repo_warnings(repo), "");
+
+    memset(&c, 0, sizeof c);
+    assert_int_equal(es_log_read_stream(log, "ledger", "three", NULL, note_event,
+                                        &c), 0);
+    assert_int_equal(c.n, 3);
+    for (int i = 1; i < 3; i++) {
+        assert_int_equal(c.pos[i].partition, c.pos[0].partition);
+        assert_true(c.pos[i].offset > c.pos[i - 1].offset);
+    }
+    assert_int_equal(c.pos[2].partition, res.last.partition);
+    assert_int_equal(c.pos[2].offset, res.last.offset);
+    /* The state the snapshot holds folded each event at its own position,
+     * the one a read delivers. */
+    assert_int_equal(nfolded, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(folded_at[i].partition, c.pos[i].partition);
+        assert_int_equal(folded_at[i].offset, c.pos[i].offset);
+    }
+
+    memset(&o, 0, sizeof o);
+    assert_int_equal(es_snapshot_list(store, "ledger", "three", ES_RANGE_ALL,
+                                      note_snapshot, &o), 0);
+    assert_int_equal(o.n, 1);
+    assert_int_equal(o.version, 3);
+    assert_int_equal(o.pos.partition, c.pos[2].partition);
+    assert_int_equal(o.pos.offset, c.pos[2].offset);
+    assert_string_equal(o.event_id, c.id[2]);
+    assert_int_equal(o.time_us, c.time[2]);
+
+    assert_int_equal(es_repo_load(repo, &a, &ledger_type, "three", ES_RANGE_ALL), 0);
+    assert_int_equal(es_aggregate_version(a), 3);
+    assert_int_equal(es_aggregate_folded(a), 0);
+    assert_string_equal(es_repo_warnings(repo), "");
+    es_aggregate_free(a);
+    es_repo_free(repo);
+}
+
+static void test_three_in_one_commit_sqlite(void **state)
+{
+    es_log *log = es_test_open_fresh_log();
+    es_snapshot_store *store = open_store(store_uri_for(log));
+    (void)state;
+    three_in_one_commit_on(log, store);
+    es_snapshot_store_close(store);
+    es_log_close(log);
+}
+
+static void test_three_in_one_commit_kafka(void **state)
+{
+    es_log *log = NULL;
+    es_snapshot_store *store;
+    char path[600];
+    (void)state;
+    assert_int_equal(es_log_open(&log, kafka_uri()), 0);
+    if (!delivers_own_event(log)) {
+        es_log_close(log);
+        print_message("the Kafka log does not deliver a snapshot's own event "
+                      "(see test_property_kafka_log)\n");
+        skip();
+    }
+    snprintf(path, sizeof path, "sqlite:%s.db", es_test_path("three-store"));
+    store = open_store(path);
+    three_in_one_commit_on(log, store);
+    es_snapshot_store_close(store);
+    es_log_close(log);
+}
+
+/* ---- Which snapshot a load picks ----------------------------------------------- */
+
+/* A state upcaster chain that stops short of the type's schema: skipped,
+ * with the reason. */
+static void test_upcast_chain_that_stops_short(void **state)
+{
+    es_log *log = es_test_open_fresh_log();
+    es_snapshot_store *store = open_store(store_uri_for(log));
+    es_aggregate_type ledger3 = ledger_type;
+    es_repo *repo = new_repo(log), *plain = new_repo(log);
+    es_snapshot *s5;
+    es_aggregate *a;
+    int64_t v = 0, t = 1700000000000000LL;
+    (void)state;
+
+    ledger3.state_schema = 3;
+    rng_state = 21;
+    append_ledger(log, "u", &v, &t, 5);
+    append_ledger(log, "u", &v, &t, 3);
+    s5 = true_snapshot(plain, "u", 5);
+    save_variant(store, s5, 1, NULL); /* schema 1; 1 -> 2 is all there is */
+    attach(repo, &ledger3, store, 0, 0);
+    assert_int_equal(es_upcasters_add(es_repo_state_upcasters(repo), "ledger", 1,
+                                      NULL, 2, ledger_state_1_to_2, NULL), 0);
+    assert_int_equal(es_repo_load(repo, &a, &ledger3, "u", ES_RANGE_ALL), 0);
+    assert_int_equal(es_aggregate_version(a), 8);
+    assert_int_equal(es_aggregate_folded(a), 8);
+    assert_contains(es_repo_warnings(repo), "snapshot at version 5");
+    assert_contains(es_repo_warnings(repo), "upcasts from schema 1 to ledger/2, "
+                    "not to ledger/3");
+    es_aggregate_free(a);
+    es_snapshot_free(s5);
+    es_repo_free(repo);
+    es_repo_free(plain);
+    es_snapshot_store_close(store);
+    es_log_close(log);
+}
+
 /* The store a program gets when it names none. */
 static void test_default_store_uri(void **state)
 {
@@ -1573,6 +1845,10 @@ int main(void)
         cmocka_unit_test(test_kafka_store_garbage),
         cmocka_unit_test(test_property_kafka_log),
         cmocka_unit_test(test_default_store_uri),
+        cmocka_unit_test(test_three_in_one_commit_sqlite),
+        cmocka_unit_test(test_three_in_one_commit_kafka),
+        cmocka_unit_test(test_upcast_chain_that_stops_short),
+        cmocka_unit_test(test_snapshot_of_another_stream_is_never_used),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -183,11 +183,19 @@ fail_msg:
     return rc;
 }
 
+/* librdkafka's own lines go to esfold's diagnostics, not to stderr. */
+static void log_line(const rd_kafka_t *rk, int level, const char *fac,
+                     const char *buf)
+{
+    es__diagnostic("kafka", level, "%s: %s: %s", rd_kafka_name(rk), fac, buf);
+}
+
 rd_kafka_conf_t *es__kafka_conf(const es__kafka_uri *u, const char *const *extra,
                                 char *errstr, size_t errstr_size)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     size_t i;
+    rd_kafka_conf_set_log_cb(conf, log_line);
     if (rd_kafka_conf_set(conf, "bootstrap.servers", u->brokers, errstr,
                           errstr_size) != RD_KAFKA_CONF_OK)
         goto fail;

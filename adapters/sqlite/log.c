@@ -740,6 +740,133 @@ done:
     return rc;
 }
 
+/* ---- check --------------------------------------------------------------- */
+
+/* The cross-checks of es_log_check: each row is one disagreement, as
+ * (what, agg_type, stream or partition, in es_events, in the table). */
+static const char *const check_sql[] = {
+    "SELECT 'streams', agg_type, stream_id, v, sv FROM ("
+    " SELECT e.agg_type, e.stream_id, max(e.version) AS v,"
+    "  (SELECT s.version FROM es_streams s WHERE s.agg_type = e.agg_type"
+    "   AND s.stream_id = e.stream_id) AS sv"
+    " FROM es_events e GROUP BY e.agg_type, e.stream_id) WHERE sv IS NOT v"
+    " UNION ALL"
+    " SELECT 'streams', agg_type, stream_id, NULL, version FROM es_streams s"
+    " WHERE NOT EXISTS (SELECT 1 FROM es_events e WHERE e.agg_type = s.agg_type"
+    " AND e.stream_id = s.stream_id) LIMIT 100",
+    "SELECT 'partitions', agg_type, partition_no, n, pn FROM ("
+    " SELECT e.agg_type, e.partition_no, max(e.log_offset) + 1 AS n,"
+    "  (SELECT p.next_offset FROM es_partitions p WHERE p.agg_type = e.agg_type"
+    "   AND p.partition_no = e.partition_no) AS pn"
+    " FROM es_events e GROUP BY e.agg_type, e.partition_no) WHERE pn IS NOT n"
+    " UNION ALL"
+    " SELECT 'partitions', agg_type, partition_no, NULL, next_offset"
+    " FROM es_partitions p WHERE NOT EXISTS (SELECT 1 FROM es_events e"
+    " WHERE e.agg_type = p.agg_type AND e.partition_no = p.partition_no)"
+    " LIMIT 100",
+};
+
+static int report(es_log *log, es_check_cb cb, void *user_data,
+                  const char *kind, const char *message)
+{
+    if (cb(kind, message, user_data) != 0)
+        return es__fail(&log->h, ES_EUSER, "checking: the callback stopped");
+    return 0;
+}
+
+static int sqlite_check(es_log *log, void *self, es_check_cb cb, void *user_data)
+{
+    sqlite_log *s = self;
+    sqlite3_stmt *st = NULL;
+    char msg[1024];
+    int rc, step = SQLITE_DONE;
+    size_t q;
+
+    /* SQLite's own check of every page and index (the first 100 faults). */
+    rc = sqlite3_prepare_v2(s->db, "PRAGMA integrity_check(100)", -1, &st, NULL);
+    while (rc == SQLITE_OK && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *line = (const char *)sqlite3_column_text(st, 0);
+        if (line && strcmp(line, "ok") == 0)
+            continue;
+        snprintf(msg, sizeof msg, "%s: the file is damaged: %s", s->ctx,
+                 line ? line : "?");
+        if ((rc = report(log, cb, user_data, "integrity", msg)) != 0)
+            goto done;
+    }
+    if (rc == SQLITE_OK && step != SQLITE_DONE) {
+        /* Damage so deep that the check cannot run is damage too. */
+        snprintf(msg, sizeof msg, "%s: the file is damaged: the integrity "
+                 "check fails: %s", s->ctx, sqlite3_errmsg(s->db));
+        if ((rc = report(log, cb, user_data, "integrity", msg)) != 0)
+            goto done;
+    } else if (rc != SQLITE_OK) {
+        rc = es__sqlite_fail(&log->h, s->db, rc, "%s: checking the file",
+                             s->ctx);
+        goto done;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+
+    for (q = 0; q < sizeof check_sql / sizeof *check_sql; q++) {
+        rc = sqlite3_prepare_v2(s->db, check_sql[q], -1, &st, NULL);
+        if (rc != SQLITE_OK) {
+            snprintf(msg, sizeof msg, "%s: cannot cross-check the tables: %s",
+                     s->ctx, sqlite3_errmsg(s->db));
+            rc = report(log, cb, user_data, q ? "partitions" : "streams", msg);
+            goto done;
+        }
+        while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+            const char *kind = (const char *)sqlite3_column_text(st, 0);
+            const char *agg = (const char *)sqlite3_column_text(st, 1);
+            const char *key = (const char *)sqlite3_column_text(st, 2);
+            int has_events = sqlite3_column_type(st, 3) != SQLITE_NULL;
+            int has_row = sqlite3_column_type(st, 4) != SQLITE_NULL;
+            long long ev = sqlite3_column_int64(st, 3);
+            long long tb = sqlite3_column_int64(st, 4);
+            if (q == 0 && !has_row)
+                snprintf(msg, sizeof msg, "%s: %s/%s has events up to version "
+                         "%lld but no row in es_streams", s->ctx, agg, key, ev);
+            else if (q == 0 && !has_events)
+                snprintf(msg, sizeof msg, "%s: es_streams says %s/%s is at "
+                         "version %lld, but it has no events", s->ctx, agg, key,
+                         tb);
+            else if (q == 0)
+                snprintf(msg, sizeof msg, "%s: es_streams says %s/%s is at "
+                         "version %lld, its events go up to version %lld "
+                         "(appends to it fail or leave a gap)",
+                         s->ctx, agg, key, tb, ev);
+            else if (!has_row)
+                snprintf(msg, sizeof msg, "%s: %s partition %s has events up to "
+                         "offset %lld but no row in es_partitions", s->ctx, agg,
+                         key, ev - 1);
+            else if (!has_events)
+                snprintf(msg, sizeof msg, "%s: es_partitions says the next "
+                         "offset of %s partition %s is %lld, but it has no "
+                         "events", s->ctx, agg, key, tb);
+            else
+                snprintf(msg, sizeof msg, "%s: es_partitions says the next "
+                         "offset of %s partition %s is %lld, its events end at "
+                         "offset %lld (appends to it fail or leave a gap)",
+                         s->ctx, agg, key, tb, ev - 1);
+            if ((rc = report(log, cb, user_data, kind, msg)) != 0)
+                goto done;
+        }
+        if (step != SQLITE_DONE) {
+            snprintf(msg, sizeof msg, "%s: cannot cross-check the tables: %s",
+                     s->ctx, sqlite3_errmsg(s->db));
+            if ((rc = report(log, cb, user_data, q ? "partitions" : "streams",
+                             msg)) != 0)
+                goto done;
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    rc = 0;
+done:
+    sqlite3_finalize(st);
+    return rc;
+}
+
 /* ---- open / close -------------------------------------------------------- */
 
 static void sqlite_close(void *self)
@@ -769,6 +896,11 @@ static int settle_partitions(es_log *log, sqlite_log *s, int64_t wanted)
     if ((rc = es__sqlite_meta_get_i64(s->db, &log->h, PARTITIONS_KEY, &stored,
                                       &found)) != 0)
         goto done;
+    if (!found && sqlite3_db_readonly(s->db, "main") == 1) {
+        rc = es__fail(&log->h, ES_ECORRUPT, "%s: es_meta has no %s (opened "
+                      "read-only: nothing is written)", s->ctx, PARTITIONS_KEY);
+        goto done;
+    }
     if (!found) {
         if ((rc = es__sqlite_exec(s->db, &log->h, "storing the partition count",
                                   "BEGIN IMMEDIATE")) != 0)
@@ -812,12 +944,12 @@ done:
 
 static int sqlite_open(es_log *log, void **self, const char *uri)
 {
-    static const char *const known[] = {"partitions", NULL};
+    static const char *const known[] = {"partitions", "mode", NULL};
     es__sqlite_uri u;
     sqlite_log *s = NULL;
     const char *p;
     int64_t wanted = 0;
-    int rc, i;
+    int rc, i, ro;
 
     *self = NULL;
     if ((rc = es__sqlite_uri_parse(&u, uri, known, &log->h)) != 0)
@@ -836,7 +968,11 @@ static int sqlite_open(es_log *log, void **self, const char *uri)
         rc = es__fail(&log->h, ES_ENOMEM, "%s: out of memory", uri);
         goto done;
     }
-    if ((rc = es__sqlite_open(&s->db, u.path, &log->h)) != 0)
+    if ((ro = es__sqlite_uri_read_only(&u, &log->h)) < 0) {
+        rc = ro;
+        goto done;
+    }
+    if ((rc = es__sqlite_open_mode(&s->db, u.path, ro, &log->h)) != 0)
         goto done;
     if ((rc = es__sqlite_migrate(s->db, &log->h, "log", log_migrations,
                                  sizeof log_migrations /
@@ -871,4 +1007,5 @@ const es__log_backend es__sqlite_log_backend = {
     .partition_count = sqlite_partition_count,
     .head = sqlite_head,
     .types = sqlite_types,
+    .check = sqlite_check,
 };

@@ -2,9 +2,11 @@
  * adapters/sqlite/schema.c - opening an esfold SQLite file, its es_meta
  * table and per-component migrations, and SQLite error messages.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "sqlite.h"
 
@@ -32,6 +34,17 @@ const char *es__sqlite_uri_param(const es__sqlite_uri *u, const char *key)
         if (strcmp(u->params[i].key, key) == 0)
             return u->params[i].value;
     return NULL;
+}
+
+int es__sqlite_uri_read_only(const es__sqlite_uri *u, es__handle *h)
+{
+    const char *mode = es__sqlite_uri_param(u, "mode");
+    if (mode == NULL || strcmp(mode, "rw") == 0)
+        return 0;
+    if (strcmp(mode, "ro") == 0)
+        return 1;
+    return es__fail(h, ES_EINVAL, "sqlite:%s: mode must be ro or rw, not '%s'",
+                    u->path, mode);
 }
 
 static int is_known(const char *const *known, const char *key, size_t len)
@@ -136,6 +149,14 @@ int es__sqlite_fail(es__handle *h, sqlite3 *db, int rc, const char *fmt, ...)
     va_end(ap);
     if (code == 0) /* a step that returned ROW/DONE where it should not */
         code = ES_EIO;
+    /* "disk I/O error" hides the usual cause: say it. */
+    if ((rc & 0xff) == SQLITE_FULL ||
+        (db && ((rc & 0xff) == SQLITE_IOERR || (rc & 0xff) == SQLITE_CANTOPEN) &&
+         (sqlite3_system_errno(db) == ENOSPC ||
+          sqlite3_system_errno(db) == EDQUOT)))
+        return es__fail(h, code, "%s: disk full: no space left on the device "
+                        "of %s (%s)", what, db ? es__sqlite_name(db) : "the file",
+                        db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
     return es__fail(h, code, "%s: %s", what,
                     db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 }
@@ -240,77 +261,228 @@ void es__sqlite_close(sqlite3 *db)
         sqlite3_close_v2(db);
 }
 
-int es__sqlite_open(sqlite3 **out, const char *path, es__handle *h)
+/* Why a path cannot be opened, when the file system can tell: a missing
+ * folder, a directory, a missing file for a read-only open. */
+static void explain_open(char *why, size_t size, const char *path, int read_only)
 {
-    sqlite3 *db = NULL;
-    int64_t n;
-    int found, rc, memory = strcmp(path, ":memory:") == 0;
+    struct stat st;
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
 
-    *out = NULL;
-    rc = sqlite3_open_v2(path, &db,
-                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                             SQLITE_OPEN_NOMUTEX,
-                         NULL);
-    if (rc != SQLITE_OK) {
-        rc = es__fail(h, rc == SQLITE_NOMEM ? ES_ENOMEM : ES_EIO,
-                      "sqlite:%s: cannot open: %s", path,
-                      db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-        goto done;
+    why[0] = '\0';
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode))
+            snprintf(why, size, "it is a directory, not a file");
+        return;
     }
-    /* Before anything that may wait on another handle's lock. */
-    sqlite3_busy_timeout(db, ES__SQLITE_BUSY_TIMEOUT_MS);
+    if (errno != ENOENT && errno != ENOTDIR)
+        return;
+    if (slash && (size_t)(slash - path) < sizeof dir) {
+        memcpy(dir, path, (size_t)(slash - path));
+        dir[slash - path] = '\0';
+        if (dir[0] != '\0' && stat(dir, &st) != 0 && errno == ENOENT) {
+            snprintf(why, size, "the folder %.400s does not exist", dir);
+            return;
+        }
+        if (dir[0] != '\0' && stat(dir, &st) == 0 && !S_ISDIR(st.st_mode)) {
+            snprintf(why, size, "%.400s is not a folder", dir);
+            return;
+        }
+    }
+    if (read_only)
+        snprintf(why, size, "no such file");
+}
 
-    /* The first read of the file: this is where "file is not a database"
-     * shows, before any pragma could change someone else's file. */
-    rc = query_i64(db, h, "reading the schema",
-                   "SELECT count(*) FROM sqlite_master "
-                   "WHERE type = 'table' AND name = 'es_meta'",
-                   NULL, &n, &found);
-    if (rc != 0) {
-        /* es__vfail formats into a copy, so the message may quote itself. */
+/* What a file holds, read in one transaction so that a concurrent creator
+ * is seen either before or after, never half-way. */
+enum { FILE_EMPTY, FILE_ESFOLD, FILE_FOREIGN };
+
+static int classify(sqlite3 *db, es__handle *h, const char *path, int *kind,
+                    char *why, size_t whysize)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t tables = 0, meta = 0;
+    int rc;
+
+    *kind = FILE_FOREIGN;
+    why[0] = '\0';
+    rc = sqlite3_prepare_v2(db,
+                            "SELECT count(*), coalesce(sum(name = 'es_meta'), 0)"
+                            " FROM sqlite_master WHERE type = 'table'",
+                            -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        rc = es__sqlite_fail(h, db, rc, "sqlite:%s: reading the schema", path);
         if (rc == ES_ECORRUPT)
             es__fail(h, rc, "%s (not a SQLite database, or a damaged one)",
                      h->errmsg);
         goto done;
     }
-    if (n == 0) {
-        int64_t tables;
-        rc = query_i64(db, h, "reading the schema",
-                       "SELECT count(*) FROM sqlite_master", NULL, &tables,
-                       &found);
-        if (rc != 0)
-            goto done;
-        if (tables > 0) {
-            rc = es__fail(h, ES_ECORRUPT,
-                          "sqlite:%s: not an esfold database: it has tables "
-                          "but no es_meta table",
-                          path);
-            goto done;
+    tables = sqlite3_column_int64(st, 0);
+    meta = sqlite3_column_int64(st, 1);
+    sqlite3_finalize(st);
+    st = NULL;
+    rc = 0;
+    if (tables == 0) {
+        *kind = FILE_EMPTY;
+        goto done;
+    }
+    if (meta == 0) {
+        snprintf(why, whysize, "it has tables but no es_meta table");
+        goto done;
+    }
+    /* An es_meta of someone else's: other columns, or other tables and no
+     * esfold schema version among its keys. */
+    if (sqlite3_prepare_v2(db,
+                           "SELECT count(*) FROM es_meta"
+                           " WHERE key LIKE 'schema.%' AND value IS NOT NULL",
+                           -1, &st, NULL) != SQLITE_OK) {
+        snprintf(why, whysize, "its es_meta table is not esfold's (%s)",
+                 sqlite3_errmsg(db));
+        goto done;
+    }
+    if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+        rc = es__sqlite_fail(h, db, rc, "sqlite:%s: reading es_meta", path);
+        goto done;
+    }
+    rc = 0;
+    if (sqlite3_column_int64(st, 0) == 0 && tables > 1) {
+        snprintf(why, whysize, "its es_meta table has no esfold schema "
+                 "versions");
+        goto done;
+    }
+    *kind = FILE_ESFOLD;
+done:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* PRAGMA journal_mode = WAL needs the file to itself for an instant: SQLite
+ * answers BUSY at once, without the busy handler, while another connection
+ * holds a lock, so wait here, up to the busy timeout. */
+static int set_wal(sqlite3 *db, es__handle *h, const char *path)
+{
+    sqlite3_stmt *st = NULL;
+    int rc, waited_ms = 0;
+
+    for (;;) {
+        rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            /* "wal", or the mode SQLite keeps where WAL cannot work (a
+             * file system without shared memory): as before, go on. */
+            rc = 0;
+            break;
         }
+        if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED) {
+            rc = es__sqlite_fail(h, db, rc, "sqlite:%s: setting WAL mode", path);
+            break;
+        }
+        if (waited_ms >= ES__SQLITE_BUSY_TIMEOUT_MS) {
+            rc = es__fail(h, ES_EIO, "sqlite:%s: setting WAL mode: the file "
+                          "stayed locked for %d ms", path, waited_ms);
+            break;
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+        sqlite3_sleep(5);
+        waited_ms += 5;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int es__sqlite_open(sqlite3 **out, const char *path, es__handle *h)
+{
+    return es__sqlite_open_mode(out, path, 0, h);
+}
+
+int es__sqlite_open_mode(sqlite3 **out, const char *path, int read_only,
+                         es__handle *h)
+{
+    sqlite3 *db = NULL;
+    char why[512];
+    int kind, rc, memory = strcmp(path, ":memory:") == 0;
+
+    *out = NULL;
+    rc = sqlite3_open_v2(path, &db,
+                         (read_only ? SQLITE_OPEN_READONLY
+                                    : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) |
+                             SQLITE_OPEN_NOMUTEX,
+                         NULL);
+    if (rc != SQLITE_OK) {
+        explain_open(why, sizeof why, path, read_only);
+        if (why[0])
+            rc = es__fail(h, rc == SQLITE_NOMEM ? ES_ENOMEM : ES_EIO,
+                          "sqlite:%s: cannot open: %s", path, why);
+        else
+            rc = es__sqlite_fail(h, db, rc, "sqlite:%s: cannot open", path);
+        goto done;
+    }
+    /* Before anything that may wait on another handle's lock. */
+    sqlite3_busy_timeout(db, ES__SQLITE_BUSY_TIMEOUT_MS);
+    /* A directory opens and fails at the first read. */
+    explain_open(why, sizeof why, path, read_only);
+    if (why[0]) {
+        rc = es__fail(h, ES_EIO, "sqlite:%s: cannot open: %s", path, why);
+        goto done;
     }
 
-    if (!memory) {
+    /* The first read of the file: this is where "file is not a database"
+     * shows, before any pragma could change someone else's file. One read
+     * transaction sees the schema whole. */
+    if ((rc = es__sqlite_exec(db, h, "reading the schema", "BEGIN")) != 0)
+        goto done;
+    rc = classify(db, h, path, &kind, why, sizeof why);
+    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    if (rc != 0)
+        goto done;
+    if (kind == FILE_EMPTY && read_only) {
+        rc = es__fail(h, ES_ECORRUPT, "sqlite:%s: not an esfold database: the "
+                      "file is empty (it holds no log)", path);
+        goto done;
+    }
+    if (kind == FILE_EMPTY) {
+        /* Create es_meta under the write lock, checking again: another
+         * process may have created the file's schema meanwhile. */
+        if ((rc = es__sqlite_exec(db, h, "creating es_meta",
+                                  "BEGIN IMMEDIATE")) != 0)
+            goto done;
+        if ((rc = classify(db, h, path, &kind, why, sizeof why)) == 0 &&
+            kind == FILE_EMPTY)
+            rc = es__sqlite_exec(db, h, "creating es_meta",
+                                 "CREATE TABLE es_meta ("
+                                 " key TEXT PRIMARY KEY,"
+                                 " value TEXT NOT NULL"
+                                 ") WITHOUT ROWID");
+        if (rc == 0)
+            rc = es__sqlite_exec(db, h, "creating es_meta", "COMMIT");
+        if (rc != 0) {
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            goto done;
+        }
+        if (kind == FILE_EMPTY)
+            kind = FILE_ESFOLD;
+    }
+    if (kind == FILE_FOREIGN) {
+        rc = es__fail(h, ES_ECORRUPT, "sqlite:%s: not an esfold database: %s "
+                      "(left untouched)", path, why);
+        goto done;
+    }
+
+    if (!memory && !read_only) {
         /* WAL: readers never block the writer nor the other way round.
          * NORMAL is durable in WAL mode except for the last transactions
          * before a power cut, never corrupting. */
-        if ((rc = es__sqlite_exec(db, h, "setting WAL mode",
-                                  "PRAGMA journal_mode = WAL")) != 0)
+        if ((rc = set_wal(db, h, path)) != 0)
             goto done;
     }
     if ((rc = es__sqlite_exec(db, h, "setting pragmas",
                               "PRAGMA synchronous = NORMAL;"
                               "PRAGMA foreign_keys = ON")) != 0)
         goto done;
-    if (n == 0 && (rc = es__sqlite_exec(db, h, "creating es_meta",
-                                        "BEGIN IMMEDIATE;"
-                                        "CREATE TABLE IF NOT EXISTS es_meta ("
-                                        " key TEXT PRIMARY KEY,"
-                                        " value TEXT NOT NULL"
-                                        ") WITHOUT ROWID;"
-                                        "COMMIT")) != 0) {
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-        goto done;
-    }
     *out = db;
     db = NULL;
 done:
@@ -343,6 +515,20 @@ int es__sqlite_migrate(sqlite3 *db, es__handle *h, const char *component,
         }
         if ((uint64_t)version == nsteps)
             break;
+        if (sqlite3_db_readonly(db, "main") == 1) {
+            /* A reading command must not change the file. */
+            if (version == 0)
+                rc = es__fail(h, ES_ENOTFOUND, "sqlite:%s: the file has no %s "
+                              "tables (opened read-only: nothing is created)",
+                              es__sqlite_name(db), component);
+            else
+                rc = es__fail(h, ES_EUNSUPPORTED, "sqlite:%s: the %s schema is "
+                              "version %lld, older than this esfold's (%zu): "
+                              "open the file for writing once to upgrade it",
+                              es__sqlite_name(db), component,
+                              (long long)version, nsteps);
+            goto done;
+        }
         if ((rc = es__sqlite_exec(db, h, "starting a migration",
                                   "BEGIN IMMEDIATE")) != 0)
             goto done;

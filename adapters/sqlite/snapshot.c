@@ -50,8 +50,13 @@ static const char *const stmt_sql[S__COUNT] = {
                " state_schema = excluded.state_schema, state = excluded.state,"
                " checksum = excluded.checksum, taken_us = excluded.taken_us",
     [S_LIST] = "SELECT " COLUMNS " FROM es_snapshots"
-               " WHERE agg_type = ?1 AND stream_id = ?2 AND version <= ?3"
-               " AND horizon_us <= ?4 ORDER BY version DESC LIMIT ?5",
+               " WHERE agg_type = ?1 AND stream_id = ?2 AND ("
+               /* a row with a version or horizon that is not a number is
+                * listed (and found corrupt), not silently left out */
+               " typeof(version) != 'integer' OR typeof(horizon_us) != 'integer'"
+               " OR (version <= ?3 AND horizon_us <= ?4))"
+               " ORDER BY typeof(version) = 'integer' DESC, version DESC"
+               " LIMIT ?5",
     /* The newest `keep` of each stream stay; row values and window
      * functions need SQLite 3.25. */
     [S_PRUNE] = "DELETE FROM es_snapshots"
@@ -86,10 +91,10 @@ static void sq_close(void *self)
 
 static int sq_open(es_snapshot_store *store, void **self, const char *uri)
 {
-    static const char *const known[] = { NULL };
+    static const char *const known[] = { "mode", NULL };
     es__sqlite_uri u;
     sqlite_snapshots *s = NULL;
-    int rc;
+    int rc, ro;
 
     *self = NULL;
     if ((rc = es__sqlite_uri_parse(&u, uri, known, &store->h)) != 0)
@@ -99,7 +104,11 @@ static int sq_open(es_snapshot_store *store, void **self, const char *uri)
         rc = es__fail(&store->h, ES_ENOMEM, "%s: out of memory", uri);
         goto done;
     }
-    if ((rc = es__sqlite_open(&s->db, u.path, &store->h)) != 0)
+    if ((ro = es__sqlite_uri_read_only(&u, &store->h)) < 0) {
+        rc = ro;
+        goto done;
+    }
+    if ((rc = es__sqlite_open_mode(&s->db, u.path, ro, &store->h)) != 0)
         goto done;
     if ((rc = es__sqlite_migrate(s->db, &store->h, "snapshots", migrations,
                                  sizeof migrations / sizeof *migrations)) != 0)
@@ -197,6 +206,8 @@ static int sq_list(es_snapshot_store *store, void *self, const char *type,
         snap.horizon_us = sqlite3_column_int64(st, 7);
         snap.state_schema = (int32_t)sqlite3_column_int64(st, 8);
         snap.state = col_text(st, 9);
+        /* All the bytes stored: a BLOB may hold more after a NUL. */
+        snap.state_size = (size_t)sqlite3_column_bytes(st, 9);
         snap.checksum = col_text(st, 10);
         snap.taken_us = sqlite3_column_int64(st, 11);
         if (cb(&snap, user_data) != 0) {

@@ -63,6 +63,18 @@ void es__sqlite_uri_free(es__sqlite_uri *u);
  * close with es__sqlite_close(). The connection is for one thread at a time.
  */
 int es__sqlite_open(sqlite3 **db, const char *path, es__handle *h);
+/*
+ * The same, and with read_only the file is opened read-only: it must exist
+ * and be an esfold database (an empty file is ES_ECORRUPT), nothing in it
+ * is created or changed (no es_meta, no WAL switch), and
+ * es__sqlite_migrate fails instead of writing. URIs ask for it with
+ * mode=ro (es__sqlite_uri_read_only).
+ */
+int es__sqlite_open_mode(sqlite3 **db, const char *path, int read_only,
+                         es__handle *h);
+/* Whether u says mode=ro: 1, 0 (absent or mode=rw), or ES_EINVAL with h's
+ * message set for another value. */
+int es__sqlite_uri_read_only(const es__sqlite_uri *u, es__handle *h);
 /* Closes db (finalize its statements first). Accepts NULL. */
 void es__sqlite_close(sqlite3 *db);
 

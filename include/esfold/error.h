@@ -41,6 +41,21 @@ const char *es_strerror(int code);
 const char *es_errmsg(const void *handle);
 
 /*
+ * What the libraries under esfold say on their own, outside any call's
+ * result: librdkafka's log lines ("FAIL", "ERROR": a broker down, a retry).
+ * source is "kafka", level a syslog level (3 error .. 7 debug), message
+ * one line (borrowed, for the call). By default they are dropped: every
+ * failure also reaches the caller through its handle's es_errmsg. The
+ * esfold command shows them with --verbose.
+ *
+ * Process-wide; fn (NULL: drop) may be called from librdkafka's threads,
+ * at any time until it is replaced, and must be thread-safe.
+ */
+typedef void (*es_diagnostic_fn)(const char *source, int level,
+                                 const char *message, void *user_data);
+void es_set_diagnostic_fn(es_diagnostic_fn fn, void *user_data);
+
+/*
  * A message buffer for calls that have no handle (codecs, parsers), in the
  * spirit of jansson's json_error_t. Filled on failure only.
  */

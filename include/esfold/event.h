@@ -35,6 +35,11 @@ extern "C" {
 #define ES_ID_LEN 36          /* a UUID in text form, without the NUL */
 #define ES_STREAM_ID_MAX 255  /* bytes in a stream id */
 #define ES_NAME_MAX 255       /* bytes in a type or aggregate type name */
+/* The largest event es_log_append takes, on every log: bytes of its payload
+ * and metadata as compact JSON. Kafka's default record limit (1 MB, with
+ * the envelope) is the tightest; larger events are ES_EINVAL before
+ * anything is written. */
+#define ES_EVENT_MAX_BYTES (768 * 1024)
 
 /* A place in the log: a partition and an offset in it (both from 0). */
 typedef struct es_position {

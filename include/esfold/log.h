@@ -9,6 +9,8 @@
  *   sqlite:PATH              a SQLite file (created on first use)
  *   sqlite::memory:          a private in-memory log
  *   sqlite:PATH?partitions=N partition count for a new file (default 4)
+ *   sqlite:PATH?mode=ro      read-only: the file must be an esfold log,
+ *                            nothing in it is created or changed
  *   kafka://host:port[,host:port]?prefix=bank.&partitions=N&kafka.NAME=VALUE
  *
  * Threads: a handle is used by one thread at a time. Two handles (in one
@@ -199,6 +201,21 @@ int es_log_head(es_log *log, int64_t *out, const char *aggregate_type,
 /* Calls cb with the name of every aggregate type that has events. */
 typedef int (*es_name_cb)(const char *name, void *user_data);
 int es_log_types(es_log *log, es_name_cb cb, void *user_data);
+
+/*
+ * Checks the storage under the log, beyond what reads see: on SQLite the
+ * file's own integrity (PRAGMA integrity_check: pages, indexes) and that
+ * es_streams and es_partitions agree with es_events (the conflict check
+ * and the offsets of appends rely on them). Calls cb once per problem
+ * found, with a kind ("integrity", "streams", "partitions") and a message
+ * (borrowed, for the call); a non-zero return stops (ES_EUSER). Reads the
+ * whole file. A backend with nothing to check (Kafka) finds no problem.
+ * Returns 0 whether or not problems were found, or ES_EIO / ES_ECORRUPT
+ * when the check itself could not run (the message says why).
+ */
+typedef int (*es_check_cb)(const char *kind, const char *message,
+                           void *user_data);
+int es_log_check(es_log *log, es_check_cb cb, void *user_data);
 
 #ifdef __cplusplus
 }

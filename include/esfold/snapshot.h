@@ -67,6 +67,13 @@ typedef struct es_snapshot {
     const char *state;          /* the encoded state: JSON text */
     const char *checksum;       /* "crc32c:xxxxxxxx"; see es_snapshot_save */
     int64_t taken_us;           /* when it was taken (0 on input = now) */
+    size_t state_size;          /* set by stores: the bytes the store holds
+                                   for state (0: not known, and on input).
+                                   Any other value than strlen(state)
+                                   (bytes hidden after a NUL) makes the
+                                   snapshot corrupt: what is checked is
+                                   what is stored. Set it to 0 when you
+                                   change state. */
 } es_snapshot;
 
 /* Frees a snapshot esfold returned through **out. Accepts NULL. */
@@ -128,7 +135,8 @@ int es_snapshot_default_uri(char **out, const char *log_uri);
 /* Closes the store. Accepts NULL. */
 void es_snapshot_store_close(es_snapshot_store *store);
 
-/* The URI the store was opened with (borrowed, lives as long as store). */
+/* The URI the store was opened with, passwords, secrets and tokens shown as
+ * *** as es_log_uri shows them (borrowed, lives as long as store). */
 const char *es_snapshot_store_uri(const es_snapshot_store *store);
 
 /*
