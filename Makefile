@@ -1,7 +1,7 @@
 # esfold - event sourcing and CQRS persistence for C.
 #
 #   make            the library, the esfold command and the samples
-#   make demo       the bank sample end to end on SQLite
+#   make demo       the bank and auction samples end to end on SQLite
 #   make test       the whole test suite (SANITIZE=1: under ASan + UBSan;
 #                   VALGRIND=1: the core and CLI tests under valgrind)
 #   make fuzz       libFuzzer on the codec, time and append parsers, with
@@ -64,12 +64,14 @@ LIB_SO   := $(BUILD)/libesfold.so
 
 ESFOLD   := $(BUILD)/esfold
 BANK     := $(BUILD)/bank
+AUCTION  := $(BUILD)/auction
 
 BANK_SRCS := samples/bank/account.c samples/bank/main.c
+AUCTION_SRCS := samples/auction/auction.c samples/auction/main.c
 
 TESTS := test_error test_time test_partition test_event test_codec test_accept test_log \
          test_aggregate test_upcast test_repo test_cli test_snapshot test_kafka \
-         test_processor
+         test_processor test_auction
 TEST_BINS := $(TESTS:%=$(BUILD)/tests/%)
 
 BENCHES := bench_sqlite bench_snapshot bench_kafka
@@ -78,7 +80,7 @@ BENCH_BINS := $(BENCHES:%=$(BUILD)/bench/%)
 HEADERS := $(wildcard include/esfold/*.h)
 
 .PHONY: all deps demo test bench install uninstall clean headers-check fuzz fuzz-deps
-all: deps $(LIB_A) $(LIB_SO) $(ESFOLD) $(BANK)
+all: deps $(LIB_A) $(LIB_SO) $(ESFOLD) $(BANK) $(AUCTION)
 
 deps:
 	@sh scripts/deps.sh
@@ -100,10 +102,16 @@ $(ESFOLD): $(BUILD)/cli/main.o $(LIB_A)
 $(BANK): $(BANK_SRCS:%.c=$(BUILD)/%.o) $(LIB_A)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(AUCTION): $(AUCTION_SRCS:%.c=$(BUILD)/%.o) $(LIB_A)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 # Tests link the static library; test_cli also drives the bank sample's
 # aggregate through es_cli_main.
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/harness.o $(BUILD)/samples/bank/account.o $(LIB_A)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+# test_auction folds and decides the auction sample's aggregate.
+$(BUILD)/tests/test_auction: $(BUILD)/samples/auction/auction.o
 
 # The Kafka tests also start the local broker (tests/kafka_harness.c).
 $(BUILD)/tests/test_kafka: $(BUILD)/tests/kafka_harness.o
@@ -127,6 +135,7 @@ headers-check:
 
 demo: all
 	@sh samples/bank/demo.sh $(BANK)
+	@sh samples/auction/demo.sh $(AUCTION)
 
 # The same on Kafka: a local broker (`esfold broker`, librdkafka's mock
 # cluster, in memory), the bank demo and commands against it, then the
