@@ -110,8 +110,11 @@ $(AUCTION): $(AUCTION_SRCS:%.c=$(BUILD)/%.o) $(LIB_A)
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/harness.o $(BUILD)/samples/bank/account.o $(LIB_A)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
-# test_auction folds and decides the auction sample's aggregate.
+# test_auction folds and decides the auction sample's aggregate, and runs
+# the SQL of its projection files.
 $(BUILD)/tests/test_auction: $(BUILD)/samples/auction/auction.o
+$(BUILD)/tests/test_auction.o: CFLAGS += \
+	-DAUCTION_PROJECTIONS_DIR='"$(CURDIR)/samples/auction/projections"'
 
 # The Kafka tests also start the local broker (tests/kafka_harness.c).
 $(BUILD)/tests/test_kafka: $(BUILD)/tests/kafka_harness.o
@@ -241,7 +244,8 @@ fuzz: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%)
 # under valgrind (about 25 s in all). test_snapshot (a PostgreSQL server)
 # and the Kafka tests (librdkafka's threads) are left to SANITIZE=1.
 VALGRIND_TESTS := test_error test_time test_partition test_event test_codec \
-                  test_accept test_log test_aggregate test_upcast test_repo test_cli
+                  test_accept test_log test_aggregate test_upcast test_repo test_cli \
+                  test_auction
 ifeq ($(VALGRIND),1)
 ifeq ($(SANITIZE),1)
 $(error VALGRIND=1 and SANITIZE=1 do not mix: valgrind cannot run ASan binaries)
