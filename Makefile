@@ -141,8 +141,8 @@ demo: all
 	@sh samples/auction/demo.sh $(AUCTION)
 
 # The same on Kafka: a local broker (`esfold broker`, librdkafka's mock
-# cluster, in memory), the bank demo and commands against it, then the
-# broker is stopped. The output is that of `make demo` but for times and
+# cluster, in memory), the bank and auction demos and commands against it,
+# then the broker is stopped. The output is that of `make demo` but for times and
 # the log's URI.
 .PHONY: demo-kafka
 demo-kafka: all
@@ -157,7 +157,12 @@ demo-kafka: all
 	  printf '\n$$ %s --log %s %s\n' "$(BANK)" "$$log" "$$step"; \
 	  $(BANK) --log "$$log" $$step; \
 	done; \
-	printf '\nThe demo passed on Kafka (the broker is stopped now: its log was in memory).\n'
+	log="kafka://$$(cat $$addr)?prefix=auction."; \
+	for step in "demo" "history auction A --as-of 2026-03-01T10:00:00Z" "show A" "verify"; do \
+	  printf '\n$$ %s --log %s %s\n' "$(AUCTION)" "$$log" "$$step"; \
+	  $(AUCTION) --log "$$log" $$step; \
+	done; \
+	printf '\nThe demos passed on Kafka (the broker is stopped now: its log was in memory).\n'
 
 test: all $(TEST_BINS) $(ESFOLD)
 	@$(MAKE) --no-print-directory headers-check

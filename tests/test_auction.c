@@ -299,7 +299,7 @@ static void test_decide_bids(void **state)
 
     assert_int_equal(fold_event(&f, "AuctionClosed", "11:00",
                                 "{\"winner\":\"Grace\",\"amount\":5500}"), 0);
-    assert_refused(fold_state(&f), bid("11:00", "Ada", 6000),
+    assert_refused(fold_state(&f), bid("10:00", "Ada", 6000),
                    "the auction is closed");
     es_aggregate_free(f.agg);
 }
@@ -316,6 +316,9 @@ static void test_decide_close(void **state)
     fold_two_bids(&f);
     assert_refused(fold_state(&f), close_at("10:59"),
                    "the auction closes at 2026-03-01T11:00:00Z, not before");
+    assert_refused(fold_state(&f), close_at("09:20"),
+                   "the auction's last event is at 2026-03-01T09:30:00Z: a command "
+                   "cannot be dated before it");
     assert_emits(fold_state(&f), close_at("11:00"), "AuctionClosed",
                  "{\"winner\":\"Grace\",\"amount\":5500}");
     assert_emits(fold_state(&f), close_at("12:00"), "AuctionClosed",

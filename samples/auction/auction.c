@@ -270,6 +270,19 @@ static int emit(auction_decision *out, const char *type, json_t *payload)
     return 0;
 }
 
+/* Time only goes forward in an auction: "as of T" folds a stream up to its
+ * first event later than T, so its events must be in time order. */
+static int check_order(auction_decision *out, const auction *a,
+                       const auction_command *cmd)
+{
+    char when[ES_TIME_BUFSZ];
+    if (cmd->at >= a->last_event_at)
+        return 0;
+    es_time_format(when, sizeof when, a->last_event_at);
+    return refuse(out, "the auction's last event is at %s: a command cannot "
+                  "be dated before it", when);
+}
+
 static int decide_open(auction_decision *out, const auction *a,
                        const auction_command *cmd)
 {
@@ -315,6 +328,8 @@ static int decide_bid(auction_decision *out, const auction *a,
 
     if (a->closed)
         return refuse(out, "the auction is closed");
+    if (check_order(out, a, cmd))
+        return ES_EREFUSED;
     if (cmd->at >= a->closes_at) {
         es_time_format(when, sizeof when, a->closes_at);
         return refuse(out, "bidding closed at %s", when);
@@ -353,6 +368,8 @@ static int decide_close(auction_decision *out, const auction *a,
 
     if (a->closed)
         return refuse(out, "the auction is already closed");
+    if (check_order(out, a, cmd))
+        return ES_EREFUSED;
     if (cmd->at < a->closes_at) {
         es_time_format(when, sizeof when, a->closes_at);
         return refuse(out, "the auction closes at %s, not before", when);
@@ -368,18 +385,11 @@ static int decide_close(auction_decision *out, const auction *a,
 int auction_decide(auction_decision *out, const auction *a,
                    const auction_command *cmd)
 {
-    char when[ES_TIME_BUFSZ];
-
     if (out == NULL || a == NULL || cmd == NULL)
         return ES_EINVAL;
     memset(out, 0, sizeof *out);
     if (cmd->at <= 0)
         return refuse(out, "the command has no time");
-    if (cmd->at < a->last_event_at) {
-        es_time_format(when, sizeof when, a->last_event_at);
-        return refuse(out, "the auction's last event is at %s: a command cannot "
-                      "be dated before it", when);
-    }
     if (cmd->kind == AUCTION_OPEN)
         return decide_open(out, a, cmd);
     if (!a->opened)
