@@ -1,7 +1,7 @@
 # esfold - event sourcing and CQRS persistence for C.
 #
 #   make            the library, the esfold command and the samples
-#   make demo       the bank sample end to end on SQLite
+#   make demo       the bank and auction samples end to end on SQLite
 #   make test       the whole test suite (SANITIZE=1: under ASan + UBSan;
 #                   VALGRIND=1: the core and CLI tests under valgrind)
 #   make fuzz       libFuzzer on the codec, time and append parsers, with
@@ -66,12 +66,14 @@ LIB_SO   := $(BUILD)/libesfold.so
 
 ESFOLD   := $(BUILD)/esfold
 BANK     := $(BUILD)/bank
+AUCTION  := $(BUILD)/auction
 
 BANK_SRCS := samples/bank/account.c samples/bank/main.c
+AUCTION_SRCS := samples/auction/auction.c samples/auction/main.c
 
 TESTS := test_error test_time test_partition test_event test_codec test_accept test_log \
          test_aggregate test_upcast test_repo test_cli test_snapshot test_kafka \
-         test_processor test_agreement test_sqlite
+         test_processor test_agreement test_sqlite test_auction
 TEST_BINS := $(TESTS:%=$(BUILD)/tests/%)
 
 BENCHES := bench_sqlite bench_snapshot bench_kafka
@@ -80,7 +82,7 @@ BENCH_BINS := $(BENCHES:%=$(BUILD)/bench/%)
 HEADERS := $(wildcard include/esfold/*.h)
 
 .PHONY: all deps demo test bench install uninstall clean headers-check fuzz fuzz-deps
-all: deps $(LIB_A) $(LIB_SO) $(ESFOLD) $(BANK)
+all: deps $(LIB_A) $(LIB_SO) $(ESFOLD) $(BANK) $(AUCTION)
 
 deps:
 	@sh scripts/deps.sh
@@ -102,10 +104,19 @@ $(ESFOLD): $(BUILD)/cli/main.o $(LIB_A)
 $(BANK): $(BANK_SRCS:%.c=$(BUILD)/%.o) $(LIB_A)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(AUCTION): $(AUCTION_SRCS:%.c=$(BUILD)/%.o) $(LIB_A)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 # Tests link the static library; test_cli also drives the bank sample's
 # aggregate through es_cli_main.
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/harness.o $(BUILD)/samples/bank/account.o $(LIB_A)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+# test_auction folds and decides the auction sample's aggregate, and runs
+# the SQL of its projection files.
+$(BUILD)/tests/test_auction: $(BUILD)/samples/auction/auction.o
+$(BUILD)/tests/test_auction.o: CFLAGS += \
+	-DAUCTION_PROJECTIONS_DIR='"$(CURDIR)/samples/auction/projections"'
 
 # The Kafka tests also start the local broker (tests/kafka_harness.c).
 $(BUILD)/tests/test_kafka $(BUILD)/tests/test_agreement: $(BUILD)/tests/kafka_harness.o
@@ -129,10 +140,11 @@ headers-check:
 
 demo: all
 	@sh samples/bank/demo.sh $(BANK)
+	@sh samples/auction/demo.sh $(AUCTION)
 
 # The same on Kafka: a local broker (`esfold broker`, librdkafka's mock
-# cluster, in memory), the bank demo and commands against it, then the
-# broker is stopped. The output is that of `make demo` but for times and
+# cluster, in memory), the bank and auction demos and commands against it,
+# then the broker is stopped. The output is that of `make demo` but for times and
 # the log's URI.
 .PHONY: demo-kafka
 demo-kafka: all
@@ -147,7 +159,12 @@ demo-kafka: all
 	  printf '\n$$ %s --log %s %s\n' "$(BANK)" "$$log" "$$step"; \
 	  $(BANK) --log "$$log" $$step; \
 	done; \
-	printf '\nThe demo passed on Kafka (the broker is stopped now: its log was in memory).\n'
+	log="kafka://$$(cat $$addr)?prefix=auction."; \
+	for step in "demo" "history auction A --as-of 2026-03-01T10:00:00Z" "show A" "verify"; do \
+	  printf '\n$$ %s --log %s %s\n' "$(AUCTION)" "$$log" "$$step"; \
+	  $(AUCTION) --log "$$log" $$step; \
+	done; \
+	printf '\nThe demos passed on Kafka (the broker is stopped now: its log was in memory).\n'
 
 test: all $(TEST_BINS) $(ESFOLD)
 	@$(MAKE) --no-print-directory headers-check
@@ -244,7 +261,8 @@ fuzz: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%)
 # under valgrind (about 25 s in all). test_snapshot (a PostgreSQL server)
 # and the Kafka tests (librdkafka's threads) are left to SANITIZE=1.
 VALGRIND_TESTS := test_error test_time test_partition test_event test_codec \
-                  test_accept test_log test_aggregate test_upcast test_repo test_cli
+                  test_accept test_log test_aggregate test_upcast test_repo test_cli \
+                  test_auction
 ifeq ($(VALGRIND),1)
 ifeq ($(SANITIZE),1)
 $(error VALGRIND=1 and SANITIZE=1 do not mix: valgrind cannot run ASan binaries)
