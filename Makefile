@@ -209,7 +209,7 @@ soak: all $(BUILD)/tests/soak
 # build/fuzz/corpus/<target>/, a crashing one to build/fuzz/<target>-crash-*
 # (copy it into the seed corpus once fixed).
 FUZZ_TARGETS     := fuzz_codec fuzz_time fuzz_append fuzz_sqlite_rows fuzz_snapshot \
-                    fuzz_uri fuzz_cli
+                    fuzz_uri fuzz_cli fuzz_kafka_record
 FUZZ_REPLAY_BINS := $(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz/%)
 FUZZ_BUILD       := build/fuzz
 FUZZ_CC          ?= clang-14

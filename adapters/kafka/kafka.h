@@ -103,6 +103,22 @@ enum {
                             the partition (why says so) */
 };
 
+/* A consumed record as the decoder sees it (borrowed from the message). */
+typedef struct es__krecord {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    const void *key;
+    size_t key_len;
+    const void *value; /* NULL: a tombstone */
+    size_t len;
+    rd_kafka_headers_t *headers; /* NULL: none */
+    int64_t timestamp_ms;        /* -1: none */
+} es__krecord;
+
+/* The parts of message m, for es__kafka_decode. */
+void es__krecord_of(es__krecord *r, const rd_kafka_message_t *m);
+
 /*
  * The one judge of a consumed record of topic (aggregate type agg, with
  * `partitions` partitions): every reader (folds, partition readers,
@@ -115,8 +131,7 @@ enum {
  * Returns an ES__KREC_* with *out a heap event (es_event_free): for
  * REJECT, what could be decoded (at least the position); or ES_ENOMEM.
  */
-int es__kafka_decode(es_event **out, const rd_kafka_message_t *m,
-                     const char *agg, int32_t partitions, char *why,
-                     size_t why_size);
+int es__kafka_decode(es_event **out, const es__krecord *m, const char *agg,
+                     int32_t partitions, char *why, size_t why_size);
 
 #endif

@@ -113,11 +113,13 @@ static int feed_stream(es_log *log, kafka_log *k, const rd_kafka_message_t *m,
     stream_read *sr = ctx;
     es_event *ev = NULL;
     char why[512];
+    es__krecord r;
     int rc, feed = 1;
     (void)k;
     if (m->key_len != sr->sid_len || memcmp(m->key, sr->sid, sr->sid_len) != 0)
         return 0;
-    rc = es__kafka_decode(&ev, m, sr->agg, sr->ti->partitions, why, sizeof why);
+    es__krecord_of(&r, m);
+    rc = es__kafka_decode(&ev, &r, sr->agg, sr->ti->partitions, why, sizeof why);
     if (rc == ES__KREC_REFUSE) {
         es_event_free(ev);
         return es__fail(&log->h, ES_EINVAL, "reading %s/%s: %s", sr->agg,

@@ -70,6 +70,8 @@ static int set_strn(es_event *ev, const char **field, const char *v, size_t n)
     char *copy;
     if (v == NULL)
         return 0;
+    if (memchr(v, '\0', n))
+        return 1; /* not a string: the caller rejects the record */
     if ((copy = es__strndup(v, n)) == NULL)
         return ES_ENOMEM;
     es__free((void *)*field);
@@ -99,18 +101,43 @@ static int bad(char *why, size_t why_size, const char *fmt, const char *what)
     return 1;
 }
 
-int es__kafka_decode(es_event **out, const rd_kafka_message_t *m,
-                     const char *agg, int32_t partitions, char *why,
-                     size_t why_size)
+/* A string header into *field: 0; 1 (why set) when it is not a string
+ * (a NUL byte in it); ES_ENOMEM. */
+static int take_str(es_event *ev, const char **field, const char *v, size_t n,
+                    const char *name, char *why, size_t why_size)
 {
-    rd_kafka_headers_t *hs = NULL;
+    int rc = set_strn(ev, field, v, n);
+    if (rc == 1)
+        return bad(why, why_size, "the %s header has a NUL byte", name);
+    return rc;
+}
+
+void es__krecord_of(es__krecord *r, const rd_kafka_message_t *m)
+{
+    rd_kafka_timestamp_type_t tstype;
+    int64_t ts = rd_kafka_message_timestamp(m, &tstype);
+    memset(r, 0, sizeof *r);
+    r->topic = rd_kafka_topic_name(m->rkt);
+    r->partition = m->partition;
+    r->offset = m->offset;
+    r->key = m->key;
+    r->key_len = m->key_len;
+    r->value = m->payload;
+    r->len = m->len;
+    if (rd_kafka_message_headers(m, &r->headers) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        r->headers = NULL;
+    r->timestamp_ms = tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts;
+}
+
+int es__kafka_decode(es_event **out, const es__krecord *m, const char *agg,
+                     int32_t partitions, char *why, size_t why_size)
+{
+    rd_kafka_headers_t *hs = m->headers;
     es_event *ev = NULL;
     const char *v;
     size_t n;
     int64_t num;
-    int present;
-    rd_kafka_timestamp_type_t tstype;
-    int64_t ts;
+    int present, rc;
     int oom;
 
     *out = NULL;
@@ -127,13 +154,11 @@ int es__kafka_decode(es_event **out, const rd_kafka_message_t *m,
         return bad(why, why_size, "%s", "the key is not a valid stream id");
     if (set_strn(ev, &ev->stream_id, m->key, m->key_len) != 0)
         return ES_ENOMEM;
-    if (rd_kafka_message_headers(m, &hs) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        hs = NULL;
 
     if ((v = hdr(hs, ES__KH_TYPE, &n)) == NULL || n == 0)
         return bad(why, why_size, "no %s header", ES__KH_TYPE);
-    if (set_strn(ev, &ev->type, v, n) != 0)
-        return ES_ENOMEM;
+    if ((rc = take_str(ev, &ev->type, v, n, ES__KH_TYPE, why, why_size)) != 0)
+        return rc;
     if (hdr_i64(hs, ES__KH_VERSION, &ev->version, &present) != 0 || !present ||
         ev->version < 1)
         return bad(why, why_size, "no valid %s header (a version from 1)",
@@ -154,7 +179,7 @@ int es__kafka_decode(es_event **out, const rd_kafka_message_t *m,
                      "an event topic changed, so streams are no longer where "
                      "their keys put them (restore the count, or copy the "
                      "events into a new topic)",
-                     rd_kafka_topic_name(m->rkt), (int)m->partition, m->offset,
+                     m->topic, (int)m->partition, m->offset,
                      num, (int)partitions);
             return ES__KREC_REFUSE;
         }
@@ -183,25 +208,27 @@ int es__kafka_decode(es_event **out, const rd_kafka_message_t *m,
                    ES__KH_SCHEMA);
     ev->schema = present ? (int32_t)num : 1;
     if ((v = hdr(hs, ES__KH_ID, &n)) != NULL && n > 0) {
-        if (set_strn(ev, &ev->id, v, n) != 0)
-            return ES_ENOMEM;
+        if ((rc = take_str(ev, &ev->id, v, n, ES__KH_ID, why, why_size)) != 0)
+            return rc;
     } else {
         /* A foreign record without an id: its place in the log is one. */
         char id[64 + ES_NAME_MAX];
-        snprintf(id, sizeof id, "kafka:%s/%d/%" PRId64, rd_kafka_topic_name(m->rkt),
+        snprintf(id, sizeof id, "kafka:%s/%d/%" PRId64, m->topic,
                  (int)m->partition, m->offset);
         if (set_strn(ev, &ev->id, id, strlen(id)) != 0)
             return ES_ENOMEM;
     }
     v = hdr(hs, ES__KH_CORRELATION, &n);
-    if (set_strn(ev, &ev->correlation_id, v, n) != 0)
-        return ES_ENOMEM;
+    if ((rc = take_str(ev, &ev->correlation_id, v, n, ES__KH_CORRELATION, why,
+                       why_size)) != 0)
+        return rc;
     v = hdr(hs, ES__KH_CAUSATION, &n);
-    if (set_strn(ev, &ev->causation_id, v, n) != 0)
-        return ES_ENOMEM;
+    if ((rc = take_str(ev, &ev->causation_id, v, n, ES__KH_CAUSATION, why,
+                       why_size)) != 0)
+        return rc;
     if ((v = hdr(hs, ES__KH_COMMIT, &n)) != NULL && n > 0) {
-        if (set_strn(ev, &ev->commit_id, v, n) != 0)
-            return ES_ENOMEM;
+        if ((rc = take_str(ev, &ev->commit_id, v, n, ES__KH_COMMIT, why, why_size)) != 0)
+            return rc;
         if (hdr_i64(hs, ES__KH_COMMIT_SIZE, &num, &present) != 0 || !present ||
             num < 1 || num > INT32_MAX)
             return bad(why, why_size, "no valid %s header beside es-commit",
@@ -223,8 +250,7 @@ int es__kafka_decode(es_event **out, const rd_kafka_message_t *m,
     if (present) {
         ev->occurred_us = num;
     } else {
-        ts = rd_kafka_message_timestamp(m, &tstype);
-        ev->occurred_us = tstype == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? 0 : ts * 1000;
+        ev->occurred_us = m->timestamp_ms < 0 ? 0 : m->timestamp_ms * 1000;
     }
     if ((v = hdr(hs, ES__KH_META, &n)) != NULL) {
         ev->meta = es__json_loadb(v, n, &oom);
@@ -234,15 +260,22 @@ int es__kafka_decode(es_event **out, const rd_kafka_message_t *m,
             return bad(why, why_size, "the %s header is not a JSON object",
                        ES__KH_META);
     }
-    if (m->payload == NULL)
+    if (m->value == NULL)
         return bad(why, why_size, "%s",
                    "the record has no value (a tombstone): an event's payload "
                    "is a JSON object");
-    ev->payload = es__json_loadb(m->payload, m->len, &oom);
+    ev->payload = es__json_loadb(m->value, m->len, &oom);
     if (oom)
         return ES_ENOMEM; /* not the record's fault: never a rejection */
     if (ev->payload == NULL || !json_is_object(ev->payload))
         return bad(why, why_size, "%s", "the value (payload) is not a JSON object");
+    {
+        /* The rules of the envelope (names, lengths, control characters),
+         * as the JSON codec and the SQLite log apply them. */
+        es_error err;
+        if (es_event_validate(ev, 1, &err) != 0)
+            return bad(why, why_size, "%s", err.text);
+    }
     return ES__KREC_EVENT;
 }
 
@@ -256,8 +289,11 @@ int es__kafka_feed(es_log *log, kafka_log *k, es_acceptor *acc,
 {
     es_event *ev = NULL;
     char why[512];
-    int rc = es__kafka_decode(&ev, m, es__ktopic_agg(k, ti), ti->partitions, why,
-                              sizeof why);
+    es__krecord r;
+    int rc;
+    es__krecord_of(&r, m);
+    rc = es__kafka_decode(&ev, &r, es__ktopic_agg(k, ti), ti->partitions, why,
+                          sizeof why);
     switch (rc) {
     case ES__KREC_EVENT:
         rc = es_acceptor_feed_new(acc, ev);
