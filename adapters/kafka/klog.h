@@ -116,9 +116,12 @@ int es__kcache_feed(es_log *log, kafka_log *k, const rd_kafka_message_t *m,
 
 /* ---- topic.c ----------------------------------------------------------- */
 
-/* The partition's low and high watermarks. */
+/* The partition's low and high watermarks (two requests, each bounded by
+ * the URI's timeout_ms), or only the high one (one request). */
 int es__ktopic_watermarks(es_log *log, kafka_log *k, topic_info *ti,
                           int32_t partition, int64_t *lo, int64_t *hi);
+int es__ktopic_end(es_log *log, kafka_log *k, topic_info *ti, int32_t partition,
+                   int64_t *hi);
 /* A URI with partitions=N only works with topics of N partitions. */
 int es__ktopic_check_count(es_log *log, kafka_log *k, const char *topic, int32_t n);
 /* The topic of aggregate type agg; *out NULL (and 0) when the topic does

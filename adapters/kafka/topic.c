@@ -10,26 +10,50 @@
 #include "esfold/partition.h"
 #include "klog.h"
 
-int es__ktopic_watermarks(es_log *log, kafka_log *k, topic_info *ti, int32_t partition,
-                      int64_t *lo, int64_t *hi)
+/*
+ * One ListOffsets request: the partition's first offset (which =
+ * RD_KAFKA_OFFSET_BEGINNING) or the offset its next record will get
+ * (RD_KAFKA_OFFSET_END). rd_kafka_offsets_for_times keeps to its timeout
+ * (twice timeout_ms at most: the leader's lookup, then the request);
+ * librdkafka 2.0.2's watermark query does not while a connection goes up
+ * and down, and asks for both ends where a writer needs one.
+ */
+static int list_offset(es_log *log, kafka_log *k, topic_info *ti, int32_t partition,
+                       int64_t which, int64_t *out)
 {
-    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_t *tp;
     rd_kafka_resp_err_t err;
-    /* librdkafka 2.0.2's watermark query does not keep to its timeout
-     * while the broker's connection goes up and down (it retries on every
-     * state change): a metadata request, which does, checks the broker is
-     * there first. */
-    err = rd_kafka_metadata(k->consumer, 0, NULL, &md, k->uri.timeout_ms);
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        rd_kafka_metadata_destroy(md);
-        err = rd_kafka_query_watermark_offsets(k->consumer, ti->name, partition,
-                                               lo, hi, k->uri.timeout_ms);
-    }
+    if (l == NULL)
+        return es__fail(&log->h, ES_ENOMEM, "out of memory");
+    tp = rd_kafka_topic_partition_list_add(l, ti->name, partition);
+    tp->offset = which;
+    err = rd_kafka_offsets_for_times(k->consumer, l, k->uri.timeout_ms);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        err = tp->err;
+    *out = tp->offset;
+    rd_kafka_topic_partition_list_destroy(l);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR && *out < 0)
+        err = RD_KAFKA_RESP_ERR__NO_OFFSET;
     if (err)
         return es__fail(&log->h, ES_EIO,
-                        "kafka: reading the offsets of topic %s partition %d: %s",
+                        "kafka: reading the %s offset of topic %s partition %d: %s",
+                        which == RD_KAFKA_OFFSET_BEGINNING ? "first" : "end",
                         ti->name, (int)partition, rd_kafka_err2str(err));
     return 0;
+}
+
+int es__ktopic_watermarks(es_log *log, kafka_log *k, topic_info *ti, int32_t partition,
+                          int64_t *lo, int64_t *hi)
+{
+    int rc = list_offset(log, k, ti, partition, RD_KAFKA_OFFSET_BEGINNING, lo);
+    return rc ? rc : list_offset(log, k, ti, partition, RD_KAFKA_OFFSET_END, hi);
+}
+
+int es__ktopic_end(es_log *log, kafka_log *k, topic_info *ti, int32_t partition,
+                   int64_t *hi)
+{
+    return list_offset(log, k, ti, partition, RD_KAFKA_OFFSET_END, hi);
 }
 
 /*

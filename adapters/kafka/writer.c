@@ -47,7 +47,9 @@ int es__ktruncated(es_log *log, topic_info *ti, int32_t partition, int64_t lo,
                     what, ti->name, (int)partition, lo, lo - 1);
 }
 
-/* Brings the writer's view of (ti, partition) up to offset end. */
+/* Brings the writer's view of (ti, partition) up to offset end (-1: the
+ * partition's end now: one offsets request, two for a view that is new
+ * and must check the partition still begins at 0). */
 static int writer_catch_up(es_log *log, kafka_log *k, topic_info *ti,
                            int32_t partition, int64_t end, part_cache **out)
 {
@@ -62,6 +64,10 @@ static int writer_catch_up(es_log *log, kafka_log *k, topic_info *ti,
         if ((rc = es__kcache_new(log, &k->writers, ti, partition,
                             ES_ACCEPTOR_STATE_ONLY | ES_ACCEPTOR_TRACK_IDS, &pc)))
             return rc;
+        if (end < 0)
+            end = hi;
+    } else if (end < 0 && (rc = es__ktopic_end(log, k, ti, partition, &end)) != 0) {
+        return rc;
     }
     *out = pc;
     rc = es__kscan(log, k, ti, partition, pc->fed, end, 0, es__kcache_feed, pc);
@@ -187,7 +193,7 @@ int es__kafka_append(es_log *log, void *self, es_append_result *out,
     dr_slot *slots = NULL;
     int32_t p;
     int rc, dup, attempt, delivered, fast;
-    int64_t lo, hi, cur = 0;
+    int64_t cur = 0;
     size_t i;
 
     if ((rc = es__ktopic_find(log, k, agg, &ti)) != 0)
@@ -225,8 +231,7 @@ int es__kafka_append(es_log *log, void *self, es_append_result *out,
     for (attempt = 1;; attempt++) {
         if (fast) {
             pc = es__kcache_get(&k->writers, ti, p);
-        } else if ((rc = es__ktopic_watermarks(log, k, ti, p, &lo, &hi)) != 0 ||
-                   (rc = writer_catch_up(log, k, ti, p, hi, &pc)) != 0) {
+        } else if ((rc = writer_catch_up(log, k, ti, p, -1, &pc)) != 0) {
             /* Where the stream stands, as every reader will see it. */
             goto done;
         }
