@@ -47,7 +47,8 @@ SNAPSHOT_SRCS := \
 	snapshots/store.c snapshots/select.c snapshots/policy.c snapshots/repo.c
 
 PROJECTION_SRCS := \
-	projections/target.c projections/source.c projections/worker.c
+	projections/target.c projections/source.c projections/worker.c \
+	projections/deadletter.c
 
 ADAPTER_SRCS := \
 	adapters/log_open.c adapters/snapshot_open.c \

@@ -357,12 +357,342 @@ static void test_two_workers_fenced(void **state)
     es_log_close(log);
 }
 
+
+/* ---- Crashes: SIGKILL at random points ---------------------------------- */
+
+/* The child: a worker on its own log handle, until caught up. */
+static void crash_child(const char *log_uri, const char *target)
+{
+    es_log *log = NULL;
+    es_projection_worker *w = NULL;
+    es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
+    int rc;
+    o.batch_size = 20;
+    if (es_log_open(&log, log_uri) != 0)
+        _exit(3);
+    rc = es_projection_worker_open(&w, log, &balances, target, &o);
+    if (rc == 0)
+        rc = es_projection_worker_run(w, NULL, 1, NULL, NULL, NULL);
+    if (rc != 0)
+        fprintf(stderr, "crash child: %s\n", es_errmsg(w));
+    es_projection_worker_close(w);
+    es_log_close(log);
+    _exit(rc == 0 ? 0 : 4);
+}
+
+/*
+ * Rounds of two workers at once (both on every partition), each killed
+ * with SIGKILL after a random delay, until at least 20 kills hit a running
+ * worker; the log grows between rounds. Then one clean run, and the rows
+ * must equal the reference fold.
+ */
+static void crash_test(const char *target, const char *path_or_url, int pg)
+{
+    const char *log_uri = es_test_fresh_log_uri();
+    es_log *log = NULL;
+    es_projection_worker *w;
+    es_projection_step st;
+    int kills = 0, rounds = 0, accounts = 40;
+    char *want, *got;
+
+    assert_int_equal(es_log_open(&log, log_uri), 0);
+    fill_log(log, accounts, 2000, 11);
+    srand(12345);
+    while (kills < 20 && rounds < 300) {
+        pid_t kids[2];
+        rounds++;
+        for (int k = 0; k < 2; k++) {
+            kids[k] = fork();
+            assert_true(kids[k] >= 0);
+            if (kids[k] == 0)
+                crash_child(log_uri, target);
+        }
+        usleep((useconds_t)(2000 + rand() % 25000));
+        for (int k = 0; k < 2; k++) {
+            int status;
+            kill(kids[k], SIGKILL);
+            assert_int_equal(waitpid(kids[k], &status, 0), kids[k]);
+            if (WIFSIGNALED(status))
+                kills++;
+            else if (WEXITSTATUS(status) != 0)
+                fail_msg("a worker failed (exit %d)", WEXITSTATUS(status));
+        }
+        /* More events behind the checkpoint (none is an account's first:
+         * the accounts exist). */
+        for (int i = 0; i < 60; i++) {
+            char id[32];
+            snprintf(id, sizeof id, "acct-%03d", rand() % accounts);
+            append1(log, id, "Deposited",
+                    json_pack("{s:I}", "amount", (json_int_t)(1 + rand() % 50)));
+        }
+    }
+    print_message("crash test: %d kills of running workers in %d rounds\n",
+                  kills, rounds);
+    assert_true(kills >= 20);
+    w = open_worker(log, &balances, target, NULL);
+    st = run_caught_up(w);
+    assert_int_equal(st.dead_lettered, 0);
+    es_projection_worker_close(w);
+    want = reference_rows(log, accounts);
+    got = pg ? pg_rows(path_or_url, rows_sql) : sqlite_rows(path_or_url, rows_sql);
+    assert_rows(got, want);
+    free(want);
+    free(got);
+    es_log_close(log);
+}
+
+static void test_crash_sqlite(void **state)
+{
+    const char *path = es_test_path("crash");
+    char uri[600];
+    (void)state;
+    snprintf(uri, sizeof uri, "sqlite:%s", path);
+    crash_test(uri, path, 0);
+}
+
+static void test_crash_postgres(void **state)
+{
+    const char *url = pg_fresh_db();
+    (void)state;
+    if (url == NULL) {
+        print_message("no PostgreSQL: %s\n", es_test_pg_why());
+        skip();
+    }
+    crash_test(url, url, 1);
+}
+
+/* ---- Dead letters ------------------------------------------------------- */
+
+typedef struct dl_seen {
+    int failed, waiting, skipped;
+    int64_t attempts;
+    char error[256];
+    char first_stream[64];
+} dl_seen;
+
+static int count_dl(const es_projection_dead_letter *dl, void *ud)
+{
+    dl_seen *s = ud;
+    if (strcmp(dl->status, "failed") == 0) {
+        s->failed++;
+        s->attempts = dl->attempts;
+        snprintf(s->error, sizeof s->error, "%s", dl->error);
+        snprintf(s->first_stream, sizeof s->first_stream, "%s", dl->stream_id);
+    } else if (strcmp(dl->status, "waiting") == 0) {
+        s->waiting++;
+    } else if (strcmp(dl->status, "skipped") == 0) {
+        s->skipped++;
+    }
+    assert_non_null(strstr(dl->event, "\"stream_id\""));
+    return 0;
+}
+
+static dl_seen dead_letters(const char *target)
+{
+    dl_seen s;
+    es_error err;
+    memset(&s, 0, sizeof s);
+    if (es_projection_dead_letters(target, "balances", count_dl, &s, &err) != 0)
+        fail_msg("dead letters: %s", err.text);
+    return s;
+}
+
+/* The Deposited/Withdrawn events of one stream after its first. */
+static int movements_of(es_log *log, const char *id)
+{
+    es_repo *repo;
+    es_aggregate *agg;
+    int n;
+    assert_int_equal(es_repo_new(&repo, log, NULL), 0);
+    assert_int_equal(es_repo_load(repo, &agg, &bank_account_type, id, ES_RANGE_ALL), 0);
+    n = (int)((const bank_account *)es_aggregate_state(agg))->transactions;
+    es_aggregate_free(agg);
+    es_repo_free(repo);
+    return n;
+}
+
+static void dead_letter_case(const char *target, const char *path_or_url, int pg)
+{
+    es_log *log = es_test_open_fresh_log();
+    es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
+    es_projection_worker *w;
+    es_projection_step st;
+    es_error err;
+    dl_seen s;
+    int64_t n;
+    int moves;
+    char *want, *got, *line;
+
+    fill_log(log, 8, 300, 5);
+    moves = movements_of(log, "acct-003");
+    assert_true(moves > 2);
+    o.batch_size = 40;
+    o.max_attempts = 3;
+    o.backoff_ms = -1;
+    memset(&ctl, 0, sizeof ctl);
+    ctl.fail_stream = "acct-003";
+    w = open_worker(log, &balances, target, &o);
+    st = run_caught_up(w);
+    /* Tried 3 times, then dead-lettered; the rest of its stream waits. */
+    assert_int_equal(st.dead_lettered, moves);
+    assert_int_equal(st.applied, 300 - moves);
+    s = dead_letters(target);
+    assert_int_equal(s.failed, 1);
+    assert_int_equal(s.waiting, moves - 1);
+    assert_int_equal(s.attempts, 3);
+    assert_string_equal(s.first_stream, "acct-003");
+    assert_contains(s.error, "refusing");
+    /* The other streams are complete; acct-003 has its opening only. */
+    want = reference_rows(log, 8);
+    got = pg ? pg_rows(path_or_url, rows_sql) : sqlite_rows(path_or_url, rows_sql);
+    line = strstr(got, "acct-003|");
+    assert_non_null(line);
+    assert_true(strncmp(line, "acct-003|O'Brien|0|0\n", 21) == 0);
+    es_projection_worker_close(w);
+
+    /* Still failing: a retry fails again, nothing moves. */
+    assert_int_equal(es_projection_dead_letters_retry(target, "balances", NULL,
+                                                      &n, &err), 0);
+    assert_int_equal(n, 1);
+    w = open_worker(log, &balances, target, &o);
+    st = run_caught_up(w);
+    assert_int_equal(st.retried, 0);
+    s = dead_letters(target);
+    assert_int_equal(s.failed, 1);
+    assert_int_equal(s.attempts, 6);
+
+    /* Fixed: a retry applies it and everything that waited, in order. */
+    ctl.fail_stream = NULL;
+    assert_int_equal(es_projection_dead_letters_retry(target, "balances",
+                                                      "acct-003", &n, &err), 0);
+    assert_int_equal(n, 1);
+    st = run_caught_up(w);
+    assert_int_equal(st.retried, moves);
+    s = dead_letters(target);
+    assert_int_equal(s.failed + s.waiting, 0);
+    free(got);
+    got = pg ? pg_rows(path_or_url, rows_sql) : sqlite_rows(path_or_url, rows_sql);
+    assert_rows(got, want);
+    /* New events of the stream flow again. */
+    append1(log, "acct-003", "Deposited", json_pack("{s:I}", "amount", (json_int_t)5));
+    st = run_caught_up(w);
+    assert_int_equal(st.applied, 1);
+    assert_int_equal(st.dead_lettered, 0);
+    es_projection_worker_close(w);
+    free(want);
+    free(got);
+    es_log_close(log);
+}
+
+static void test_dead_letters_sqlite(void **state)
+{
+    const char *path = es_test_path("dl");
+    char uri[600];
+    (void)state;
+    snprintf(uri, sizeof uri, "sqlite:%s", path);
+    dead_letter_case(uri, path, 0);
+}
+
+static void test_dead_letters_postgres(void **state)
+{
+    const char *url = pg_fresh_db();
+    (void)state;
+    if (url == NULL) {
+        print_message("no PostgreSQL: %s\n", es_test_pg_why());
+        skip();
+    }
+    dead_letter_case(url, url, 1);
+}
+
+/* A target that refuses a statement, with on_failure STOP: the message
+ * names the projection, the event and what the target said; nothing of the
+ * batch stays. */
+static int on_bad(es_sql *sql, const es_event *ev, void *ud)
+{
+    es_sql_value p[] = {ES_SQL_STR(ev->stream_id)};
+    (void)ud;
+    return es_sql_exec(sql, "INSERT INTO no_such_table VALUES ($1)", p, 1);
+}
+
+static void test_refused_statement_stops(void **state)
+{
+    static const es_projection_handler bad_handlers[] = {
+        {"AccountOpened", on_opened}, {"Deposited", on_bad}, {NULL, NULL}};
+    es_projection bad = balances;
+    const char *path = es_test_path("stop");
+    char uri[600];
+    es_log *log = es_test_open_fresh_log();
+    es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
+    es_projection_worker *w;
+    es_projection_step st = {0};
+    int rc;
+    (void)state;
+
+    bad.handlers = bad_handlers;
+    snprintf(uri, sizeof uri, "sqlite:%s", path);
+    append1(log, "acct-1", "AccountOpened", json_pack("{s:s}", "owner", "Ada"));
+    append1(log, "acct-1", "Deposited", json_pack("{s:I}", "amount", (json_int_t)7));
+    o.on_failure = ES_PROJECTION_STOP;
+    o.backoff_ms = -1;
+    w = open_worker(log, &bad, uri, &o);
+    rc = es_projection_worker_step(w, &st);
+    assert_int_equal(rc, ES_EUSER);
+    assert_contains(es_errmsg(w), "projection balances: account/acct-1 v2 Deposited");
+    assert_contains(es_errmsg(w), "no such table: no_such_table");
+    assert_int_equal(st.batches, 0);
+    es_projection_worker_close(w);
+    /* The batch rolled back: the account row is not there either. */
+    {
+        char *got = sqlite_rows(path, rows_sql);
+        assert_string_equal(got, "");
+        free(got);
+    }
+    es_log_close(log);
+}
+
+/* ---- Read your writes --------------------------------------------------- */
+
+static void test_wait_for_position(void **state)
+{
+    const char *path = es_test_path("wait");
+    char uri[600];
+    es_log *log = es_test_open_fresh_log();
+    es_projection_worker *w;
+    es_append_result ar;
+    es_event ev;
+    es_error err;
+    (void)state;
+
+    snprintf(uri, sizeof uri, "sqlite:%s", path);
+    w = open_worker(log, &balances, uri, NULL);
+    memset(&ev, 0, sizeof ev);
+    ev.type = "AccountOpened";
+    ev.payload = json_pack("{s:s}", "owner", "Ada");
+    assert_int_equal(es_log_append(log, &ar, "account", "acct-9", ES_EXPECT_ANY,
+                                   &ev, 1), 0);
+    json_decref(ev.payload);
+    assert_int_equal(es_projection_wait(uri, "balances", "account", ar.last, 0,
+                                        &err), ES_ETIMEDOUT);
+    assert_contains(err.text, "has not applied");
+    run_caught_up(w);
+    assert_int_equal(es_projection_wait(uri, "balances", "account", ar.last, 0,
+                                        &err), 0);
+    es_projection_worker_close(w);
+    es_log_close(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sqlite_target),
         cmocka_unit_test(test_postgres_target),
         cmocka_unit_test(test_two_workers_fenced),
+        cmocka_unit_test(test_crash_sqlite),
+        cmocka_unit_test(test_crash_postgres),
+        cmocka_unit_test(test_dead_letters_sqlite),
+        cmocka_unit_test(test_dead_letters_postgres),
+        cmocka_unit_test(test_refused_statement_stops),
+        cmocka_unit_test(test_wait_for_position),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

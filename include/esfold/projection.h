@@ -245,6 +245,56 @@ int es_projection_worker_run(es_projection_worker *w, volatile int *stop,
                              es_projection_progress_cb progress,
                              void *user_data);
 
+/* ---- Dead letters ----------------------------------------------------- */
+
+/*
+ * A dead letter: an event a handler failed on (status "failed", with the
+ * error and the attempts), or one parked behind such an event of its
+ * stream ("waiting"). "retry" marks a failed one an operator retried (the
+ * worker applies it and the waiting ones behind it, in version order, at
+ * its next batch of that partition, and deletes them); "skipped" one an
+ * operator skipped (kept for the record; the waiting ones go on).
+ */
+typedef struct es_projection_dead_letter {
+    const char *aggregate_type;
+    const char *stream_id;
+    int64_t version;
+    es_position position;
+    const char *event_type;
+    const char *status;   /* "failed", "waiting", "retry", "skipped" */
+    int64_t attempts;
+    const char *error;
+    const char *event;    /* the event as JSON text (esfold/event.h) */
+    int64_t updated_us;
+} es_projection_dead_letter;
+
+/* Called per dead letter (borrowed for the call); non-zero stops. */
+typedef int (*es_projection_dead_letter_cb)(const es_projection_dead_letter *dl,
+                                            void *user_data);
+
+/*
+ * Lists the dead letters of projection `name` in the target (NULL URI:
+ * $ESFOLD_TARGET), by type, stream and version. Returns 0, ES_EUSER,
+ * ES_EINVAL, ES_EIO (err says why).
+ */
+int es_projection_dead_letters(const char *target_uri, const char *name,
+                               es_projection_dead_letter_cb cb, void *user_data,
+                               es_error *err);
+
+/*
+ * Marks the failed dead letters of `name` (of stream_id only, when not
+ * NULL) for retry (es_projection_dead_letters_retry) or as skipped
+ * (es_projection_dead_letters_skip: the event is never applied, the events
+ * waiting behind it are). *count (may be NULL) gets how many were marked.
+ * A running worker picks them up at its next batch of their partition.
+ */
+int es_projection_dead_letters_retry(const char *target_uri, const char *name,
+                                     const char *stream_id, int64_t *count,
+                                     es_error *err);
+int es_projection_dead_letters_skip(const char *target_uri, const char *name,
+                                    const char *stream_id, int64_t *count,
+                                    es_error *err);
+
 /* ---- Read your writes ------------------------------------------------- */
 
 /*
