@@ -48,7 +48,7 @@ SNAPSHOT_SRCS := \
 
 PROJECTION_SRCS := \
 	projections/target.c projections/source.c projections/worker.c \
-	projections/deadletter.c
+	projections/deadletter.c projections/jsonfile.c
 
 ADAPTER_SRCS := \
 	adapters/log_open.c adapters/snapshot_open.c \

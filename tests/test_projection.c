@@ -681,6 +681,116 @@ static void test_wait_for_position(void **state)
     es_log_close(log);
 }
 
+/* ---- Projections as JSON files ------------------------------------------ */
+
+/* The balances projection without C; the owner also passes through a
+ * string literal that holds a '$' name, which must stay text. */
+static const char balances_json[] =
+    "{\"name\": \"balances\", \"version\": 1, \"follows\": [\"account\"],\n"
+    " \"setup\": [\"CREATE TABLE balances (id TEXT PRIMARY KEY, owner TEXT NOT NULL,"
+    " balance BIGINT NOT NULL, txns BIGINT NOT NULL, note TEXT)\"],\n"
+    " \"on\": {\n"
+    "  \"AccountOpened\": [\"INSERT INTO balances (id, owner, balance, txns, note)"
+    " VALUES ($stream_id, $data.owner, 0, 0, '$stream_id -- not a parameter')\"],\n"
+    "  \"Deposited\": [\"UPDATE balances SET balance = balance + $data.amount,"
+    " txns = txns + 1 WHERE id = $stream_id\"],\n"
+    "  \"Withdrawn\": [\"UPDATE balances SET balance = balance - $data.amount,"
+    " txns = txns + 1 WHERE id = $stream_id -- $nothing here\"]}}";
+
+static void json_projection_case(const char *target, const char *path_or_url,
+                                 int pg)
+{
+    es_log *log = es_test_open_fresh_log();
+    es_projection *p = NULL;
+    es_projection_worker *w;
+    es_projection_step st;
+    es_error err;
+    char *want, *got;
+
+    if (es_projection_load_json(&p, balances_json, "balances.json", &err) != 0)
+        fail_msg("load: %s", err.text);
+    assert_string_equal(p->name, "balances");
+    fill_log(log, 12, 400, 9);
+    w = open_worker(log, p, target, NULL);
+    st = run_caught_up(w);
+    assert_int_equal(st.applied, 400);
+    es_projection_worker_close(w);
+    want = reference_rows(log, 12);
+    got = pg ? pg_rows(path_or_url, rows_sql) : sqlite_rows(path_or_url, rows_sql);
+    assert_rows(got, want);
+    free(got);
+    got = pg ? pg_rows(path_or_url, "SELECT DISTINCT note FROM balances")
+             : sqlite_rows(path_or_url, "SELECT DISTINCT note FROM balances");
+    assert_string_equal(got, "$stream_id -- not a parameter\n");
+    free(got);
+    free(want);
+    es_projection_free(p);
+    es_log_close(log);
+}
+
+static void test_json_projection_sqlite(void **state)
+{
+    const char *path = es_test_path("json");
+    char uri[600];
+    (void)state;
+    snprintf(uri, sizeof uri, "sqlite:%s", path);
+    json_projection_case(uri, path, 0);
+}
+
+static void test_json_projection_postgres(void **state)
+{
+    const char *url = pg_fresh_db();
+    (void)state;
+    if (url == NULL) {
+        print_message("no PostgreSQL: %s\n", es_test_pg_why());
+        skip();
+    }
+    json_projection_case(url, url, 1);
+}
+
+static void load_fails(const char *text, const char *needle)
+{
+    es_projection *p = (es_projection *)1;
+    es_error err;
+    assert_int_equal(es_projection_load_json(&p, text, "x.json", &err), ES_EINVAL);
+    assert_null(p);
+    assert_contains(err.text, needle);
+}
+
+static void test_json_projection_errors(void **state)
+{
+    const char *path = es_test_path("proj");
+    es_projection *p = NULL;
+    es_error err;
+    FILE *f;
+    (void)state;
+
+    load_fails("{", "x.json:");
+    load_fails("{\"name\": \"a\", \"on\": {\"E\": [\"SELECT 1\"]}}",
+               "\"follows\" must be a non-empty array");
+    load_fails("{\"name\": \"a\", \"follows\": [\"t\"], \"on\": {\"E\": [\"UPDATE x SET a = $1\"]}}",
+               "\"on\".\"E\"[0]: positional parameter $1");
+    load_fails("{\"name\": \"a\", \"follows\": [\"t\"], \"on\": {\"E\": [\"UPDATE x SET a = $amount\"]}}",
+               "unknown parameter $amount");
+    load_fails("{\"name\": \"a\", \"follows\": [\"t\"], \"on\": {\"E\": [\"UPDATE x SET a = 'oops\"]}}",
+               "unterminated string literal");
+    load_fails("{\"name\": \"a\", \"follows\": [\"t\"], \"on\": {\"E\": [\"SELECT $$x$$\"]}}",
+               "dollar quoting");
+    load_fails("{\"name\": \"a b\", \"follows\": [\"t\"], \"on\": {\"E\": [\"SELECT 1\"]}}",
+               "only letters");
+    load_fails("{\"name\": \"a\", \"follows\": [\"t\"], \"on\": {\"E\": [\"SELECT 1\"]}, \"extra\": 1}",
+               "unknown member \"extra\"");
+    assert_int_equal(es_projection_load_file(&p, "/nonexistent/p.json", &err), ES_EIO);
+    assert_contains(err.text, "/nonexistent/p.json: cannot open");
+    f = fopen(path, "w");
+    fputs(balances_json, f);
+    fclose(f);
+    assert_int_equal(es_projection_load_file(&p, path, &err), 0);
+    assert_int_equal(p->version, 1);
+    assert_string_equal(p->follows[0], "account");
+    es_projection_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -693,6 +803,9 @@ int main(void)
         cmocka_unit_test(test_dead_letters_postgres),
         cmocka_unit_test(test_refused_statement_stops),
         cmocka_unit_test(test_wait_for_position),
+        cmocka_unit_test(test_json_projection_sqlite),
+        cmocka_unit_test(test_json_projection_postgres),
+        cmocka_unit_test(test_json_projection_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
