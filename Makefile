@@ -60,7 +60,7 @@ ADAPTER_SRCS := \
 
 CLI_SRCS := \
 	cli/cli.c cli/util.c cli/history.c cli/append.c cli/verify.c \
-	cli/broker.c cli/topics.c cli/snapshot.c
+	cli/broker.c cli/topics.c cli/snapshot.c cli/project.c
 
 LIB_SRCS := $(CORE_SRCS) $(SNAPSHOT_SRCS) $(PROJECTION_SRCS) $(ADAPTER_SRCS) $(CLI_SRCS)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)

@@ -4,6 +4,7 @@
  * Arguments are checked by the callers (the worker); this file only
  * dispatches, so that every backend is driven the same way.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "projections/target_backend.h"
@@ -111,3 +112,29 @@ char *es__json_text(const json_t *v)
     text[n] = '\0';
     return text;
 }
+
+int es_projection_default_target(char **out, const char *log_uri)
+{
+    const char *env = getenv("ESFOLD_TARGET");
+    const char *path, *q;
+    size_t n;
+
+    if (out == NULL)
+        return ES_EINVAL;
+    *out = NULL;
+    if (env && *env) {
+        *out = es__strdup(env);
+    } else if (log_uri && strncmp(log_uri, "sqlite:", 7) == 0 &&
+               strncmp(log_uri + 7, ":memory:", 8) != 0 && log_uri[7] != '\0') {
+        path = log_uri + 7;
+        q = strchr(path, '?');
+        n = q ? (size_t)(q - path) : strlen(path);
+        if (n > 3 && memcmp(path + n - 3, ".db", 3) == 0)
+            n -= 3;
+        *out = es__sprintf("sqlite:%.*s.projections.db", (int)n, path);
+    } else {
+        *out = es__strdup(ES_PROJECTION_DEFAULT_TARGET);
+    }
+    return *out ? 0 : ES_ENOMEM;
+}
+

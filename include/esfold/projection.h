@@ -295,6 +295,21 @@ int es_projection_dead_letters_skip(const char *target_uri, const char *name,
                                     const char *stream_id, int64_t *count,
                                     es_error *err);
 
+/* ---- Targets ---------------------------------------------------------- */
+
+/* The target of a log that is not a SQLite file, when none is given. */
+#define ES_PROJECTION_DEFAULT_TARGET "sqlite:./esfold-projections.db"
+
+/*
+ * The target a program uses for the log at log_uri when it was given
+ * none: $ESFOLD_TARGET when set, else for a log sqlite:DIR/NAME.db the
+ * file next to it, sqlite:DIR/NAME.projections.db (a file of its own, so
+ * that the worker's write transactions never hold the log's writers),
+ * else ES_PROJECTION_DEFAULT_TARGET. *out is freed with es_free().
+ * Returns 0, ES_EINVAL, ES_ENOMEM.
+ */
+int es_projection_default_target(char **out, const char *log_uri);
+
 /* ---- Read your writes ------------------------------------------------- */
 
 /*
