@@ -123,6 +123,7 @@ static int run(es__cli *cli, const char **v, char **args, int nargs)
     es_log *log;
     es_error err;
     int st, json = v[OPT_JSON] != NULL, tty = isatty(2) && !json, idle_ms = 0;
+    int io_ms = 0;
     int64_t last_print = 0;
 
     memset(r, 0, sizeof r);
@@ -175,10 +176,21 @@ static int run(es__cli *cli, const char **v, char **args, int nargs)
                 fprintf(stderr, "%s: %s\n", cli->prog, es_errmsg(r[i].w));
                 rc = 0;
             }
+            if (rc == ES_EIO) {
+                /* Lost the target or the log: wait, reconnect, go on from
+                 * the checkpoint. */
+                io_ms = io_ms ? (io_ms * 2 > 5000 ? 5000 : io_ms * 2) : 50;
+                fprintf(stderr, "%s: %s (again in %d ms)\n", cli->prog,
+                        es_errmsg(r[i].w), io_ms);
+                sleep_ms(io_ms);
+                all = 0;
+                continue;
+            }
             if (rc != 0) {
                 st = es__cli_fail(cli, "%s", es_errmsg(r[i].w));
                 break;
             }
+            io_ms = 0;
             r[i].total.applied += s.applied;
             r[i].total.skipped += s.skipped;
             r[i].total.dead_lettered += s.dead_lettered;

@@ -941,7 +941,7 @@ int es_projection_worker_run(es_projection_worker *w, volatile int *stop,
                              void *user_data)
 {
     es_projection_step sum = {0, 0, 0, 0, 0, 0};
-    int idle_ms = 0, rc = 0;
+    int idle_ms = 0, io_ms = 0, rc = 0;
 
     if (w == NULL)
         return ES_EINVAL;
@@ -950,6 +950,14 @@ int es_projection_worker_run(es_projection_worker *w, volatile int *stop,
         rc = es_projection_worker_step(w, &st);
         if (rc == ES_ECONFLICT)
             rc = 0;
+        if (rc == ES_EIO) {
+            /* A lost connection (or log): the next step reconnects and
+             * goes on from the checkpoint in the target. */
+            io_ms = io_ms ? (io_ms * 2 > 5000 ? 5000 : io_ms * 2) : 50;
+            sleep_ms(io_ms);
+            continue;
+        }
+        io_ms = 0;
         if (rc != 0)
             break;
         sum.applied += st.applied;

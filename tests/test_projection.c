@@ -360,6 +360,9 @@ static void test_two_workers_fenced(void **state)
 
 /* ---- Crashes: SIGKILL at random points ---------------------------------- */
 
+static const char ckpt_sum_sql[] =
+    "SELECT sum(next_offset) FROM es_proj_checkpoints";
+
 /* The child: a worker on its own log handle, until caught up. */
 static void crash_child(const char *log_uri, const char *target)
 {
@@ -392,8 +395,8 @@ static void crash_test(const char *target, const char *path_or_url, int pg)
     es_log *log = NULL;
     es_projection_worker *w;
     es_projection_step st;
-    int kills = 0, rounds = 0, accounts = 40;
-    char *want, *got;
+    int kills = 0, rounds = 0, moved = 0, accounts = 40;
+    char *want, *got, *before = NULL;
 
     assert_int_equal(es_log_open(&log, log_uri), 0);
     fill_log(log, accounts, 2000, 11);
@@ -410,7 +413,7 @@ static void crash_test(const char *target, const char *path_or_url, int pg)
             if (kids[k] == 0)
                 crash_child(log_uri, target);
         }
-        usleep((useconds_t)(2000 + rand() % 25000));
+        usleep((useconds_t)(500 + rand() % (pg ? 25000 : 6000)));
         for (int k = 0; k < 2; k++) {
             int status;
             kill(kids[k], SIGKILL);
@@ -420,17 +423,24 @@ static void crash_test(const char *target, const char *path_or_url, int pg)
             else if (WEXITSTATUS(status) != 0)
                 fail_msg("a worker failed (exit %d)", WEXITSTATUS(status));
         }
+        /* Did the workers get anywhere before they were killed? */
+        got = pg ? pg_rows(path_or_url, ckpt_sum_sql)
+                 : sqlite_rows(path_or_url, ckpt_sum_sql);
+        moved += before && strcmp(before, got) != 0;
+        free(before);
+        before = got;
         /* More events behind the checkpoint (none is an account's first:
          * the accounts exist). */
-        for (int i = 0; i < 60; i++) {
+        for (int i = 0; i < 150; i++) {
             char id[32];
             snprintf(id, sizeof id, "acct-%03d", rand() % accounts);
             append1(log, id, "Deposited",
                     json_pack("{s:I}", "amount", (json_int_t)(1 + rand() % 50)));
         }
     }
-    print_message("crash test: %d kills of running workers in %d rounds\n",
-                  kills, rounds);
+    free(before);
+    print_message("crash test: %d kills of running workers in %d rounds, "
+                  "%d of which moved a checkpoint\n", kills, rounds, moved);
     assert_true(kills >= 20);
     w = open_worker(log, &balances, target, NULL);
     st = run_caught_up(w);
@@ -650,6 +660,119 @@ static void test_refused_statement_stops(void **state)
         assert_string_equal(got, "");
         free(got);
     }
+    es_log_close(log);
+}
+
+/* A statement the target refuses, on one stream, in dead-letter mode: on
+ * PostgreSQL it fails inside the pipeline, the batch is done again event
+ * by event, and only that stream's events are dead-lettered. */
+static int on_deposited_bad_for_one(es_sql *sql, const es_event *ev, void *ud)
+{
+    if (strcmp(ev->stream_id, "acct-004") == 0) {
+        es_sql_value p[] = {ES_SQL_STR(ev->stream_id)};
+        (void)ud;
+        return es_sql_exec(sql, "INSERT INTO no_such_table VALUES ($1)", p, 1);
+    }
+    return on_deposited(sql, ev, ud);
+}
+
+static void refused_in_batch_case(const char *target, const char *path_or_url,
+                                  int pg)
+{
+    static const es_projection_handler h[] = {
+        {"AccountOpened", on_opened}, {"Deposited", on_deposited_bad_for_one},
+        {"Withdrawn", on_withdrawn}, {NULL, NULL}};
+    es_projection p = balances;
+    es_log *log = es_test_open_fresh_log();
+    es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
+    es_projection_worker *w;
+    es_projection_step st;
+    dl_seen s;
+    char *got, *line;
+
+    p.handlers = h;
+    fill_log(log, 8, 240, 17);
+    o.backoff_ms = -1;
+    o.batch_size = 500;
+    w = open_worker(log, &p, target, &o);
+    st = run_caught_up(w);
+    es_projection_worker_close(w);
+    s = dead_letters(target);
+    assert_int_equal(s.failed, 1);
+    assert_string_equal(s.first_stream, "acct-004");
+    assert_contains(s.error, "no_such_table");
+    assert_int_equal(st.applied + st.dead_lettered, 240);
+    assert_true(st.dead_lettered >= 1);
+    /* Every other stream is right. */
+    got = pg ? pg_rows(path_or_url, rows_sql) : sqlite_rows(path_or_url, rows_sql);
+    line = strstr(got, "acct-005|");
+    assert_non_null(line);
+    {
+        char *want = reference_rows(log, 8), *wl = strstr(want, "acct-005|");
+        assert_true(strncmp(line, wl, (size_t)(strchr(wl, '\n') - wl)) == 0);
+        free(want);
+    }
+    free(got);
+    es_log_close(log);
+}
+
+static void test_refused_in_batch_sqlite(void **state)
+{
+    const char *path = es_test_path("refused");
+    char uri[600];
+    (void)state;
+    snprintf(uri, sizeof uri, "sqlite:%s", path);
+    refused_in_batch_case(uri, path, 0);
+}
+
+static void test_refused_in_batch_postgres(void **state)
+{
+    const char *url = pg_fresh_db();
+    (void)state;
+    if (url == NULL) {
+        print_message("no PostgreSQL: %s\n", es_test_pg_why());
+        skip();
+    }
+    refused_in_batch_case(url, url, 1);
+}
+
+/* PostgreSQL stopped and started between batches: a step fails with
+ * ES_EIO, the run after the restart reconnects and goes on from the
+ * checkpoint; nothing is lost or applied twice. */
+static void test_postgres_stopped(void **state)
+{
+    const char *url = pg_fresh_db();
+    es_log *log;
+    es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
+    es_projection_worker *w;
+    es_projection_step st = {0};
+    char *want, *got;
+    int rc;
+    (void)state;
+
+    if (url == NULL || !es_test_pg_owned()) {
+        print_message("no PostgreSQL this test may stop: %s\n",
+                      url ? "ESFOLD_PG_URL is not ours to stop" : es_test_pg_why());
+        skip();
+    }
+    log = es_test_open_fresh_log();
+    fill_log(log, 10, 300, 23);
+    o.batch_size = 30;
+    w = open_worker(log, &balances, url, &o);
+    assert_int_equal(es_projection_worker_step(w, &st), 0);
+    assert_true(st.applied > 0 && st.applied < 300);
+    assert_int_equal(es_test_pg_stop(), 0);
+    rc = es_projection_worker_step(w, &st);
+    assert_int_equal(rc, ES_EIO);
+    assert_contains(es_errmsg(w), "projection balances");
+    assert_int_equal(es_test_pg_start(), 0);
+    st = run_caught_up(w); /* the first step may still meet the old socket */
+    es_projection_worker_close(w);
+    want = reference_rows(log, 10);
+    got = pg_rows(url, rows_sql);
+    assert_rows(got, want);
+    free(want);
+    free(got);
     es_log_close(log);
 }
 
@@ -980,6 +1103,9 @@ int main(void)
         cmocka_unit_test(test_dead_letters_sqlite),
         cmocka_unit_test(test_dead_letters_postgres),
         cmocka_unit_test(test_refused_statement_stops),
+        cmocka_unit_test(test_refused_in_batch_sqlite),
+        cmocka_unit_test(test_refused_in_batch_postgres),
+        cmocka_unit_test(test_postgres_stopped),
         cmocka_unit_test(test_wait_for_position),
         cmocka_unit_test(test_json_projection_sqlite),
         cmocka_unit_test(test_json_projection_postgres),

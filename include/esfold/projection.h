@@ -234,7 +234,9 @@ int es_projection_worker_step(es_projection_worker *w, es_projection_step *out);
  * a signal handler), or, with until_caught_up, until a step finds every
  * partition at its head. Between steps that found nothing it sleeps
  * (1 ms, doubling to 100 ms). ES_ECONFLICT from a step is not an error
- * here (it is counted in conflicts and the run goes on). progress, when
+ * here (the run goes on from the checkpoint it found), nor is ES_EIO (a
+ * lost connection: the run waits, 50 ms doubling to 5 s, and steps again,
+ * reconnecting; es_errmsg(w) says what failed). progress, when
  * not NULL, is called after each step with the totals so far; non-zero
  * stops the run (ES_EUSER).
  */
