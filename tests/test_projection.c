@@ -25,7 +25,10 @@
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
+#include <librdkafka/rdkafka.h>
+
 #include "harness.h"
+#include "kafka_harness.h"
 #include "pg_harness.h"
 #include "esfold/projection.h"
 #include "samples/bank/account.h"
@@ -389,17 +392,29 @@ static void crash_child(const char *log_uri, const char *target)
  * worker; the log grows between rounds. Then one clean run, and the rows
  * must equal the reference fold.
  */
+static void crash_test_on(const char *log_uri, const char *target,
+                          const char *path_or_url, int pg, int accounts,
+                          int events, int per_round, int max_delay_us);
+
 static void crash_test(const char *target, const char *path_or_url, int pg)
 {
-    const char *log_uri = es_test_fresh_log_uri();
+    crash_test_on(es_test_fresh_log_uri(), target, path_or_url, pg, 40, 2000,
+                  150, pg ? 25000 : 6000);
+}
+
+static void crash_test_on(const char *log_uri, const char *target,
+                          const char *path_or_url, int pg, int accounts,
+                          int events, int per_round, int max_delay_us)
+{
     es_log *log = NULL;
     es_projection_worker *w;
     es_projection_step st;
-    int kills = 0, rounds = 0, moved = 0, accounts = 40;
+    int kills = 0, rounds = 0, moved = 0;
     char *want, *got, *before = NULL;
 
     assert_int_equal(es_log_open(&log, log_uri), 0);
-    fill_log(log, accounts, 2000, 11);
+    if (events > 0) /* else the log has its accounts already */
+        fill_log(log, accounts, events, 11);
     /* The target made before two workers race to open it (two first
      * opens of one new SQLite file can fail to set WAL mode at once). */
     es_projection_worker_close(open_worker(log, &balances, target, NULL));
@@ -413,7 +428,7 @@ static void crash_test(const char *target, const char *path_or_url, int pg)
             if (kids[k] == 0)
                 crash_child(log_uri, target);
         }
-        usleep((useconds_t)(500 + rand() % (pg ? 25000 : 6000)));
+        usleep((useconds_t)(500 + rand() % max_delay_us));
         for (int k = 0; k < 2; k++) {
             int status;
             kill(kids[k], SIGKILL);
@@ -431,7 +446,7 @@ static void crash_test(const char *target, const char *path_or_url, int pg)
         before = got;
         /* More events behind the checkpoint (none is an account's first:
          * the accounts exist). */
-        for (int i = 0; i < 150; i++) {
+        for (int i = 0; i < per_round; i++) {
             char id[32];
             snprintf(id, sizeof id, "acct-%03d", rand() % accounts);
             append1(log, id, "Deposited",
@@ -439,8 +454,8 @@ static void crash_test(const char *target, const char *path_or_url, int pg)
         }
     }
     free(before);
-    print_message("crash test: %d kills of running workers in %d rounds, "
-                  "%d of which moved a checkpoint\n", kills, rounds, moved);
+    print_message("crash test (%.6s log): %d kills of running workers in %d rounds, "
+                  "%d of which moved a checkpoint\n", log_uri, kills, rounds, moved);
     assert_true(kills >= 20);
     w = open_worker(log, &balances, target, NULL);
     st = run_caught_up(w);
@@ -472,6 +487,91 @@ static void test_crash_postgres(void **state)
         skip();
     }
     crash_test(url, url, 1);
+}
+
+/* On the Kafka log (the local broker), with records the acceptance rule
+ * rejects mixed in: stale versions from a writer outside esfold (a
+ * zombie), each worth a large amount, so that one applied shows. */
+static void zombie_deposits(const char *log_uri, es_log *log, int n)
+{
+    const char *prefix = strstr(log_uri, "prefix=") + 7;
+    char topic[256], err[512], id[32], eid[48], cid[48];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *rk;
+    int32_t count = 0;
+
+    snprintf(topic, sizeof topic, "%.*saccount", (int)strcspn(prefix, "&"), prefix);
+    assert_int_equal(es_log_partition_count(log, &count, "account"), 0);
+    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers",
+                                       es_test_kafka_brokers(), err, sizeof err),
+                     RD_KAFKA_CONF_OK);
+    rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err);
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    assert_non_null(rk);
+    for (int i = 0; i < n; i++) {
+        rd_kafka_headers_t *hs = rd_kafka_headers_new(8);
+        snprintf(id, sizeof id, "acct-%03d", i % 20);
+        snprintf(eid, sizeof eid, "zombie-%d", i);
+        snprintf(cid, sizeof cid, "zombie-c-%d", i);
+        rd_kafka_header_add(hs, "es-type", -1, "Deposited", -1);
+        rd_kafka_header_add(hs, "es-version", -1, "2", -1);
+        rd_kafka_header_add(hs, "es-id", -1, eid, -1);
+        rd_kafka_header_add(hs, "es-commit", -1, cid, -1);
+        rd_kafka_header_add(hs, "es-commit-size", -1, "1", -1);
+        assert_int_equal(rd_kafka_producev(
+                             rk, RD_KAFKA_V_TOPIC(topic),
+                             RD_KAFKA_V_PARTITION(es_partition_for(id, strlen(id), count)),
+                             RD_KAFKA_V_KEY(id, strlen(id)),
+                             RD_KAFKA_V_VALUE("{\"amount\":1000000}", 18),
+                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                             RD_KAFKA_V_HEADERS(hs), RD_KAFKA_V_END), 0);
+    }
+    assert_int_equal(rd_kafka_flush(rk, 10000), 0);
+    rd_kafka_destroy(rk);
+}
+
+static int count_stale(const es_event *ev, es_verdict verdict, const char *why,
+                       void *ud)
+{
+    (void)ev;
+    (void)why;
+    *(int *)ud += verdict == ES_VERDICT_STALE;
+    return 0;
+}
+
+static void test_crash_kafka_log(void **state)
+{
+    const char *log_uri = es_test_kafka_uri(NULL);
+    const char *path = es_test_path("crashk");
+    char uri[600];
+    es_log *log = NULL;
+    (void)state;
+
+    snprintf(uri, sizeof uri, "sqlite:%s", path);
+    /* The accounts first (versions 1 and 2 exist before the zombies
+     * write a version 2 again). */
+    assert_int_equal(es_log_open(&log, log_uri), 0);
+    fill_log(log, 20, 1000, 31);
+    for (int a = 0; a < 20; a++) {
+        char id[32];
+        snprintf(id, sizeof id, "acct-%03d", a);
+        append1(log, id, "Deposited", json_pack("{s:I}", "amount", (json_int_t)1));
+    }
+    zombie_deposits(log_uri, log, 40);
+    /* The log holds them, and every reader rejects them. */
+    {
+        int32_t count = 0;
+        int stale = 0;
+        assert_int_equal(es_log_partition_count(log, &count, "account"), 0);
+        for (int32_t p = 0; p < count; p++) {
+            int64_t next = 0;
+            assert_int_equal(es_log_scan_partition(log, &next, "account", p, 0, 0,
+                                                   count_stale, &stale), 0);
+        }
+        assert_int_equal(stale, 40);
+    }
+    es_log_close(log);
+    crash_test_on(log_uri, uri, path, 0, 20, 0, 40, 60000);
 }
 
 /* ---- Dead letters ------------------------------------------------------- */
@@ -1100,6 +1200,7 @@ int main(void)
         cmocka_unit_test(test_two_workers_fenced),
         cmocka_unit_test(test_crash_sqlite),
         cmocka_unit_test(test_crash_postgres),
+        cmocka_unit_test(test_crash_kafka_log),
         cmocka_unit_test(test_dead_letters_sqlite),
         cmocka_unit_test(test_dead_letters_postgres),
         cmocka_unit_test(test_refused_statement_stops),
