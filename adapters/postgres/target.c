@@ -5,7 +5,9 @@
  * float8, bool as bool, text and JSON as "unknown" so that the server
  * gives them the type their place in the statement wants (text, jsonb,
  * timestamptz, ...). A batch's statements go in pipeline mode (libpq 14
- * and later): queued, with a Sync every SYNC_EVERY statements so that
+ * and later), each statement prepared once per connection (by its text
+ * and parameter types, up to MAX_PREPARED of them): queued, with a Sync
+ * every SYNC_EVERY statements so that
  * neither side's socket buffer fills while the other waits, and their
  * results read at the end. A failed statement aborts the rest of the
  * transaction; pipeline_sync reports the first failure with its tag.
@@ -22,11 +24,22 @@
 
 #define SYNC_EVERY 256
 #define MAX_PARAMS 64
+#define MAX_PREPARED 64
 
 typedef struct pending {
     int64_t *changes;
     int tag;
+    int prepare; /* >= 0: the Parse of prepared[prepare] */
 } pending;
+
+/* A statement prepared on the connection (pipeline mode only), by its
+ * text and parameter types: the batch's statements are parsed once. */
+typedef struct prepared {
+    char *sql;
+    Oid types[MAX_PARAMS];
+    size_t n;
+    int ready; /* its Parse was sent (and did not fail) on this connection */
+} prepared;
 
 typedef struct pg_target {
     char *uri;
@@ -36,6 +49,8 @@ typedef struct pg_target {
     int failed;             /* a queued statement failed */
     int failed_tag;
     char failmsg[ES__ERRMSG_MAX];
+    prepared prep[MAX_PREPARED];
+    size_t nprep;
 } pg_target;
 
 static void pt_close(void *self)
@@ -45,6 +60,8 @@ static void pt_close(void *self)
         return;
     if (p->conn)
         PQfinish(p->conn);
+    for (size_t i = 0; i < p->nprep; i++)
+        es__free(p->prep[i].sql);
     es__free(p->q);
     es__free(p->uri);
     es__free(p);
@@ -58,6 +75,8 @@ static int ensure(es__target *t, pg_target *p)
     if (p->conn)
         PQfinish(p->conn);
     p->conn = NULL;
+    for (size_t i = 0; i < p->nprep; i++)
+        p->prep[i].ready = 0; /* a new connection has none */
     if (es__pg_connect(&p->conn, p->uri, t->name, &t->h) != 0)
         return ES_EIO;
     res = PQexec(p->conn, "SET client_min_messages = warning");
@@ -161,6 +180,29 @@ static int result_fail(es__target *t, pg_target *p, PGresult *res,
                     sql ? " in: " : "", sql ? sql : "");
 }
 
+/* The cache slot of (sql, types), made when there is room; -1: none (the
+ * statement is then sent unprepared). */
+static int find_prepared(pg_target *p, const char *sql, const Oid *types,
+                         size_t n)
+{
+    prepared *pr;
+    for (size_t i = 0; i < p->nprep; i++) {
+        pr = &p->prep[i];
+        if (pr->n == n && memcmp(pr->types, types, n * sizeof *types) == 0 &&
+            strcmp(pr->sql, sql) == 0)
+            return (int)i;
+    }
+    if (p->nprep == MAX_PREPARED)
+        return -1;
+    pr = &p->prep[p->nprep];
+    if ((pr->sql = es__strdup(sql)) == NULL)
+        return -1;
+    memcpy(pr->types, types, n * sizeof *types);
+    pr->n = n;
+    pr->ready = 0;
+    return (int)p->nprep++;
+}
+
 /* Reads the results of every queued statement and the Sync after them. */
 static int drain(es__target *t, pg_target *p)
 {
@@ -176,6 +218,8 @@ static int drain(es__target *t, pg_target *p)
                                            PQerrorMessage(p->conn)));
         }
         st = PQresultStatus(res);
+        if (p->q[i].prepare >= 0 && st != PGRES_COMMAND_OK)
+            p->prep[p->q[i].prepare].ready = 0; /* not made: parse again */
         if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
             if (p->q[i].changes)
                 *p->q[i].changes = atoll(PQcmdTuples(res));
@@ -210,7 +254,9 @@ static int pt_exec(es__target *t, void *self, const char *sql,
     if ((rc = make_params(t, &pp, v, n)) != 0)
         return rc;
     if (t->in_pipeline) {
-        if (p->nq == p->capq) {
+        int k, sent;
+        /* Room for a Parse and an Execute. */
+        if (p->nq + 2 > p->capq) {
             size_t cap = p->capq ? p->capq * 2 : 64;
             if (es__grow((void **)&p->q, p->capq * sizeof *p->q,
                          cap * sizeof *p->q) != 0) {
@@ -219,14 +265,35 @@ static int pt_exec(es__target *t, void *self, const char *sql,
             }
             p->capq = cap;
         }
-        if (!PQsendQueryParams(p->conn, sql, (int)n, pp.types, pp.values,
-                               NULL, NULL, 0)) {
-            free_params(&pp, n);
-            return result_fail(t, p, NULL, sql);
+        k = find_prepared(p, sql, pp.types, n);
+        if (k >= 0 && !p->prep[k].ready) {
+            char name[24];
+            snprintf(name, sizeof name, "es_proj_%d", k);
+            if (!PQsendPrepare(p->conn, name, sql, (int)n, pp.types)) {
+                free_params(&pp, n);
+                return result_fail(t, p, NULL, sql);
+            }
+            p->prep[k].ready = 1;
+            p->q[p->nq].changes = NULL;
+            p->q[p->nq].tag = tag;
+            p->q[p->nq].prepare = k;
+            p->nq++;
+        }
+        if (k >= 0) {
+            char name[24];
+            snprintf(name, sizeof name, "es_proj_%d", k);
+            sent = PQsendQueryPrepared(p->conn, name, (int)n, pp.values, NULL,
+                                       NULL, 0);
+        } else {
+            sent = PQsendQueryParams(p->conn, sql, (int)n, pp.types, pp.values,
+                                     NULL, NULL, 0);
         }
         free_params(&pp, n);
+        if (!sent)
+            return result_fail(t, p, NULL, sql);
         p->q[p->nq].changes = changes;
         p->q[p->nq].tag = tag;
+        p->q[p->nq].prepare = -1;
         p->nq++;
         if (p->nq >= SYNC_EVERY) {
             if (!PQpipelineSync(p->conn))
