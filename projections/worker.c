@@ -782,8 +782,7 @@ static int apply_batch(es_projection_worker *w, part *pt, int64_t next_after,
             continue;
         }
         if (strset_has(&w->blocked, ev->stream_id)) {
-            if (!careful)
-                goto redo; /* dead letters are written carefully */
+            /* Parked: bookkeeping, no handler runs, so no savepoint. */
             if ((rc = dead_letter(w, ev, "waiting", 0, "waiting behind an "
                                   "earlier dead letter of its stream")) != 0)
                 goto fail;
@@ -881,7 +880,8 @@ static int step_partition(es_projection_worker *w, part *pt,
                       es_errmsg(w->log));
     if (rc == 0)
         rc = pending_dead_letters(w, pt, &pending);
-    if (rc == 0 && w->nbatch == 0 && pending == 0) {
+    /* Rejected records alone still move the checkpoint past them. */
+    if (rc == 0 && w->nbatch == 0 && pending == 0 && next_after == pt->next) {
         *idle = 1;
         return 0;
     }
