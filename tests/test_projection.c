@@ -269,6 +269,28 @@ static void assert_rows(const char *got, const char *want)
                  "--- want\n%s", got, want);
 }
 
+/* A case run on a fresh SQLite target file and on a fresh PostgreSQL
+ * database: fn(target URI, the file or URL to read rows from, is_pg). */
+typedef void (*target_case)(const char *target, const char *path_or_url, int pg);
+
+static void on_sqlite(target_case fn, const char *name)
+{
+    const char *path = es_test_path(name);
+    char uri[600];
+    snprintf(uri, sizeof uri, "sqlite:%s", path);
+    fn(uri, path, 0);
+}
+
+static void on_postgres(target_case fn)
+{
+    const char *url = pg_fresh_db();
+    if (url == NULL) {
+        print_message("no PostgreSQL: %s\n", es_test_pg_why());
+        skip();
+    }
+    fn(url, url, 1);
+}
+
 /* ---- Exactly once, restarts ------------------------------------------- */
 
 static void crash_free_run(const char *target, const char *path_or_url, int pg)
@@ -301,22 +323,14 @@ static void crash_free_run(const char *target, const char *path_or_url, int pg)
 
 static void test_sqlite_target(void **state)
 {
-    const char *path = es_test_path("target");
-    char uri[600];
     (void)state;
-    snprintf(uri, sizeof uri, "sqlite:%s", path);
-    crash_free_run(uri, path, 0);
+    on_sqlite(crash_free_run, "target");
 }
 
 static void test_postgres_target(void **state)
 {
-    const char *url = pg_fresh_db();
     (void)state;
-    if (url == NULL) {
-        print_message("no PostgreSQL: %s\n", es_test_pg_why());
-        skip();
-    }
-    crash_free_run(url, url, 1);
+    on_postgres(crash_free_run);
 }
 
 /* ---- Two workers on the same partitions --------------------------------- */
@@ -489,22 +503,14 @@ static void crash_test_on(const char *log_uri, const char *target,
 
 static void test_crash_sqlite(void **state)
 {
-    const char *path = es_test_path("crash");
-    char uri[600];
     (void)state;
-    snprintf(uri, sizeof uri, "sqlite:%s", path);
-    crash_test(uri, path, 0);
+    on_sqlite(crash_test, "crash");
 }
 
 static void test_crash_postgres(void **state)
 {
-    const char *url = pg_fresh_db();
     (void)state;
-    if (url == NULL) {
-        print_message("no PostgreSQL: %s\n", es_test_pg_why());
-        skip();
-    }
-    crash_test(url, url, 1);
+    on_postgres(crash_test);
 }
 
 /* On the Kafka log (the local broker), with records the acceptance rule
@@ -742,22 +748,14 @@ static void dead_letter_case(const char *target, const char *path_or_url, int pg
 
 static void test_dead_letters_sqlite(void **state)
 {
-    const char *path = es_test_path("dl");
-    char uri[600];
     (void)state;
-    snprintf(uri, sizeof uri, "sqlite:%s", path);
-    dead_letter_case(uri, path, 0);
+    on_sqlite(dead_letter_case, "dl");
 }
 
 static void test_dead_letters_postgres(void **state)
 {
-    const char *url = pg_fresh_db();
     (void)state;
-    if (url == NULL) {
-        print_message("no PostgreSQL: %s\n", es_test_pg_why());
-        skip();
-    }
-    dead_letter_case(url, url, 1);
+    on_postgres(dead_letter_case);
 }
 
 /* A target that refuses a statement, with on_failure STOP: the message
@@ -861,22 +859,14 @@ static void refused_in_batch_case(const char *target, const char *path_or_url,
 
 static void test_refused_in_batch_sqlite(void **state)
 {
-    const char *path = es_test_path("refused");
-    char uri[600];
     (void)state;
-    snprintf(uri, sizeof uri, "sqlite:%s", path);
-    refused_in_batch_case(uri, path, 0);
+    on_sqlite(refused_in_batch_case, "refused");
 }
 
 static void test_refused_in_batch_postgres(void **state)
 {
-    const char *url = pg_fresh_db();
     (void)state;
-    if (url == NULL) {
-        print_message("no PostgreSQL: %s\n", es_test_pg_why());
-        skip();
-    }
-    refused_in_batch_case(url, url, 1);
+    on_postgres(refused_in_batch_case);
 }
 
 /* PostgreSQL stopped and started between batches: a step fails with
@@ -946,7 +936,16 @@ static void test_wait_for_position(void **state)
     run_caught_up(w);
     assert_int_equal(es_projection_wait(uri, "balances", "account", ar.last, 0,
                                         &err), 0);
-    es_projection_worker_close(w);
+    /* The heartbeat is a row of its own, apart from the checkpoints. */
+    {
+        char *got = sqlite_rows(path, "SELECT state FROM es_proj_heartbeats");
+        assert_string_equal(got, "running\n");
+        free(got);
+        es_projection_worker_close(w);
+        got = sqlite_rows(path, "SELECT state, batches FROM es_proj_heartbeats");
+        assert_string_equal(got, "stopped|1\n");
+        free(got);
+    }
     es_log_close(log);
 }
 
@@ -999,22 +998,14 @@ static void json_projection_case(const char *target, const char *path_or_url,
 
 static void test_json_projection_sqlite(void **state)
 {
-    const char *path = es_test_path("json");
-    char uri[600];
     (void)state;
-    snprintf(uri, sizeof uri, "sqlite:%s", path);
-    json_projection_case(uri, path, 0);
+    on_sqlite(json_projection_case, "json");
 }
 
 static void test_json_projection_postgres(void **state)
 {
-    const char *url = pg_fresh_db();
     (void)state;
-    if (url == NULL) {
-        print_message("no PostgreSQL: %s\n", es_test_pg_why());
-        skip();
-    }
-    json_projection_case(url, url, 1);
+    on_postgres(json_projection_case);
 }
 
 static void load_fails(const char *text, const char *needle)

@@ -78,6 +78,7 @@ static int prepare(es__target *t, sqlite_target *s, const char *sql,
 {
     sqlite3_stmt *st = NULL;
     cached *c;
+    char *copy;
     int src, maxp = 0;
 
     for (size_t i = 0; i < s->ncached; i++)
@@ -102,6 +103,10 @@ static int prepare(es__target *t, sqlite_target *s, const char *sql,
         if (k > maxp)
             maxp = (int)k;
     }
+    if ((copy = es__strdup(sql)) == NULL) {
+        sqlite3_finalize(st);
+        return es__fail(&t->h, ES_ENOMEM, "out of memory");
+    }
     if (s->ncached < CACHE_SIZE) {
         c = &s->cache[s->ncached++];
     } else {
@@ -111,13 +116,8 @@ static int prepare(es__target *t, sqlite_target *s, const char *sql,
         es__free(c->sql);
     }
     c->st = st;
+    c->sql = copy;
     c->max_param = maxp;
-    if ((c->sql = es__strdup(sql)) == NULL) {
-        sqlite3_finalize(st);
-        c->st = NULL;
-        c->sql = es__strdup("");
-        return es__fail(&t->h, ES_ENOMEM, "out of memory");
-    }
     *out = c;
     return 0;
 }
