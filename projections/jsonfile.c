@@ -93,7 +93,7 @@ void es_projection_free(es_projection *p)
     es__free(j->name);
     free_strv(j->follows);
     free_strv(j->setup);
-    for (size_t i = 0; i < j->non; i++) {
+    for (size_t i = 0; j->on && i < j->non; i++) {
         for (size_t k = 0; k < j->on[i].n; k++)
             free_stmt(&j->on[i].stmts[k]);
         es__free(j->on[i].stmts);
@@ -123,7 +123,7 @@ static int add_param(stmt *s, const char *name, size_t len, const char *where,
     if (s->nparams == MAX_PARAMS)
         return es__err(err, ES_EINVAL, "%s: more than %d parameters", where,
                        MAX_PARAMS);
-    pa = &s->params[s->nparams];
+    pa = &s->params[s->nparams++]; /* counted now: free_stmt frees a part */
     memset(pa, 0, sizeof *pa);
     dot = memchr(name, '.', len);
     head = dot ? (size_t)(dot - name) : len;
@@ -159,7 +159,7 @@ static int add_param(stmt *s, const char *name, size_t len, const char *where,
     }
     if ((pa->name = es__strndup(name, len)) == NULL)
         return es__err(err, ES_ENOMEM, "out of memory");
-    *index = s->nparams++;
+    *index = s->nparams - 1;
     return 0;
 }
 

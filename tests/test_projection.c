@@ -1226,6 +1226,111 @@ static void test_cli_sigterm(void **state)
     es_log_close(log);
 }
 
+/* ---- Allocation failures ------------------------------------------------ */
+
+static long alloc_calls, fail_at;
+static int fail_all_after;
+
+static void *failing_malloc(size_t n)
+{
+    alloc_calls++;
+    if (alloc_calls == fail_at || (fail_all_after && alloc_calls > fail_at))
+        return NULL;
+    return malloc(n);
+}
+
+static void inject(long n, int persistent)
+{
+    alloc_calls = 0;
+    fail_at = n;
+    fail_all_after = persistent;
+    es_set_allocator(failing_malloc, free);
+}
+
+static void restore_allocator(void)
+{
+    es_set_allocator(NULL, NULL);
+}
+
+/*
+ * The Nth allocation of a worker's pass failing (once, or from then on):
+ * the pass fails with a message or succeeds, and either way a later pass
+ * leaves rows equal to the reference fold: nothing lost, nothing applied
+ * twice. Also the JSON loader, which must fail cleanly (no leak under
+ * ASan).
+ */
+static void test_alloc_failures(void **state)
+{
+    es_log *log = es_test_open_fresh_log();
+    es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
+    es_projection *jp = NULL;
+    es_error err;
+    char *want;
+    long normal;
+    (void)state;
+
+    fill_log(log, 3, 12, 41);
+    want = reference_rows(log, 3);
+    o.backoff_ms = -1;
+    /* How many allocations a pass makes. */
+    {
+        const char *path = es_test_path("oom");
+        char uri[600];
+        es_projection_worker *w;
+        snprintf(uri, sizeof uri, "sqlite:%s", path);
+        w = open_worker(log, &balances, uri, &o);
+        inject(0, 0);
+        assert_int_equal(es_projection_worker_step(w, NULL), 0);
+        restore_allocator();
+        normal = alloc_calls;
+        es_projection_worker_close(w);
+    }
+    assert_true(normal > 10);
+    for (int persistent = 0; persistent < 2; persistent++)
+        for (long n = 1; n <= normal; n++) {
+            const char *path = es_test_path("oom");
+            char uri[600], *got;
+            es_projection_worker *w;
+            int rc;
+            snprintf(uri, sizeof uri, "sqlite:%s", path);
+            w = open_worker(log, &balances, uri, &o);
+            inject(n, persistent);
+            rc = es_projection_worker_step(w, NULL);
+            restore_allocator();
+            if (rc != 0) {
+                assert_true(rc < 0);
+                assert_true(es_errmsg(w)[0] != '\0');
+            }
+            run_caught_up(w);
+            es_projection_worker_close(w);
+            got = sqlite_rows(path, rows_sql);
+            if (strcmp(got, want) != 0)
+                fail_msg("allocation %ld failing%s: rows differ:\n%s--- want\n%s",
+                         n, persistent ? " (and after)" : "", got, want);
+            free(got);
+        }
+    free(want);
+    /* The loader. */
+    inject(0, 0);
+    assert_int_equal(es_projection_load_json(&jp, balances_json, "b.json", &err), 0);
+    restore_allocator();
+    normal = alloc_calls;
+    es_projection_free(jp);
+    for (long n = 1; n <= normal; n++) {
+        int rc;
+        jp = NULL;
+        inject(n, 0);
+        rc = es_projection_load_json(&jp, balances_json, "b.json", &err);
+        restore_allocator();
+        if (rc != 0) {
+            assert_null(jp);
+            assert_true(rc == ES_ENOMEM || rc == ES_EINVAL);
+        }
+        es_projection_free(jp);
+    }
+    es_log_close(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1247,6 +1352,7 @@ int main(void)
         cmocka_unit_test(test_json_projection_errors),
         cmocka_unit_test(test_cli_project),
         cmocka_unit_test(test_cli_sigterm),
+        cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
