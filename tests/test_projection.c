@@ -335,18 +335,15 @@ static void test_postgres_target(void **state)
 
 /* ---- Two workers on the same partitions --------------------------------- */
 
-static void test_two_workers_fenced(void **state)
+static void two_workers_case(const char *uri, const char *path_or_url, int pg)
 {
-    const char *path = es_test_path("fence");
-    char uri[600], *want, *got;
+    char *want, *got;
     es_log *log = es_test_open_fresh_log();
     es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
     es_projection_worker *a, *b;
     es_projection_step sa = {0}, sb = {0};
     int rc;
-    (void)state;
 
-    snprintf(uri, sizeof uri, "sqlite:%s", path);
     fill_log(log, 10, 200, 3);
     o.batch_size = 1000;
     /* Both read the checkpoints (at 0) before either applies anything. */
@@ -367,11 +364,23 @@ static void test_two_workers_fenced(void **state)
     es_projection_worker_close(a);
     es_projection_worker_close(b);
     want = reference_rows(log, 10);
-    got = sqlite_rows(path, rows_sql);
+    got = pg ? pg_rows(path_or_url, rows_sql) : sqlite_rows(path_or_url, rows_sql);
     assert_rows(got, want);
     free(want);
     free(got);
     es_log_close(log);
+}
+
+static void test_two_workers_fenced_sqlite(void **state)
+{
+    (void)state;
+    on_sqlite(two_workers_case, "fence");
+}
+
+static void test_two_workers_fenced_postgres(void **state)
+{
+    (void)state;
+    on_postgres(two_workers_case);
 }
 
 
@@ -1336,7 +1345,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sqlite_target),
         cmocka_unit_test(test_postgres_target),
-        cmocka_unit_test(test_two_workers_fenced),
+        cmocka_unit_test(test_two_workers_fenced_sqlite),
+        cmocka_unit_test(test_two_workers_fenced_postgres),
         cmocka_unit_test(test_crash_sqlite),
         cmocka_unit_test(test_crash_postgres),
         cmocka_unit_test(test_crash_kafka_log),
