@@ -117,7 +117,8 @@ typedef int (*es_projection_handler_fn)(es_sql *sql, const es_event *ev,
                                         void *user_data);
 
 typedef struct es_projection_handler {
-    const char *event_type;      /* "Deposited"; "*" = every type */
+    const char *event_type;      /* "Deposited"; "*": every type that has
+                                    no handler of its own */
     es_projection_handler_fn fn;
 } es_projection_handler;
 
