@@ -1017,6 +1017,67 @@ static void test_json_projection_postgres(void **state)
     on_postgres(json_projection_case);
 }
 
+/* Two followed types, a "*" handler, an upsert (ON CONFLICT .. DO UPDATE)
+ * and $meta / $data paths that are absent, on both targets. */
+static const char counts_json[] =
+    "{\"name\": \"counts\", \"follows\": [\"account\", \"ledger\"],\n"
+    " \"setup\": [\"CREATE TABLE counts (agg TEXT NOT NULL, type TEXT NOT NULL,"
+    " n BIGINT NOT NULL, last_version BIGINT, tag TEXT, PRIMARY KEY (agg, type))\"],\n"
+    " \"on\": {\"*\": \"INSERT INTO counts (agg, type, n, last_version, tag)"
+    " VALUES ($aggregate_type, $type, 1, $version, $meta.tag)"
+    " ON CONFLICT (agg, type) DO UPDATE SET n = counts.n + 1,"
+    " last_version = excluded.last_version, tag = excluded.tag\"}}";
+
+static void counts_case(const char *target, const char *path_or_url, int pg)
+{
+    es_log *log = es_test_open_fresh_log();
+    es_projection *p = NULL;
+    es_projection_worker *w;
+    es_projection_step st;
+    es_error err;
+    es_event ev;
+    char *got;
+
+    assert_int_equal(es_projection_load_json(&p, counts_json, "counts.json", &err), 0);
+    for (int i = 0; i < 30; i++) {
+        memset(&ev, 0, sizeof ev);
+        ev.type = i % 3 ? "Added" : "Removed";
+        ev.payload = json_pack("{s:i}", "n", i);
+        ev.meta = i == 29 ? json_pack("{s:s}", "tag", "last") : NULL;
+        assert_int_equal(es_log_append(log, NULL, "ledger", "l-1", ES_EXPECT_ANY,
+                                       &ev, 1), 0);
+        json_decref(ev.payload);
+        json_decref(ev.meta);
+    }
+    append1(log, "acct-000", "AccountOpened", json_pack("{s:s}", "owner", "Ada"));
+    w = open_worker(log, p, target, NULL);
+    st = run_caught_up(w);
+    assert_int_equal(st.applied, 31);
+    es_projection_worker_close(w);
+    got = pg ? pg_rows(path_or_url, "SELECT agg, type, n, last_version, coalesce(tag, '-')"
+                                    " FROM counts ORDER BY agg, type")
+             : sqlite_rows(path_or_url, "SELECT agg, type, n, last_version, coalesce(tag, '-')"
+                                        " FROM counts ORDER BY agg, type");
+    assert_string_equal(got, "account|AccountOpened|1|1|-\n"
+                             "ledger|Added|20|30|last\n"
+                             "ledger|Removed|10|28|-\n");
+    free(got);
+    es_projection_free(p);
+    es_log_close(log);
+}
+
+static void test_upsert_two_types_sqlite(void **state)
+{
+    (void)state;
+    on_sqlite(counts_case, "counts");
+}
+
+static void test_upsert_two_types_postgres(void **state)
+{
+    (void)state;
+    on_postgres(counts_case);
+}
+
 static void load_fails(const char *text, const char *needle)
 {
     es_projection *p = (es_projection *)1;
@@ -1360,6 +1421,8 @@ int main(void)
         cmocka_unit_test(test_json_projection_sqlite),
         cmocka_unit_test(test_json_projection_postgres),
         cmocka_unit_test(test_json_projection_errors),
+        cmocka_unit_test(test_upsert_two_types_sqlite),
+        cmocka_unit_test(test_upsert_two_types_postgres),
         cmocka_unit_test(test_cli_project),
         cmocka_unit_test(test_cli_sigterm),
         cmocka_unit_test(test_alloc_failures),
