@@ -77,7 +77,8 @@ typedef struct running {
     int caught_up;
 } running;
 
-static void print_progress(const running *r, size_t n, int json, int final)
+static void print_progress(const running *r, size_t n, int json, int final,
+                           int64_t elapsed_us)
 {
     if (json) {
         for (size_t i = 0; i < n; i++)
@@ -94,13 +95,18 @@ static void print_progress(const running *r, size_t n, int json, int final)
     }
     for (size_t i = 0; i < n; i++) {
         FILE *f = final ? stdout : stderr;
+        double secs = elapsed_us > 0 ? (double)elapsed_us / 1e6 : 0;
+        char rate[48] = "";
+        if (!final && secs > 0)
+            snprintf(rate, sizeof rate, ", %.0f events/s",
+                     (double)(r[i].total.applied + r[i].total.skipped) / secs);
         fprintf(f, "%s%s: %lld applied, %lld skipped, %lld dead-lettered, "
-                "%lld retried in %lld batches%s%s", final ? "" : "\r",
+                "%lld retried in %lld batches%s%s%s", final ? "" : "\r",
                 r[i].proj->name, (long long)r[i].total.applied,
                 (long long)r[i].total.skipped,
                 (long long)r[i].total.dead_lettered,
                 (long long)r[i].total.retried, (long long)r[i].total.batches,
-                r[i].caught_up ? " (caught up)" : "",
+                rate, r[i].caught_up ? " (caught up)" : "",
                 final || n > 1 ? "\n" : "");
         fflush(f);
     }
@@ -124,7 +130,7 @@ static int run(es__cli *cli, const char **v, char **args, int nargs)
     es_error err;
     int st, json = v[OPT_JSON] != NULL, tty = isatty(2) && !json, idle_ms = 0;
     int io_ms = 0;
-    int64_t last_print = 0;
+    int64_t last_print = 0, started = es_time_now_us();
 
     memset(r, 0, sizeof r);
     if (nargs == 0 && v[OPT_FILE] == NULL)
@@ -205,7 +211,7 @@ static int run(es__cli *cli, const char **v, char **args, int nargs)
         if (busy || (json && last_print == 0)) {
             int64_t now = es_time_now_us();
             if ((tty || json) && now - last_print >= 200000) {
-                print_progress(r, n, json, 0);
+                print_progress(r, n, json, 0, now - started);
                 last_print = now;
             }
         }
@@ -222,7 +228,7 @@ static int run(es__cli *cli, const char **v, char **args, int nargs)
     sigaction(SIGTERM, &old_term, NULL);
     if (tty && last_print)
         fputc('\n', stderr);
-    print_progress(r, n, json, 1);
+    print_progress(r, n, json, 1, es_time_now_us() - started);
 done:
     for (size_t i = 0; i < n; i++)
         es_projection_worker_close(r[i].w);
