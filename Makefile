@@ -46,10 +46,15 @@ CORE_SRCS := \
 SNAPSHOT_SRCS := \
 	snapshots/store.c snapshots/select.c snapshots/policy.c snapshots/repo.c
 
+PROJECTION_SRCS := \
+	projections/target.c projections/source.c projections/worker.c \
+	projections/deadletter.c projections/jsonfile.c
+
 ADAPTER_SRCS := \
 	adapters/log_open.c adapters/snapshot_open.c \
 	adapters/sqlite/schema.c adapters/sqlite/log.c adapters/sqlite/snapshot.c \
-	adapters/postgres/snapshot.c \
+	adapters/postgres/pg.c adapters/postgres/snapshot.c \
+	adapters/target_open.c adapters/sqlite/target.c adapters/postgres/target.c \
 	adapters/kafka/uri.c adapters/kafka/record.c adapters/kafka/fetch.c \
 	adapters/kafka/topic.c adapters/kafka/producer.c adapters/kafka/writer.c \
 	adapters/kafka/reader.c adapters/kafka/log.c \
@@ -57,9 +62,9 @@ ADAPTER_SRCS := \
 
 CLI_SRCS := \
 	cli/cli.c cli/util.c cli/history.c cli/append.c cli/verify.c \
-	cli/broker.c cli/topics.c cli/snapshot.c
+	cli/broker.c cli/topics.c cli/snapshot.c cli/project.c
 
-LIB_SRCS := $(CORE_SRCS) $(SNAPSHOT_SRCS) $(ADAPTER_SRCS) $(CLI_SRCS)
+LIB_SRCS := $(CORE_SRCS) $(SNAPSHOT_SRCS) $(PROJECTION_SRCS) $(ADAPTER_SRCS) $(CLI_SRCS)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB_A    := $(BUILD)/libesfold.a
 LIB_SO   := $(BUILD)/libesfold.so
@@ -73,7 +78,7 @@ AUCTION_SRCS := samples/auction/auction.c samples/auction/main.c
 
 TESTS := test_error test_time test_partition test_event test_codec test_accept test_log \
          test_aggregate test_upcast test_repo test_cli test_snapshot test_kafka \
-         test_processor test_agreement test_sqlite test_auction
+         test_processor test_agreement test_sqlite test_auction test_projection
 TEST_BINS := $(TESTS:%=$(BUILD)/tests/%)
 
 BENCHES := bench_sqlite bench_snapshot bench_kafka
@@ -87,7 +92,7 @@ all: deps $(LIB_A) $(LIB_SO) $(ESFOLD) $(BANK) $(AUCTION)
 deps:
 	@sh scripts/deps.sh
 
-$(BUILD)/%.o: %.c $(HEADERS) $(wildcard core/*.h snapshots/*.h adapters/*/*.h cli/*.h samples/*/*.h tests/*.h) | deps
+$(BUILD)/%.o: %.c $(HEADERS) $(wildcard core/*.h snapshots/*.h projections/*.h adapters/*/*.h cli/*.h samples/*/*.h tests/*.h) | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
@@ -124,6 +129,12 @@ $(BUILD)/tests/test_kafka $(BUILD)/tests/test_agreement: $(BUILD)/tests/kafka_ha
 # test_snapshot also starts a throwaway PostgreSQL server (tests/pg_harness.c)
 # and the local Kafka broker (tests/kafka_harness.c).
 $(BUILD)/tests/test_snapshot: $(BUILD)/tests/test_snapshot.o $(BUILD)/tests/harness.o \
+		$(BUILD)/tests/pg_harness.o $(BUILD)/tests/kafka_harness.o \
+		$(BUILD)/samples/bank/account.o $(LIB_A)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+# test_projection starts PostgreSQL and the local Kafka broker too.
+$(BUILD)/tests/test_projection: $(BUILD)/tests/test_projection.o $(BUILD)/tests/harness.o \
 		$(BUILD)/tests/pg_harness.o $(BUILD)/tests/kafka_harness.o \
 		$(BUILD)/samples/bank/account.o $(LIB_A)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
@@ -235,7 +246,7 @@ $(FUZZ_REPLAY_BINS): $(BUILD)/tests/fuzz/%: $(BUILD)/tests/fuzz/%.o \
 fuzz-deps: deps
 	@sh scripts/deps.sh fuzz
 
-$(FUZZ_BUILD)/%.o: %.c $(HEADERS) $(wildcard core/*.h snapshots/*.h adapters/*/*.h cli/*.h samples/*/*.h tests/fuzz/*.h) | fuzz-deps
+$(FUZZ_BUILD)/%.o: %.c $(HEADERS) $(wildcard core/*.h snapshots/*.h projections/*.h adapters/*/*.h cli/*.h samples/*/*.h tests/fuzz/*.h) | fuzz-deps
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
 

@@ -16,6 +16,8 @@ static const es__cli_command *const commands[] = {
     &es__cli_broker,
     &es__cli_topics,
     &es__cli_snapshot,
+    &es__cli_project,
+    &es__cli_deadletters,
     NULL
 };
 

@@ -61,6 +61,8 @@ extern const es__cli_command es__cli_verify;
 extern const es__cli_command es__cli_broker; /* cli/broker.c */
 extern const es__cli_command es__cli_topics; /* cli/topics.c */
 extern const es__cli_command es__cli_snapshot; /* cli/snapshot.c */
+extern const es__cli_command es__cli_project; /* cli/project.c */
+extern const es__cli_command es__cli_deadletters; /* cli/project.c */
 
 /* ---- The context --------------------------------------------------------- */
 

@@ -23,6 +23,7 @@ const char *es_strerror(int code)
     case ES_EUSER: return "stopped by callback";
     case ES_EUNHANDLED: return "unhandled event type";
     case ES_EUNSUPPORTED: return "not supported by this backend";
+    case ES_ETIMEDOUT: return "timed out";
     default: return "unknown error";
     }
 }

@@ -26,7 +26,7 @@
 static const es_aggregate_type *const bank_types[] = { &bank_account_type, NULL };
 
 static const es_app bank_app = {
-    ES_APP_VERSION, "bank", bank_types, NULL, NULL
+    ES_APP_VERSION, "bank", bank_types, NULL, NULL, NULL
 };
 
 static int cli_fn(int argc, char **argv, void *user_data)

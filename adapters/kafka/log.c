@@ -70,6 +70,10 @@ static int kafka_open(es_log *log, void **self, const char *uri)
          * behind it: 10 ms made a load of a short stream take 13 ms. */
         "fetch.wait.max.ms", "1",
         "fetch.error.backoff.ms", "10",
+        /* After an outage the next reconnect comes within a second (the
+         * default backoff grows to 10 s), so that reads and the writer's
+         * offsets questions recover within their timeout_ms. */
+        "reconnect.backoff.max.ms", "1000",
         "isolation.level", "read_committed",
         "socket.timeout.ms", timeout,
         "group.id", group,

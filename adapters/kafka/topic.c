@@ -15,6 +15,7 @@
  * RD_KAFKA_OFFSET_BEGINNING) or the offset its next record will get
  * (RD_KAFKA_OFFSET_END). rd_kafka_offsets_for_times keeps to its timeout
  * (twice timeout_ms at most: the leader's lookup, then the request);
+ * after a timeout, once more behind a metadata request;
  * librdkafka 2.0.2's watermark query does not while a connection goes up
  * and down, and asks for both ends where a writer needs one.
  */
@@ -31,6 +32,21 @@ static int list_offset(es_log *log, kafka_log *k, topic_info *ti, int32_t partit
     err = rd_kafka_offsets_for_times(k->consumer, l, k->uri.timeout_ms);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
         err = tp->err;
+    if (err == RD_KAFKA_RESP_ERR__TIMED_OUT || err == RD_KAFKA_RESP_ERR__TRANSPORT) {
+        /* The leader's connection is down or coming back (reconnect
+         * backoff): a metadata request waits for a broker, then ask once
+         * more. Three timeouts at most in all. */
+        const struct rd_kafka_metadata *md = NULL;
+        if (rd_kafka_metadata(k->consumer, 0, NULL, &md, k->uri.timeout_ms) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR) {
+            rd_kafka_metadata_destroy(md);
+            tp->offset = which;
+            tp->err = RD_KAFKA_RESP_ERR_NO_ERROR;
+            err = rd_kafka_offsets_for_times(k->consumer, l, k->uri.timeout_ms);
+            if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+                err = tp->err;
+        }
+    }
     *out = tp->offset;
     rd_kafka_topic_partition_list_destroy(l);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR && *out < 0)

@@ -20,6 +20,7 @@
 
 #include <libpq-fe.h>
 
+#include "pg.h"
 #include "snapshots/store_backend.h"
 
 static const char *const create_sql[] = {
@@ -78,30 +79,6 @@ typedef struct pg_snapshots {
     int ready; /* the table exists (checked on this connection) */
 } pg_snapshots;
 
-/* libpq's message on one line (its lines joined by a space) into buf. */
-static const char *pg_message(char *buf, size_t size, const char *msg)
-{
-    size_t n = 0;
-    if (msg == NULL || *msg == '\0')
-        msg = "unknown error";
-    for (; *msg && n + 1 < size; msg++) {
-        char c = *msg == '\n' || *msg == '\t' ? ' ' : *msg;
-        if (c == ' ' && (n == 0 || buf[n - 1] == ' '))
-            continue;
-        buf[n++] = c;
-    }
-    while (n > 0 && buf[n - 1] == ' ')
-        n--;
-    buf[n] = '\0';
-    return buf;
-}
-
-static void quiet_notices(void *arg, const char *message)
-{
-    (void)arg;
-    (void)message;
-}
-
 static void pg_close(void *self)
 {
     pg_snapshots *p = self;
@@ -115,20 +92,12 @@ static void pg_close(void *self)
 
 static int pg_open(es_snapshot_store *store, void **self, const char *uri)
 {
-    PQconninfoOption *opts;
-    char *err = NULL, msg[512];
     pg_snapshots *p;
 
     *self = NULL;
     /* Only the syntax here: the connection is made on first use. */
-    if ((opts = PQconninfoParse(uri, &err)) == NULL) {
-        es__fail(&store->h, ES_EINVAL, "%s: not a valid PostgreSQL URI: %s",
-                 es__snapshot_store_name(store),
-                 pg_message(msg, sizeof msg, err ? err : "out of memory"));
-        PQfreemem(err);
+    if (es__pg_check_uri(uri, es__snapshot_store_name(store), &store->h) != 0)
         return ES_EINVAL;
-    }
-    PQconninfoFree(opts);
     if ((p = es__calloc(1, sizeof *p)) == NULL ||
         (p->uri = es__strdup(uri)) == NULL) {
         es__free(p);
@@ -149,7 +118,7 @@ static int exec_simple(es_snapshot_store *store, pg_snapshots *p,
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
         rc = es__fail(&store->h, ES_EIO, "%s: creating the es_snapshots table: "
                       "%s", es__snapshot_store_name(store),
-                      pg_message(msg, sizeof msg,
+                      es__pg_message(msg, sizeof msg,
                                  res ? PQresultErrorMessage(res)
                                      : PQerrorMessage(p->conn)));
     PQclear(res);
@@ -159,11 +128,6 @@ static int exec_simple(es_snapshot_store *store, pg_snapshots *p,
 /* A working connection with the table in place. */
 static int ensure(es_snapshot_store *store, pg_snapshots *p)
 {
-    static const char *const keys[] = {
-        "connect_timeout", "application_name", "dbname", NULL
-    };
-    const char *values[4];
-    char msg[512];
     int rc;
 
     if (p->conn && PQstatus(p->conn) == CONNECTION_OK && p->ready)
@@ -172,23 +136,9 @@ static int ensure(es_snapshot_store *store, pg_snapshots *p)
         if (p->conn)
             PQfinish(p->conn);
         p->ready = 0;
-        /* Later keywords win, so the URI's own connect_timeout does. */
-        values[0] = "5";
-        values[1] = "esfold";
-        values[2] = p->uri;
-        values[3] = NULL;
-        p->conn = PQconnectdbParams(keys, values, 1);
-        if (p->conn == NULL)
-            return es__fail(&store->h, ES_ENOMEM, "out of memory");
-        if (PQstatus(p->conn) != CONNECTION_OK) {
-            rc = es__fail(&store->h, ES_EIO, "%s: cannot connect: %s",
-                          es__snapshot_store_name(store),
-                          pg_message(msg, sizeof msg, PQerrorMessage(p->conn)));
-            PQfinish(p->conn);
-            p->conn = NULL;
+        if ((rc = es__pg_connect(&p->conn, p->uri,
+                                 es__snapshot_store_name(store), &store->h)) != 0)
             return rc;
-        }
-        PQsetNoticeProcessor(p->conn, quiet_notices, NULL);
     }
     for (size_t i = 0; i < sizeof create_sql / sizeof *create_sql; i++) {
         if ((rc = exec_simple(store, p, create_sql[i])) != 0) {
@@ -230,7 +180,7 @@ static int run(es_snapshot_store *store, pg_snapshots *p, PGresult **out,
         }
         rc = es__fail(&store->h, ES_EIO, "%s: %s: %s",
                       es__snapshot_store_name(store), what,
-                      pg_message(msg, sizeof msg,
+                      es__pg_message(msg, sizeof msg,
                                  res ? PQresultErrorMessage(res)
                                      : PQerrorMessage(p->conn)));
         PQclear(res);

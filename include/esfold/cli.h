@@ -12,7 +12,8 @@
  *         return es_cli_main(argc, argv, &app);
  *     }
  *
- * Commands: history, append, verify (see `esfold --help`). The form is
+ * Commands: history, append, verify, project, deadletters, ... (see
+ * `esfold --help`). The form is
  * `PROG [--log URI] COMMAND ...`; --log defaults to $ESFOLD_LOG, else
  * sqlite:./esfold.db.
  */
@@ -20,6 +21,7 @@
 #define ESFOLD_CLI_H
 
 #include "aggregate.h"
+#include "projection.h"
 #include "repo.h"
 
 #ifdef __cplusplus
@@ -34,10 +36,13 @@ typedef struct es_app {
      * upcasters; may be NULL. Non-zero fails the command. */
     int (*setup)(es_repo *repo, void *user_data);
     void *user_data;
+    /* The projections `project run NAME` knows, NULL-terminated; may be
+     * NULL (esfold/projection.h). */
+    const es_projection *const *projections;
 } es_app;
 
 #define ES_APP_VERSION 1
-#define ES_APP_INIT { ES_APP_VERSION, "esfold", NULL, NULL, NULL }
+#define ES_APP_INIT { ES_APP_VERSION, "esfold", NULL, NULL, NULL, NULL }
 
 /*
  * Runs one command. Output goes to stdout, errors to stderr. Returns the

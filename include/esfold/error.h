@@ -26,7 +26,8 @@ enum {
     ES_EREFUSED = -8,    /* a decide function refused a command */
     ES_EUSER = -9,       /* a user callback returned non-zero */
     ES_EUNHANDLED = -10, /* an event type the aggregate has no apply for */
-    ES_EUNSUPPORTED = -11 /* the backend cannot do this */
+    ES_EUNSUPPORTED = -11, /* the backend cannot do this */
+    ES_ETIMEDOUT = -12   /* a wait ran out of time */
 };
 
 /* A static description of an error code ("version conflict"). Never NULL. */

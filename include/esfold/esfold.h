@@ -18,6 +18,7 @@
 #include "repo.h"
 #include "processor.h"
 #include "snapshot.h"
+#include "projection.h"
 #include "cli.h"
 
 #endif

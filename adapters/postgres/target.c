@@ -1,0 +1,435 @@
+/*
+ * adapters/postgres/target.c - the projection target in PostgreSQL (libpq).
+ *
+ * Parameters are sent as text with a type: int64 as int8, double as
+ * float8, bool as bool, text and JSON as "unknown" so that the server
+ * gives them the type their place in the statement wants (text, jsonb,
+ * timestamptz, ...). A batch's statements go in pipeline mode (libpq 14
+ * and later), each statement prepared once per connection (by its text
+ * and parameter types, up to MAX_PREPARED of them): queued, with a Sync
+ * every SYNC_EVERY statements so that
+ * neither side's socket buffer fills while the other waits, and their
+ * results read at the end. A failed statement aborts the rest of the
+ * transaction; pipeline_sync reports the first failure with its tag.
+ *
+ * A broken connection is remade at the next begin (the worker retries the
+ * batch from its checkpoint).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pg.h"
+#include "projections/target_backend.h"
+
+#define SYNC_EVERY 256
+#define MAX_PARAMS 64
+#define MAX_PREPARED 64
+
+typedef struct pending {
+    int64_t *changes;
+    int tag;
+    int prepare; /* >= 0: the Parse of prepared[prepare] */
+} pending;
+
+/* A statement prepared on the connection (pipeline mode only), by its
+ * text and parameter types: the batch's statements are parsed once. */
+typedef struct prepared {
+    char *sql;
+    Oid types[MAX_PARAMS];
+    size_t n;
+    int ready; /* its Parse was sent (and did not fail) on this connection */
+} prepared;
+
+typedef struct pg_target {
+    char *uri;
+    PGconn *conn;
+    pending *q;             /* statements queued since the last read */
+    size_t nq, capq;
+    int failed;             /* a queued statement failed */
+    int failed_tag;
+    char failmsg[ES__ERRMSG_MAX];
+    prepared prep[MAX_PREPARED];
+    size_t nprep;
+} pg_target;
+
+static void pt_close(void *self)
+{
+    pg_target *p = self;
+    if (p == NULL)
+        return;
+    if (p->conn)
+        PQfinish(p->conn);
+    for (size_t i = 0; i < p->nprep; i++)
+        es__free(p->prep[i].sql);
+    es__free(p->q);
+    es__free(p->uri);
+    es__free(p);
+}
+
+static int ensure(es__target *t, pg_target *p)
+{
+    PGresult *res;
+    if (p->conn && PQstatus(p->conn) == CONNECTION_OK)
+        return 0;
+    if (p->conn)
+        PQfinish(p->conn);
+    p->conn = NULL;
+    for (size_t i = 0; i < p->nprep; i++)
+        p->prep[i].ready = 0; /* a new connection has none */
+    if (es__pg_connect(&p->conn, p->uri, t->name, &t->h) != 0)
+        return ES_EIO;
+    res = PQexec(p->conn, "SET client_min_messages = warning");
+    PQclear(res);
+    return 0;
+}
+
+static int pt_open(es__target *t, void **self, const char *uri)
+{
+    pg_target *p;
+    int rc;
+
+    *self = NULL;
+    if (es__pg_check_uri(uri, t->name, &t->h) != 0)
+        return ES_EINVAL;
+    if ((p = es__calloc(1, sizeof *p)) == NULL ||
+        (p->uri = es__strdup(uri)) == NULL) {
+        es__free(p);
+        return es__fail(&t->h, ES_ENOMEM, "out of memory");
+    }
+    if ((rc = ensure(t, p)) != 0) {
+        pt_close(p);
+        return rc;
+    }
+    *self = p;
+    return 0;
+}
+
+/* The text and type of each parameter; texts of numbers in bufs, JSON in
+ * heap strings freed by free_params. */
+typedef struct params {
+    const char *values[MAX_PARAMS];
+    Oid types[MAX_PARAMS];
+    char bufs[MAX_PARAMS][32];
+    char *heap[MAX_PARAMS];
+} params;
+
+static void free_params(params *pp, size_t n)
+{
+    for (size_t i = 0; i < n && i < MAX_PARAMS; i++)
+        es__free(pp->heap[i]);
+}
+
+static int make_params(es__target *t, params *pp, const es_sql_value *v,
+                       size_t n)
+{
+    memset(pp->heap, 0, sizeof pp->heap);
+    if (n > MAX_PARAMS)
+        return es__fail(&t->h, ES_EINVAL, "%s: %zu parameters (at most %d)",
+                        t->name, n, MAX_PARAMS);
+    for (size_t i = 0; i < n; i++) {
+        pp->types[i] = 0;
+        pp->values[i] = NULL;
+        switch (v[i].type) {
+        case ES_SQL_NULL:
+            break;
+        case ES_SQL_TEXT:
+            pp->values[i] = v[i].v.text;
+            break;
+        case ES_SQL_INT64:
+            snprintf(pp->bufs[i], sizeof pp->bufs[i], "%lld",
+                     (long long)v[i].v.i64);
+            pp->values[i] = pp->bufs[i];
+            pp->types[i] = 20; /* int8 */
+            break;
+        case ES_SQL_DOUBLE:
+            snprintf(pp->bufs[i], sizeof pp->bufs[i], "%.17g", v[i].v.f64);
+            pp->values[i] = pp->bufs[i];
+            pp->types[i] = 701; /* float8 */
+            break;
+        case ES_SQL_BOOL:
+            pp->values[i] = v[i].v.b ? "true" : "false";
+            pp->types[i] = 16; /* bool */
+            break;
+        case ES_SQL_JSON:
+            if (v[i].v.json == NULL)
+                break;
+            if ((pp->heap[i] = es__json_text(v[i].v.json)) == NULL) {
+                free_params(pp, n);
+                return es__fail(&t->h, ES_ENOMEM, "out of memory");
+            }
+            pp->values[i] = pp->heap[i];
+            break;
+        default:
+            free_params(pp, n);
+            return es__fail(&t->h, ES_EINVAL, "%s: parameter $%zu has an "
+                            "unknown type %d", t->name, i + 1, (int)v[i].type);
+        }
+    }
+    return 0;
+}
+
+static int result_fail(es__target *t, pg_target *p, PGresult *res,
+                       const char *sql)
+{
+    char msg[512];
+    return es__fail(&t->h, ES_EIO, "%s: %s%s%s", t->name,
+                    es__pg_message(msg, sizeof msg,
+                                   res ? PQresultErrorMessage(res)
+                                       : PQerrorMessage(p->conn)),
+                    sql ? " in: " : "", sql ? sql : "");
+}
+
+/* The cache slot of (sql, types), made when there is room; -1: none (the
+ * statement is then sent unprepared). */
+static int find_prepared(pg_target *p, const char *sql, const Oid *types,
+                         size_t n)
+{
+    prepared *pr;
+    for (size_t i = 0; i < p->nprep; i++) {
+        pr = &p->prep[i];
+        if (pr->n == n && memcmp(pr->types, types, n * sizeof *types) == 0 &&
+            strcmp(pr->sql, sql) == 0)
+            return (int)i;
+    }
+    if (p->nprep == MAX_PREPARED)
+        return -1;
+    pr = &p->prep[p->nprep];
+    if ((pr->sql = es__strdup(sql)) == NULL)
+        return -1;
+    memcpy(pr->types, types, n * sizeof *types);
+    pr->n = n;
+    pr->ready = 0;
+    return (int)p->nprep++;
+}
+
+/* Reads the results of every queued statement and the Sync after them. */
+static int drain(es__target *t, pg_target *p)
+{
+    PGresult *res;
+    char msg[512];
+
+    for (size_t i = 0; i < p->nq; i++) {
+        ExecStatusType st;
+        if ((res = PQgetResult(p->conn)) == NULL) {
+            p->nq = 0;
+            return es__fail(&t->h, ES_EIO, "%s: pipeline: %s", t->name,
+                            es__pg_message(msg, sizeof msg,
+                                           PQerrorMessage(p->conn)));
+        }
+        st = PQresultStatus(res);
+        if (p->q[i].prepare >= 0 && st != PGRES_COMMAND_OK)
+            p->prep[p->q[i].prepare].ready = 0; /* not made: parse again */
+        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+            if (p->q[i].changes)
+                *p->q[i].changes = atoll(PQcmdTuples(res));
+        } else if (st != PGRES_PIPELINE_ABORTED && !p->failed) {
+            p->failed = 1;
+            p->failed_tag = p->q[i].tag;
+            snprintf(p->failmsg, sizeof p->failmsg, "%s: %s", t->name,
+                     es__pg_message(msg, sizeof msg, PQresultErrorMessage(res)));
+        }
+        PQclear(res);
+        while ((res = PQgetResult(p->conn)) != NULL)
+            PQclear(res);
+    }
+    p->nq = 0;
+    while ((res = PQgetResult(p->conn)) != NULL) {
+        ExecStatusType st = PQresultStatus(res);
+        PQclear(res);
+        if (st == PGRES_PIPELINE_SYNC)
+            break;
+    }
+    return 0;
+}
+
+static int pt_exec(es__target *t, void *self, const char *sql,
+                   const es_sql_value *v, size_t n, int64_t *changes, int tag)
+{
+    pg_target *p = self;
+    params pp;
+    PGresult *res;
+    int rc;
+
+    if ((rc = make_params(t, &pp, v, n)) != 0)
+        return rc;
+    if (t->in_pipeline) {
+        int k, sent;
+        /* Room for a Parse and an Execute. */
+        if (p->nq + 2 > p->capq) {
+            size_t cap = p->capq ? p->capq * 2 : 64;
+            if (es__grow((void **)&p->q, p->capq * sizeof *p->q,
+                         cap * sizeof *p->q) != 0) {
+                free_params(&pp, n);
+                return es__fail(&t->h, ES_ENOMEM, "out of memory");
+            }
+            p->capq = cap;
+        }
+        k = find_prepared(p, sql, pp.types, n);
+        if (k >= 0 && !p->prep[k].ready) {
+            char name[24];
+            snprintf(name, sizeof name, "es_proj_%d", k);
+            if (!PQsendPrepare(p->conn, name, sql, (int)n, pp.types)) {
+                free_params(&pp, n);
+                return result_fail(t, p, NULL, sql);
+            }
+            p->prep[k].ready = 1;
+            p->q[p->nq].changes = NULL;
+            p->q[p->nq].tag = tag;
+            p->q[p->nq].prepare = k;
+            p->nq++;
+        }
+        if (k >= 0) {
+            char name[24];
+            snprintf(name, sizeof name, "es_proj_%d", k);
+            sent = PQsendQueryPrepared(p->conn, name, (int)n, pp.values, NULL,
+                                       NULL, 0);
+        } else {
+            sent = PQsendQueryParams(p->conn, sql, (int)n, pp.types, pp.values,
+                                     NULL, NULL, 0);
+        }
+        free_params(&pp, n);
+        if (!sent)
+            return result_fail(t, p, NULL, sql);
+        p->q[p->nq].changes = changes;
+        p->q[p->nq].tag = tag;
+        p->q[p->nq].prepare = -1;
+        p->nq++;
+        if (p->nq >= SYNC_EVERY) {
+            if (!PQpipelineSync(p->conn))
+                return result_fail(t, p, NULL, NULL);
+            return drain(t, p);
+        }
+        return 0;
+    }
+    if ((rc = ensure(t, p)) != 0) {
+        free_params(&pp, n);
+        return rc;
+    }
+    res = PQexecParams(p->conn, sql, (int)n, pp.types, pp.values, NULL, NULL, 0);
+    free_params(&pp, n);
+    if (res == NULL || (PQresultStatus(res) != PGRES_COMMAND_OK &&
+                        PQresultStatus(res) != PGRES_TUPLES_OK)) {
+        rc = result_fail(t, p, res, NULL);
+        PQclear(res);
+        return rc;
+    }
+    if (changes)
+        *changes = atoll(PQcmdTuples(res));
+    PQclear(res);
+    return 0;
+}
+
+static int pt_query(es__target *t, void *self, const char *sql,
+                    const es_sql_value *v, size_t n, es__row_cb cb, void *ud)
+{
+    pg_target *p = self;
+    const char *vals[32];
+    params pp;
+    PGresult *res;
+    int rc = 0;
+
+    if ((rc = ensure(t, p)) != 0 || (rc = make_params(t, &pp, v, n)) != 0)
+        return rc;
+    res = PQexecParams(p->conn, sql, (int)n, pp.types, pp.values, NULL, NULL, 0);
+    free_params(&pp, n);
+    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        rc = result_fail(t, p, res, sql);
+        PQclear(res);
+        return rc;
+    }
+    for (int r = 0; r < PQntuples(res) && rc == 0; r++) {
+        int nc = PQnfields(res) > 32 ? 32 : PQnfields(res);
+        for (int c = 0; c < nc; c++)
+            vals[c] = PQgetisnull(res, r, c) ? NULL : PQgetvalue(res, r, c);
+        if (cb(nc, vals, ud) != 0)
+            rc = ES_EUSER;
+    }
+    PQclear(res);
+    return rc;
+}
+
+static int simple(es__target *t, pg_target *p, const char *sql)
+{
+    PGresult *res = PQexec(p->conn, sql);
+    int rc = 0;
+    if (res == NULL || (PQresultStatus(res) != PGRES_COMMAND_OK &&
+                        PQresultStatus(res) != PGRES_TUPLES_OK))
+        rc = result_fail(t, p, res, sql);
+    PQclear(res);
+    return rc;
+}
+
+static int pt_begin(es__target *t, void *self)
+{
+    pg_target *p = self;
+    int rc;
+    if ((rc = ensure(t, p)) != 0)
+        return rc;
+    return simple(t, p, "BEGIN");
+}
+
+static int pt_commit(es__target *t, void *self)
+{
+    return simple(t, self, "COMMIT");
+}
+
+static void pt_rollback(es__target *t, void *self)
+{
+    pg_target *p = self;
+    (void)t;
+    if (p->conn && PQstatus(p->conn) == CONNECTION_OK &&
+        PQtransactionStatus(p->conn) != PQTRANS_IDLE) {
+        PGresult *res = PQexec(p->conn, "ROLLBACK");
+        PQclear(res);
+    }
+}
+
+static int pt_setup_lock(es__target *t, void *self)
+{
+    return simple(t, self, "SELECT pg_advisory_xact_lock(hashtext('esfold.es_proj_'))") ;
+}
+
+static int pt_pipeline_begin(es__target *t, void *self)
+{
+    pg_target *p = self;
+    (void)t;
+    p->nq = 0;
+    p->failed = 0;
+    p->failed_tag = -1;
+    return PQenterPipelineMode(p->conn) ? 0 : ES_EUNSUPPORTED;
+}
+
+static int pt_pipeline_sync(es__target *t, void *self, int *failed_tag)
+{
+    pg_target *p = self;
+    int rc = 0;
+
+    if (!PQpipelineSync(p->conn))
+        rc = result_fail(t, p, NULL, NULL);
+    else
+        rc = drain(t, p);
+    if (!PQexitPipelineMode(p->conn) && rc == 0)
+        rc = result_fail(t, p, NULL, NULL);
+    if (rc == 0 && p->failed) {
+        *failed_tag = p->failed_tag;
+        rc = es__fail(&t->h, ES_EIO, "%s", p->failmsg);
+    }
+    p->failed = 0;
+    return rc;
+}
+
+const es__target_backend es__pg_target_backend = {
+    .version = ES__TARGET_BACKEND_VERSION,
+    .name = "postgresql",
+    .open = pt_open,
+    .close = pt_close,
+    .begin = pt_begin,
+    .commit = pt_commit,
+    .rollback = pt_rollback,
+    .setup_lock = pt_setup_lock,
+    .exec = pt_exec,
+    .query = pt_query,
+    .pipeline_begin = pt_pipeline_begin,
+    .pipeline_sync = pt_pipeline_sync,
+};

@@ -1,0 +1,139 @@
+/*
+ * projections/target_backend.h - the interface a projection target (the
+ * database read models are written to) implements, and what the files of
+ * projections/ share.
+ *
+ * projections/target.c wraps a backend in an es__target (a handle with a
+ * message). The worker (projections/worker.c) owns transactions and
+ * checkpoints; a backend only runs statements. Each backend lives in
+ * adapters/<name>/target.c and exports one `const es__target_backend`;
+ * the URI scheme picks it (adapters/target_open.c).
+ *
+ * Statements use $1..$n parameters on every backend.
+ *
+ * Internal: not installed, not API.
+ */
+#ifndef ESFOLD_PROJECTIONS_TARGET_BACKEND_H
+#define ESFOLD_PROJECTIONS_TARGET_BACKEND_H
+
+#include "core/internal.h"
+#include "esfold/projection.h"
+
+#define ES__TARGET_BACKEND_VERSION 1
+
+typedef struct es__target es__target;
+
+/* A result row: ncols values as text (NULL for SQL NULL), borrowed for the
+ * call. Non-zero stops the query (ES_EUSER). */
+typedef int (*es__row_cb)(int ncols, const char *const *values, void *ud);
+
+typedef struct es__target_backend {
+    int version;      /* ES__TARGET_BACKEND_VERSION */
+    const char *name; /* "sqlite", "postgresql" */
+
+    /* Opens (connects). On failure sets t's message; *self is ignored. */
+    int (*open)(es__target *t, void **self, const char *uri);
+    void (*close)(void *self);
+
+    /* BEGIN (SQLite: BEGIN IMMEDIATE, taking the write lock), COMMIT,
+     * ROLLBACK (never fails; safe when no transaction is open). */
+    int (*begin)(es__target *t, void *self);
+    int (*commit)(es__target *t, void *self);
+    void (*rollback)(es__target *t, void *self);
+
+    /* Serializes setups of the es_proj_ tables across processes inside a
+     * transaction (PostgreSQL: an advisory lock); NULL when begin does. */
+    int (*setup_lock)(es__target *t, void *self);
+
+    /*
+     * Runs statement with params bound to $1..$n. *changes (may be NULL)
+     * gets the rows it changed. In pipeline mode (between pipeline_begin
+     * and pipeline_sync) the statement may only be queued: *changes must
+     * then stay valid until pipeline_sync, which fills it; tag names the
+     * statement for the failure report of pipeline_sync.
+     */
+    int (*exec)(es__target *t, void *self, const char *statement,
+                const es_sql_value *params, size_t n, int64_t *changes,
+                int tag);
+
+    /* Runs a query and calls cb for each row. Not in pipeline mode. */
+    int (*query)(es__target *t, void *self, const char *statement,
+                 const es_sql_value *params, size_t n, es__row_cb cb,
+                 void *ud);
+
+    /* Pipeline mode; both NULL when the backend has none (the worker then
+     * runs statements one by one). pipeline_sync sends what is queued,
+     * reads every result and leaves pipeline mode; on the first failed
+     * statement it sets t's message and *failed_tag to its tag. */
+    int (*pipeline_begin)(es__target *t, void *self);
+    int (*pipeline_sync)(es__target *t, void *self, int *failed_tag);
+} es__target_backend;
+
+struct es__target {
+    es__handle h;
+    char *name; /* the URI without a password, for messages */
+    const es__target_backend *backend;
+    void *self;
+    int in_pipeline;
+};
+
+/* ---- projections/target.c ---------------------------------------------- */
+
+/* Opens the target at uri on backend (adapters/target_open.c picks it).
+ * *out is set whenever a handle could be made. */
+int es__target_open_backend(es__target **out, const es__target_backend *b,
+                            const char *uri);
+/* Picks the backend by scheme: sqlite:PATH, postgresql://, postgres://. */
+int es__target_open(es__target **out, const char *uri);
+void es__target_close(es__target *t);
+
+int es__target_begin(es__target *t);
+int es__target_commit(es__target *t);
+void es__target_rollback(es__target *t);
+int es__target_exec(es__target *t, const char *statement,
+                    const es_sql_value *params, size_t n, int64_t *changes,
+                    int tag);
+/* v as compact JSON text (sorted keys) in a string freed with es__free,
+ * or NULL when out of memory. */
+char *es__json_text(const json_t *v);
+
+/* A statement without parameters. */
+int es__target_exec0(es__target *t, const char *statement);
+int es__target_query(es__target *t, const char *statement,
+                     const es_sql_value *params, size_t n, es__row_cb cb,
+                     void *ud);
+/* Enters pipeline mode when the backend has one; 1 when it did. */
+int es__target_pipeline_begin(es__target *t);
+int es__target_pipeline_sync(es__target *t, int *failed_tag);
+
+/* ---- The es_sql handed to handlers (projections/worker.c) --------------- */
+
+struct es_sql {
+    es__handle h;
+    es__target *t;
+    int tag;        /* the statement tag (the event's index in its batch) */
+    int failed;     /* a statement failed (its message is in h) */
+};
+
+/* ---- projections/source.c: the one place that reads the log ------------- */
+
+/* Returns the version stream_id had at the checkpoint (from es_proj_resume),
+ * 0 when the projection has no row for it. */
+typedef int (*es__proj_seed_fn)(int64_t *version, const char *stream_id,
+                                void *ud);
+
+int es__proj_source_read(es_log *log, int64_t *next_offset,
+                         const char *aggregate_type, int32_t partition,
+                         int64_t from_offset, size_t max_events,
+                         es__proj_seed_fn seed_fn, void *seed_data,
+                         es_event_cb cb, void *user_data);
+
+/* ---- Names -------------------------------------------------------------- */
+
+/* The prefix of the worker's own tables in the target. */
+#define ES__PROJ_PREFIX "es_proj_"
+
+/* Checks a projection definition; 0 or ES_EINVAL with err set. */
+int es__projection_check(const es_projection *p, es_error *err);
+
+#endif

@@ -1,0 +1,1431 @@
+/*
+ * tests/test_projection.c - projection workers: exactly once into SQLite
+ * and PostgreSQL, across SIGKILLs, with two workers on one partition, dead
+ * letters, JSON-file projections, read-your-writes.
+ *
+ * The handlers are NOT idempotent (balance = balance + amount, an INSERT
+ * without ON CONFLICT for AccountOpened), so an event applied twice shows
+ * in the rows or as a failure. The expected rows come from a reference
+ * fold of the log with the bank sample's aggregate (es_repo_load), and the
+ * rows are read straight from the target with sqlite3 / libpq, not through
+ * esfold.
+ *
+ * The PostgreSQL cases run against the server of tests/pg_harness.c (one
+ * database per case) and are skipped when there is none.
+ */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+#include <sqlite3.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "harness.h"
+#include "kafka_harness.h"
+#include "pg_harness.h"
+#include "esfold/projection.h"
+#include "samples/bank/account.h"
+
+/* ---- The projection under test ------------------------------------------ */
+
+/* Set to make the Deposited handler fail on one stream (dead letters). */
+typedef struct balances_ctl {
+    const char *fail_stream;
+    int calls_on_failing; /* how often the failing stream was tried */
+} balances_ctl;
+
+static balances_ctl ctl;
+
+static int on_opened(es_sql *sql, const es_event *ev, void *ud)
+{
+    const char *owner = json_string_value(json_object_get(ev->payload, "owner"));
+    es_sql_value p[] = {ES_SQL_STR(ev->stream_id), ES_SQL_STR(owner)};
+    (void)ud;
+    /* No ON CONFLICT: a second apply fails (and shows). */
+    return es_sql_exec(sql, "INSERT INTO balances (id, owner, balance, txns)"
+                       " VALUES ($1, $2, 0, 0)", p, 2);
+}
+
+static int on_moved(es_sql *sql, const es_event *ev, int64_t sign)
+{
+    json_int_t amount = json_integer_value(json_object_get(ev->payload, "amount"));
+    es_sql_value p[] = {ES_SQL_STR(ev->stream_id), ES_SQL_I64(sign * amount)};
+    if (ctl.fail_stream && strcmp(ev->stream_id, ctl.fail_stream) == 0) {
+        ctl.calls_on_failing++;
+        return es_sql_fail(sql, "refusing %s of %s", ev->type, ev->stream_id);
+    }
+    return es_sql_exec(sql, "UPDATE balances SET balance = balance + $2,"
+                       " txns = txns + 1 WHERE id = $1", p, 2);
+}
+
+static int on_deposited(es_sql *sql, const es_event *ev, void *ud)
+{
+    (void)ud;
+    return on_moved(sql, ev, 1);
+}
+
+static int on_withdrawn(es_sql *sql, const es_event *ev, void *ud)
+{
+    (void)ud;
+    return on_moved(sql, ev, -1);
+}
+
+static const char *const follows[] = {"account", NULL};
+static const char *const setup_sql[] = {
+    "CREATE TABLE balances (id TEXT PRIMARY KEY, owner TEXT NOT NULL,"
+    " balance BIGINT NOT NULL, txns BIGINT NOT NULL)",
+    NULL};
+static const es_projection_handler handlers[] = {
+    {"AccountOpened", on_opened},
+    {"Deposited", on_deposited},
+    {"Withdrawn", on_withdrawn},
+    {NULL, NULL}};
+
+static const es_projection balances = {
+    ES_PROJECTION_VERSION, "balances", 1, follows, setup_sql, handlers, NULL};
+
+/* ---- Logs and the reference fold ---------------------------------------- */
+
+static void append1(es_log *log, const char *id, const char *type,
+                    json_t *payload)
+{
+    es_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = type;
+    ev.payload = payload;
+    if (es_log_append(log, NULL, "account", id, ES_EXPECT_ANY, &ev, 1) != 0)
+        fail_msg("append: %s", es_errmsg(log));
+    json_decref(payload);
+}
+
+/* accounts streams acct-0..; events in all, in random order of streams. */
+static void fill_log(es_log *log, int accounts, int events, unsigned seed)
+{
+    char id[32];
+    srand(seed);
+    for (int a = 0; a < accounts; a++) {
+        snprintf(id, sizeof id, "acct-%03d", a);
+        append1(log, id, "AccountOpened",
+                json_pack("{s:s, s:s}", "owner", a % 2 ? "O'Brien" : "Ada",
+                          "currency", "EUR"));
+    }
+    for (int i = accounts; i < events; i++) {
+        int a = rand() % accounts;
+        snprintf(id, sizeof id, "acct-%03d", a);
+        append1(log, id, rand() % 3 ? "Deposited" : "Withdrawn",
+                json_pack("{s:I}", "amount", (json_int_t)(1 + rand() % 1000)));
+    }
+}
+
+/* "id|owner|balance|txns\n" per account, sorted by id: from the log. */
+static char *reference_rows(es_log *log, int accounts)
+{
+    es_repo *repo;
+    char **rows = calloc((size_t)accounts, sizeof *rows), *out;
+    size_t len = 0;
+    assert_int_equal(es_repo_new(&repo, log, NULL), 0);
+    for (int a = 0; a < accounts; a++) {
+        char id[32];
+        es_aggregate *agg = NULL;
+        const bank_account *acc;
+        snprintf(id, sizeof id, "acct-%03d", a);
+        if (es_repo_load(repo, &agg, &bank_account_type, id, ES_RANGE_ALL) != 0)
+            fail_msg("load %s: %s", id, es_errmsg(repo));
+        acc = es_aggregate_state(agg);
+        rows[a] = malloc(200);
+        snprintf(rows[a], 200, "%s|%s|%lld|%lld\n", id, acc->owner,
+                 (long long)acc->balance, (long long)acc->transactions);
+        len += strlen(rows[a]);
+        es_aggregate_free(agg);
+    }
+    es_repo_free(repo);
+    /* Sort like the targets' ORDER BY id (byte order). */
+    for (int i = 1; i < accounts; i++)
+        for (int j = i; j > 0 && strcmp(rows[j - 1], rows[j]) > 0; j--) {
+            char *x = rows[j];
+            rows[j] = rows[j - 1];
+            rows[j - 1] = x;
+        }
+    out = calloc(1, len + 1);
+    for (int a = 0; a < accounts; a++) {
+        strcat(out, rows[a]);
+        free(rows[a]);
+    }
+    free(rows);
+    return out;
+}
+
+static const char rows_sql[] =
+    "SELECT id, owner, balance, txns FROM balances ORDER BY id";
+
+/* The same rows, read from a SQLite target file. */
+static char *sqlite_rows(const char *path, const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    size_t cap = 1 << 16, len = 0;
+    char *out = calloc(1, cap);
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        for (int c = 0; c < sqlite3_column_count(st); c++) {
+            const char *v = (const char *)sqlite3_column_text(st, c);
+            size_t n = strlen(v ? v : "") + 2;
+            if (len + n + 1 > cap)
+                out = realloc(out, cap *= 2);
+            len += (size_t)sprintf(out + len, "%s%s", v ? v : "",
+                                   c + 1 < sqlite3_column_count(st) ? "|" : "\n");
+        }
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
+}
+
+static char *pg_rows(const char *url, const char *sql)
+{
+    PGconn *c = PQconnectdb(url);
+    PGresult *r;
+    size_t cap = 1 << 16, len = 0;
+    char *out = calloc(1, cap);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(c));
+    for (int i = 0; i < PQntuples(r); i++)
+        for (int k = 0; k < PQnfields(r); k++) {
+            size_t n = strlen(PQgetvalue(r, i, k)) + 2;
+            if (len + n + 1 > cap)
+                out = realloc(out, cap *= 2);
+            len += (size_t)sprintf(out + len, "%s%s", PQgetvalue(r, i, k),
+                                   k + 1 < PQnfields(r) ? "|" : "\n");
+        }
+    PQclear(r);
+    PQfinish(c);
+    return out;
+}
+
+/* A fresh database on the test server; its URL (static storage per call
+ * index is enough: the tests keep at most two). */
+static const char *pg_fresh_db(void)
+{
+    static char urls[8][300];
+    static int n;
+    const char *base = es_test_pg_url();
+    char sql[128], *slash;
+    PGconn *c;
+    PGresult *r;
+    char *u;
+    if (base == NULL)
+        return NULL;
+    u = urls[n++ % 8];
+    snprintf(sql, sizeof sql, "CREATE DATABASE proj_%ld_%d", (long)getpid(), n);
+    c = PQconnectdb(base);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        fail_msg("%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+    snprintf(u, 300, "%s", base);
+    slash = strrchr(u, '/');
+    snprintf(slash + 1, 300 - (size_t)(slash + 1 - u), "proj_%ld_%d",
+             (long)getpid(), n);
+    return u;
+}
+
+static es_projection_worker *open_worker(es_log *log, const es_projection *p,
+                                         const char *target,
+                                         const es_projection_worker_options *o)
+{
+    es_projection_worker *w = NULL;
+    int rc = es_projection_worker_open(&w, log, p, target, o);
+    if (rc != 0)
+        fail_msg("worker open: %s (%s)", es_errmsg(w), es_strerror(rc));
+    return w;
+}
+
+static es_projection_step run_caught_up(es_projection_worker *w)
+{
+    es_projection_step total;
+    int rc = es_projection_worker_run(w, NULL, 1, &total, NULL, NULL);
+    if (rc != 0)
+        fail_msg("run: %s (%s)", es_errmsg(w), es_strerror(rc));
+    return total;
+}
+
+static void assert_rows(const char *got, const char *want)
+{
+    if (strcmp(got, want) != 0)
+        fail_msg("read model differs from the reference fold:\n--- got\n%s"
+                 "--- want\n%s", got, want);
+}
+
+/* A case run on a fresh SQLite target file and on a fresh PostgreSQL
+ * database: fn(target URI, the file or URL to read rows from, is_pg). */
+typedef void (*target_case)(const char *target, const char *path_or_url, int pg);
+
+static void on_sqlite(target_case fn, const char *name)
+{
+    const char *path = es_test_path(name);
+    char uri[600];
+    snprintf(uri, sizeof uri, "sqlite:%s", path);
+    fn(uri, path, 0);
+}
+
+static void on_postgres(target_case fn)
+{
+    const char *url = pg_fresh_db();
+    if (url == NULL) {
+        print_message("no PostgreSQL: %s\n", es_test_pg_why());
+        skip();
+    }
+    fn(url, url, 1);
+}
+
+/* ---- Exactly once, restarts ------------------------------------------- */
+
+static void crash_free_run(const char *target, const char *path_or_url, int pg)
+{
+    es_log *log = es_test_open_fresh_log();
+    es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
+    es_projection_worker *w;
+    es_projection_step st;
+    char *want, *got;
+
+    fill_log(log, 25, 700, 7);
+    o.batch_size = 50;
+    w = open_worker(log, &balances, target, &o);
+    st = run_caught_up(w);
+    assert_int_equal(st.applied, 700);
+    es_projection_worker_close(w);
+    /* A restart applies nothing again. */
+    w = open_worker(log, &balances, target, &o);
+    st = run_caught_up(w);
+    assert_int_equal(st.applied, 0);
+    assert_int_equal(st.batches, 0);
+    es_projection_worker_close(w);
+    want = reference_rows(log, 25);
+    got = pg ? pg_rows(path_or_url, rows_sql) : sqlite_rows(path_or_url, rows_sql);
+    assert_rows(got, want);
+    free(want);
+    free(got);
+    es_log_close(log);
+}
+
+static void test_sqlite_target(void **state)
+{
+    (void)state;
+    on_sqlite(crash_free_run, "target");
+}
+
+static void test_postgres_target(void **state)
+{
+    (void)state;
+    on_postgres(crash_free_run);
+}
+
+/* ---- Two workers on the same partitions --------------------------------- */
+
+static void two_workers_case(const char *uri, const char *path_or_url, int pg)
+{
+    char *want, *got;
+    es_log *log = es_test_open_fresh_log();
+    es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
+    es_projection_worker *a, *b;
+    es_projection_step sa = {0}, sb = {0};
+    int rc;
+
+    fill_log(log, 10, 200, 3);
+    o.batch_size = 1000;
+    /* Both read the checkpoints (at 0) before either applies anything. */
+    a = open_worker(log, &balances, uri, &o);
+    b = open_worker(log, &balances, uri, &o);
+    assert_int_equal(es_projection_worker_step(a, &sa), 0);
+    assert_int_equal(sa.applied, 200);
+    rc = es_projection_worker_step(b, &sb);
+    assert_int_equal(rc, ES_ECONFLICT);
+    assert_contains(es_errmsg(b), "the checkpoint moved from 0 to");
+    assert_int_equal(sb.applied, 0);
+    assert_int_equal(sb.batches, 0);
+    /* b now knows the new checkpoints: nothing left to do. */
+    sb = (es_projection_step){0};
+    assert_int_equal(es_projection_worker_step(b, &sb), 0);
+    assert_int_equal(sb.batches, 0);
+    assert_int_equal(sb.caught_up, 1);
+    es_projection_worker_close(a);
+    es_projection_worker_close(b);
+    want = reference_rows(log, 10);
+    got = pg ? pg_rows(path_or_url, rows_sql) : sqlite_rows(path_or_url, rows_sql);
+    assert_rows(got, want);
+    free(want);
+    free(got);
+    es_log_close(log);
+}
+
+static void test_two_workers_fenced_sqlite(void **state)
+{
+    (void)state;
+    on_sqlite(two_workers_case, "fence");
+}
+
+static void test_two_workers_fenced_postgres(void **state)
+{
+    (void)state;
+    on_postgres(two_workers_case);
+}
+
+
+/* ---- Crashes: SIGKILL at random points ---------------------------------- */
+
+static const char ckpt_sum_sql[] =
+    "SELECT sum(next_offset) FROM es_proj_checkpoints";
+static const char ckpt_rows_sql[] =
+    "SELECT partition_no, next_offset FROM es_proj_checkpoints ORDER BY partition_no";
+
+/* The child: a worker on its own log handle, until caught up. */
+static void crash_child(const char *log_uri, const char *target)
+{
+    es_log *log = NULL;
+    es_projection_worker *w = NULL;
+    es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
+    int rc;
+    o.batch_size = 20;
+    if (es_log_open(&log, log_uri) != 0)
+        _exit(3);
+    rc = es_projection_worker_open(&w, log, &balances, target, &o);
+    if (rc == 0)
+        rc = es_projection_worker_run(w, NULL, 1, NULL, NULL, NULL);
+    if (rc != 0)
+        fprintf(stderr, "crash child: %s\n", es_errmsg(w));
+    es_projection_worker_close(w);
+    es_log_close(log);
+    _exit(rc == 0 ? 0 : 4);
+}
+
+/*
+ * Rounds of two workers at once (both on every partition), each killed
+ * with SIGKILL after a random delay, until at least 20 kills hit a running
+ * worker; the log grows between rounds. Then one clean run, and the rows
+ * must equal the reference fold.
+ */
+static void crash_test_on(const char *log_uri, const char *target,
+                          const char *path_or_url, int pg, int accounts,
+                          int events, int per_round, int max_delay_us);
+
+static void crash_test(const char *target, const char *path_or_url, int pg)
+{
+    crash_test_on(es_test_fresh_log_uri(), target, path_or_url, pg, 40, 2000,
+                  150, pg ? 25000 : 6000);
+}
+
+static void crash_test_on(const char *log_uri, const char *target,
+                          const char *path_or_url, int pg, int accounts,
+                          int events, int per_round, int max_delay_us)
+{
+    es_log *log = NULL;
+    es_projection_worker *w;
+    es_projection_step st;
+    int kills = 0, rounds = 0, moved = 0;
+    char *want, *got, *before = NULL;
+
+    assert_int_equal(es_log_open(&log, log_uri), 0);
+    if (events > 0) /* else the log has its accounts already */
+        fill_log(log, accounts, events, 11);
+    /* The target made before two workers race to open it (two first
+     * opens of one new SQLite file can fail to set WAL mode at once). */
+    es_projection_worker_close(open_worker(log, &balances, target, NULL));
+    srand(12345);
+    while (kills < 20 && rounds < 300) {
+        pid_t kids[2];
+        rounds++;
+        for (int k = 0; k < 2; k++) {
+            kids[k] = fork();
+            assert_true(kids[k] >= 0);
+            if (kids[k] == 0)
+                crash_child(log_uri, target);
+        }
+        usleep((useconds_t)(500 + rand() % max_delay_us));
+        for (int k = 0; k < 2; k++) {
+            int status;
+            kill(kids[k], SIGKILL);
+            assert_int_equal(waitpid(kids[k], &status, 0), kids[k]);
+            if (WIFSIGNALED(status))
+                kills++;
+            else if (WEXITSTATUS(status) != 0)
+                fail_msg("a worker failed (exit %d)", WEXITSTATUS(status));
+        }
+        /* Did the workers get anywhere before they were killed? */
+        got = pg ? pg_rows(path_or_url, ckpt_sum_sql)
+                 : sqlite_rows(path_or_url, ckpt_sum_sql);
+        moved += before && strcmp(before, got) != 0;
+        free(before);
+        before = got;
+        /* More events behind the checkpoint (none is an account's first:
+         * the accounts exist). */
+        for (int i = 0; i < per_round; i++) {
+            char id[32];
+            snprintf(id, sizeof id, "acct-%03d", rand() % accounts);
+            append1(log, id, "Deposited",
+                    json_pack("{s:I}", "amount", (json_int_t)(1 + rand() % 50)));
+        }
+    }
+    free(before);
+    print_message("crash test (%.6s log): %d kills of running workers in %d rounds, "
+                  "%d of which moved a checkpoint\n", log_uri, kills, rounds, moved);
+    assert_true(kills >= 20);
+    w = open_worker(log, &balances, target, NULL);
+    st = run_caught_up(w);
+    assert_int_equal(st.dead_lettered, 0);
+    es_projection_worker_close(w);
+    want = reference_rows(log, accounts);
+    got = pg ? pg_rows(path_or_url, rows_sql) : sqlite_rows(path_or_url, rows_sql);
+    assert_rows(got, want);
+    free(want);
+    free(got);
+    /* Every checkpoint is at its partition's head. */
+    {
+        char heads[256] = "";
+        int32_t count = 0;
+        assert_int_equal(es_log_partition_count(log, &count, "account"), 0);
+        for (int32_t p = 0; p < count; p++) {
+            int64_t head = 0;
+            assert_int_equal(es_log_head(log, &head, "account", p), 0);
+            snprintf(heads + strlen(heads), sizeof heads - strlen(heads),
+                     "%d|%lld\n", (int)p, (long long)head);
+        }
+        got = pg ? pg_rows(path_or_url, ckpt_rows_sql)
+                 : sqlite_rows(path_or_url, ckpt_rows_sql);
+        assert_string_equal(got, heads);
+        free(got);
+    }
+    es_log_close(log);
+}
+
+static void test_crash_sqlite(void **state)
+{
+    (void)state;
+    on_sqlite(crash_test, "crash");
+}
+
+static void test_crash_postgres(void **state)
+{
+    (void)state;
+    on_postgres(crash_test);
+}
+
+/* On the Kafka log (the local broker), with records the acceptance rule
+ * rejects mixed in: stale versions from a writer outside esfold (a
+ * zombie), each worth a large amount, so that one applied shows. */
+static void zombie_deposits(const char *log_uri, es_log *log, int first, int n)
+{
+    const char *prefix = strstr(log_uri, "prefix=") + 7;
+    char topic[256], err[512], id[32], eid[48], cid[48];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *rk;
+    int32_t count = 0;
+
+    snprintf(topic, sizeof topic, "%.*saccount", (int)strcspn(prefix, "&"), prefix);
+    assert_int_equal(es_log_partition_count(log, &count, "account"), 0);
+    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers",
+                                       es_test_kafka_brokers(), err, sizeof err),
+                     RD_KAFKA_CONF_OK);
+    rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err);
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    assert_non_null(rk);
+    for (int i = first; i < first + n; i++) {
+        rd_kafka_headers_t *hs = rd_kafka_headers_new(8);
+        snprintf(id, sizeof id, "acct-%03d", i % 20);
+        snprintf(eid, sizeof eid, "zombie-%d", i);
+        snprintf(cid, sizeof cid, "zombie-c-%d", i);
+        rd_kafka_header_add(hs, "es-type", -1, "Deposited", -1);
+        rd_kafka_header_add(hs, "es-version", -1, "2", -1);
+        rd_kafka_header_add(hs, "es-id", -1, eid, -1);
+        rd_kafka_header_add(hs, "es-commit", -1, cid, -1);
+        rd_kafka_header_add(hs, "es-commit-size", -1, "1", -1);
+        assert_int_equal(rd_kafka_producev(
+                             rk, RD_KAFKA_V_TOPIC(topic),
+                             RD_KAFKA_V_PARTITION(es_partition_for(id, strlen(id), count)),
+                             RD_KAFKA_V_KEY(id, strlen(id)),
+                             RD_KAFKA_V_VALUE("{\"amount\":1000000}", 18),
+                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                             RD_KAFKA_V_HEADERS(hs), RD_KAFKA_V_END), 0);
+    }
+    assert_int_equal(rd_kafka_flush(rk, 10000), 0);
+    rd_kafka_destroy(rk);
+}
+
+static int count_stale(const es_event *ev, es_verdict verdict, const char *why,
+                       void *ud)
+{
+    (void)ev;
+    (void)why;
+    *(int *)ud += verdict == ES_VERDICT_STALE;
+    return 0;
+}
+
+static void test_crash_kafka_log(void **state)
+{
+    const char *log_uri = es_test_kafka_uri(NULL);
+    const char *path = es_test_path("crashk");
+    char uri[600];
+    es_log *log = NULL;
+    (void)state;
+
+    snprintf(uri, sizeof uri, "sqlite:%s", path);
+    /* The accounts first (versions 1 and 2 exist before the zombies
+     * write a version 2 again). */
+    assert_int_equal(es_log_open(&log, log_uri), 0);
+    fill_log(log, 20, 1000, 31);
+    for (int a = 0; a < 20; a++) {
+        char id[32];
+        snprintf(id, sizeof id, "acct-%03d", a);
+        append1(log, id, "Deposited", json_pack("{s:I}", "amount", (json_int_t)1));
+    }
+    zombie_deposits(log_uri, log, 0, 40);
+    /* The log holds them, and every reader rejects them. */
+    {
+        int32_t count = 0;
+        int stale = 0;
+        assert_int_equal(es_log_partition_count(log, &count, "account"), 0);
+        for (int32_t p = 0; p < count; p++) {
+            int64_t next = 0;
+            assert_int_equal(es_log_scan_partition(log, &next, "account", p, 0, 0,
+                                                   count_stale, &stale), 0);
+        }
+        assert_int_equal(stale, 40);
+    }
+    es_log_close(log);
+    crash_test_on(log_uri, uri, path, 0, 20, 0, 40, 60000);
+
+    /* Rejected records at the end of a partition: the checkpoint still
+     * moves past them (a worker does not read them again and again). */
+    assert_int_equal(es_log_open(&log, log_uri), 0);
+    zombie_deposits(log_uri, log, 40, 20);
+    {
+        es_projection_worker *w = open_worker(log, &balances, uri, NULL);
+        es_projection_step st = run_caught_up(w);
+        int64_t sum = 0, head;
+        int32_t count = 0;
+        char want[32], *got;
+        assert_int_equal(st.applied, 0);
+        assert_true(st.batches > 0);
+        es_projection_worker_close(w);
+        assert_int_equal(es_log_partition_count(log, &count, "account"), 0);
+        for (int32_t p = 0; p < count; p++) {
+            assert_int_equal(es_log_head(log, &head, "account", p), 0);
+            sum += head;
+        }
+        snprintf(want, sizeof want, "%lld\n", (long long)sum);
+        got = sqlite_rows(path, ckpt_sum_sql);
+        assert_string_equal(got, want);
+        free(got);
+    }
+    es_log_close(log);
+}
+
+/* ---- Dead letters ------------------------------------------------------- */
+
+typedef struct dl_seen {
+    int failed, waiting, skipped;
+    int64_t attempts;
+    char error[256];
+    char first_stream[64];
+} dl_seen;
+
+static int count_dl(const es_projection_dead_letter *dl, void *ud)
+{
+    dl_seen *s = ud;
+    if (strcmp(dl->status, "failed") == 0) {
+        s->failed++;
+        s->attempts = dl->attempts;
+        snprintf(s->error, sizeof s->error, "%s", dl->error);
+        snprintf(s->first_stream, sizeof s->first_stream, "%s", dl->stream_id);
+    } else if (strcmp(dl->status, "waiting") == 0) {
+        s->waiting++;
+    } else if (strcmp(dl->status, "skipped") == 0) {
+        s->skipped++;
+    }
+    assert_non_null(strstr(dl->event, "\"stream_id\""));
+    return 0;
+}
+
+static dl_seen dead_letters(const char *target)
+{
+    dl_seen s;
+    es_error err;
+    memset(&s, 0, sizeof s);
+    if (es_projection_dead_letters(target, "balances", count_dl, &s, &err) != 0)
+        fail_msg("dead letters: %s", err.text);
+    return s;
+}
+
+/* The Deposited/Withdrawn events of one stream after its first. */
+static int movements_of(es_log *log, const char *id)
+{
+    es_repo *repo;
+    es_aggregate *agg;
+    int n;
+    assert_int_equal(es_repo_new(&repo, log, NULL), 0);
+    assert_int_equal(es_repo_load(repo, &agg, &bank_account_type, id, ES_RANGE_ALL), 0);
+    n = (int)((const bank_account *)es_aggregate_state(agg))->transactions;
+    es_aggregate_free(agg);
+    es_repo_free(repo);
+    return n;
+}
+
+static void dead_letter_case(const char *target, const char *path_or_url, int pg)
+{
+    es_log *log = es_test_open_fresh_log();
+    es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
+    es_projection_worker *w;
+    es_projection_step st;
+    es_error err;
+    dl_seen s;
+    int64_t n;
+    int moves;
+    char *want, *got, *line;
+
+    fill_log(log, 8, 300, 5);
+    moves = movements_of(log, "acct-003");
+    assert_true(moves > 2);
+    o.batch_size = 40;
+    o.max_attempts = 3;
+    o.backoff_ms = -1;
+    memset(&ctl, 0, sizeof ctl);
+    ctl.fail_stream = "acct-003";
+    w = open_worker(log, &balances, target, &o);
+    st = run_caught_up(w);
+    /* Tried 3 times, then dead-lettered; the rest of its stream waits. */
+    assert_int_equal(st.dead_lettered, moves);
+    assert_int_equal(st.applied, 300 - moves);
+    s = dead_letters(target);
+    assert_int_equal(s.failed, 1);
+    assert_int_equal(s.waiting, moves - 1);
+    assert_int_equal(s.attempts, 3);
+    assert_string_equal(s.first_stream, "acct-003");
+    assert_contains(s.error, "refusing");
+    /* The other streams are complete; acct-003 has its opening only. */
+    want = reference_rows(log, 8);
+    got = pg ? pg_rows(path_or_url, rows_sql) : sqlite_rows(path_or_url, rows_sql);
+    line = strstr(got, "acct-003|");
+    assert_non_null(line);
+    assert_true(strncmp(line, "acct-003|O'Brien|0|0\n", 21) == 0);
+    es_projection_worker_close(w);
+
+    /* Still failing: a retry fails again, nothing moves. */
+    assert_int_equal(es_projection_dead_letters_retry(target, "balances", NULL,
+                                                      &n, &err), 0);
+    assert_int_equal(n, 1);
+    w = open_worker(log, &balances, target, &o);
+    st = run_caught_up(w);
+    assert_int_equal(st.retried, 0);
+    s = dead_letters(target);
+    assert_int_equal(s.failed, 1);
+    assert_int_equal(s.attempts, 6);
+
+    /* Fixed: a retry applies it and everything that waited, in order. */
+    ctl.fail_stream = NULL;
+    assert_int_equal(es_projection_dead_letters_retry(target, "balances",
+                                                      "acct-003", &n, &err), 0);
+    assert_int_equal(n, 1);
+    st = run_caught_up(w);
+    assert_int_equal(st.retried, moves);
+    s = dead_letters(target);
+    assert_int_equal(s.failed + s.waiting, 0);
+    free(got);
+    got = pg ? pg_rows(path_or_url, rows_sql) : sqlite_rows(path_or_url, rows_sql);
+    assert_rows(got, want);
+    /* New events of the stream flow again. */
+    append1(log, "acct-003", "Deposited", json_pack("{s:I}", "amount", (json_int_t)5));
+    st = run_caught_up(w);
+    assert_int_equal(st.applied, 1);
+    assert_int_equal(st.dead_lettered, 0);
+    es_projection_worker_close(w);
+    free(want);
+    free(got);
+    es_log_close(log);
+}
+
+static void test_dead_letters_sqlite(void **state)
+{
+    (void)state;
+    on_sqlite(dead_letter_case, "dl");
+}
+
+static void test_dead_letters_postgres(void **state)
+{
+    (void)state;
+    on_postgres(dead_letter_case);
+}
+
+/* A target that refuses a statement, with on_failure STOP: the message
+ * names the projection, the event and what the target said; nothing of the
+ * batch stays. */
+static int on_bad(es_sql *sql, const es_event *ev, void *ud)
+{
+    es_sql_value p[] = {ES_SQL_STR(ev->stream_id)};
+    (void)ud;
+    return es_sql_exec(sql, "INSERT INTO no_such_table VALUES ($1)", p, 1);
+}
+
+static void test_refused_statement_stops(void **state)
+{
+    static const es_projection_handler bad_handlers[] = {
+        {"AccountOpened", on_opened}, {"Deposited", on_bad}, {NULL, NULL}};
+    es_projection bad = balances;
+    const char *path = es_test_path("stop");
+    char uri[600];
+    es_log *log = es_test_open_fresh_log();
+    es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
+    es_projection_worker *w;
+    es_projection_step st = {0};
+    int rc;
+    (void)state;
+
+    bad.handlers = bad_handlers;
+    snprintf(uri, sizeof uri, "sqlite:%s", path);
+    append1(log, "acct-1", "AccountOpened", json_pack("{s:s}", "owner", "Ada"));
+    append1(log, "acct-1", "Deposited", json_pack("{s:I}", "amount", (json_int_t)7));
+    o.on_failure = ES_PROJECTION_STOP;
+    o.backoff_ms = -1;
+    w = open_worker(log, &bad, uri, &o);
+    rc = es_projection_worker_step(w, &st);
+    assert_int_equal(rc, ES_EUSER);
+    assert_contains(es_errmsg(w), "projection balances: account/acct-1 v2 Deposited");
+    assert_contains(es_errmsg(w), "no such table: no_such_table");
+    assert_int_equal(st.batches, 0);
+    es_projection_worker_close(w);
+    /* The batch rolled back: the account row is not there either. */
+    {
+        char *got = sqlite_rows(path, rows_sql);
+        assert_string_equal(got, "");
+        free(got);
+    }
+    es_log_close(log);
+}
+
+/* A statement the target refuses, on one stream, in dead-letter mode: on
+ * PostgreSQL it fails inside the pipeline, the batch is done again event
+ * by event, and only that stream's events are dead-lettered. */
+static int on_deposited_bad_for_one(es_sql *sql, const es_event *ev, void *ud)
+{
+    if (strcmp(ev->stream_id, "acct-004") == 0) {
+        es_sql_value p[] = {ES_SQL_STR(ev->stream_id)};
+        (void)ud;
+        return es_sql_exec(sql, "INSERT INTO no_such_table VALUES ($1)", p, 1);
+    }
+    return on_deposited(sql, ev, ud);
+}
+
+static void refused_in_batch_case(const char *target, const char *path_or_url,
+                                  int pg)
+{
+    static const es_projection_handler h[] = {
+        {"AccountOpened", on_opened}, {"Deposited", on_deposited_bad_for_one},
+        {"Withdrawn", on_withdrawn}, {NULL, NULL}};
+    es_projection p = balances;
+    es_log *log = es_test_open_fresh_log();
+    es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
+    es_projection_worker *w;
+    es_projection_step st;
+    dl_seen s;
+    char *got, *line;
+
+    p.handlers = h;
+    fill_log(log, 8, 240, 17);
+    o.backoff_ms = -1;
+    o.batch_size = 500;
+    w = open_worker(log, &p, target, &o);
+    st = run_caught_up(w);
+    es_projection_worker_close(w);
+    s = dead_letters(target);
+    assert_int_equal(s.failed, 1);
+    assert_string_equal(s.first_stream, "acct-004");
+    assert_contains(s.error, "no_such_table");
+    assert_int_equal(st.applied + st.dead_lettered, 240);
+    assert_true(st.dead_lettered >= 1);
+    /* Every other stream is right. */
+    got = pg ? pg_rows(path_or_url, rows_sql) : sqlite_rows(path_or_url, rows_sql);
+    line = strstr(got, "acct-005|");
+    assert_non_null(line);
+    {
+        char *want = reference_rows(log, 8), *wl = strstr(want, "acct-005|");
+        assert_true(strncmp(line, wl, (size_t)(strchr(wl, '\n') - wl)) == 0);
+        free(want);
+    }
+    free(got);
+    es_log_close(log);
+}
+
+static void test_refused_in_batch_sqlite(void **state)
+{
+    (void)state;
+    on_sqlite(refused_in_batch_case, "refused");
+}
+
+static void test_refused_in_batch_postgres(void **state)
+{
+    (void)state;
+    on_postgres(refused_in_batch_case);
+}
+
+/* PostgreSQL stopped and started between batches: a step fails with
+ * ES_EIO, the run after the restart reconnects and goes on from the
+ * checkpoint; nothing is lost or applied twice. */
+static void test_postgres_stopped(void **state)
+{
+    const char *url = pg_fresh_db();
+    es_log *log;
+    es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
+    es_projection_worker *w;
+    es_projection_step st = {0};
+    char *want, *got;
+    int rc;
+    (void)state;
+
+    if (url == NULL || !es_test_pg_owned()) {
+        print_message("no PostgreSQL this test may stop: %s\n",
+                      url ? "ESFOLD_PG_URL is not ours to stop" : es_test_pg_why());
+        skip();
+    }
+    log = es_test_open_fresh_log();
+    fill_log(log, 10, 300, 23);
+    o.batch_size = 30;
+    w = open_worker(log, &balances, url, &o);
+    assert_int_equal(es_projection_worker_step(w, &st), 0);
+    assert_true(st.applied > 0 && st.applied < 300);
+    assert_int_equal(es_test_pg_stop(), 0);
+    rc = es_projection_worker_step(w, &st);
+    assert_int_equal(rc, ES_EIO);
+    assert_contains(es_errmsg(w), "projection balances");
+    assert_int_equal(es_test_pg_start(), 0);
+    st = run_caught_up(w); /* the first step may still meet the old socket */
+    es_projection_worker_close(w);
+    want = reference_rows(log, 10);
+    got = pg_rows(url, rows_sql);
+    assert_rows(got, want);
+    free(want);
+    free(got);
+    es_log_close(log);
+}
+
+/* ---- Read your writes --------------------------------------------------- */
+
+static void test_wait_for_position(void **state)
+{
+    const char *path = es_test_path("wait");
+    char uri[600];
+    es_log *log = es_test_open_fresh_log();
+    es_projection_worker *w;
+    es_append_result ar;
+    es_event ev;
+    es_error err;
+    (void)state;
+
+    snprintf(uri, sizeof uri, "sqlite:%s", path);
+    w = open_worker(log, &balances, uri, NULL);
+    memset(&ev, 0, sizeof ev);
+    ev.type = "AccountOpened";
+    ev.payload = json_pack("{s:s}", "owner", "Ada");
+    assert_int_equal(es_log_append(log, &ar, "account", "acct-9", ES_EXPECT_ANY,
+                                   &ev, 1), 0);
+    json_decref(ev.payload);
+    assert_int_equal(es_projection_wait(uri, "balances", "account", ar.last, 0,
+                                        &err), ES_ETIMEDOUT);
+    assert_contains(err.text, "has not applied");
+    run_caught_up(w);
+    assert_int_equal(es_projection_wait(uri, "balances", "account", ar.last, 0,
+                                        &err), 0);
+    /* The heartbeat is a row of its own, apart from the checkpoints. */
+    {
+        char *got = sqlite_rows(path, "SELECT state FROM es_proj_heartbeats");
+        assert_string_equal(got, "running\n");
+        free(got);
+        es_projection_worker_close(w);
+        got = sqlite_rows(path, "SELECT state, batches FROM es_proj_heartbeats");
+        assert_string_equal(got, "stopped|1\n");
+        free(got);
+    }
+    es_log_close(log);
+}
+
+/* ---- Projections as JSON files ------------------------------------------ */
+
+/* The balances projection without C; the owner also passes through a
+ * string literal that holds a '$' name, which must stay text. */
+static const char balances_json[] =
+    "{\"name\": \"balances\", \"version\": 1, \"follows\": [\"account\"],\n"
+    " \"setup\": [\"CREATE TABLE balances (id TEXT PRIMARY KEY, owner TEXT NOT NULL,"
+    " balance BIGINT NOT NULL, txns BIGINT NOT NULL, note TEXT)\"],\n"
+    " \"on\": {\n"
+    "  \"AccountOpened\": [\"INSERT INTO balances (id, owner, balance, txns, note)"
+    " VALUES ($stream_id, $data.owner, 0, 0, '$stream_id -- not a parameter')\"],\n"
+    "  \"Deposited\": [\"UPDATE balances SET balance = balance + $data.amount,"
+    " txns = txns + 1 WHERE id = $stream_id\"],\n"
+    "  \"Withdrawn\": [\"UPDATE balances SET balance = balance - $data.amount,"
+    " txns = txns + 1 WHERE id = $stream_id -- $nothing here\"]}}";
+
+static void json_projection_case(const char *target, const char *path_or_url,
+                                 int pg)
+{
+    es_log *log = es_test_open_fresh_log();
+    es_projection *p = NULL;
+    es_projection_worker *w;
+    es_projection_step st;
+    es_error err;
+    char *want, *got;
+
+    if (es_projection_load_json(&p, balances_json, "balances.json", &err) != 0)
+        fail_msg("load: %s", err.text);
+    assert_string_equal(p->name, "balances");
+    fill_log(log, 12, 400, 9);
+    w = open_worker(log, p, target, NULL);
+    st = run_caught_up(w);
+    assert_int_equal(st.applied, 400);
+    es_projection_worker_close(w);
+    want = reference_rows(log, 12);
+    got = pg ? pg_rows(path_or_url, rows_sql) : sqlite_rows(path_or_url, rows_sql);
+    assert_rows(got, want);
+    free(got);
+    got = pg ? pg_rows(path_or_url, "SELECT DISTINCT note FROM balances")
+             : sqlite_rows(path_or_url, "SELECT DISTINCT note FROM balances");
+    assert_string_equal(got, "$stream_id -- not a parameter\n");
+    free(got);
+    free(want);
+    es_projection_free(p);
+    es_log_close(log);
+}
+
+static void test_json_projection_sqlite(void **state)
+{
+    (void)state;
+    on_sqlite(json_projection_case, "json");
+}
+
+static void test_json_projection_postgres(void **state)
+{
+    (void)state;
+    on_postgres(json_projection_case);
+}
+
+/* Two followed types, a "*" handler, an upsert (ON CONFLICT .. DO UPDATE)
+ * and $meta / $data paths that are absent, on both targets. */
+static const char counts_json[] =
+    "{\"name\": \"counts\", \"follows\": [\"account\", \"ledger\"],\n"
+    " \"setup\": [\"CREATE TABLE counts (agg TEXT NOT NULL, type TEXT NOT NULL,"
+    " n BIGINT NOT NULL, last_version BIGINT, tag TEXT, PRIMARY KEY (agg, type))\"],\n"
+    " \"on\": {\"*\": \"INSERT INTO counts (agg, type, n, last_version, tag)"
+    " VALUES ($aggregate_type, $type, 1, $version, $meta.tag)"
+    " ON CONFLICT (agg, type) DO UPDATE SET n = counts.n + 1,"
+    " last_version = excluded.last_version, tag = excluded.tag\"}}";
+
+static void counts_case(const char *target, const char *path_or_url, int pg)
+{
+    es_log *log = es_test_open_fresh_log();
+    es_projection *p = NULL;
+    es_projection_worker *w;
+    es_projection_step st;
+    es_error err;
+    es_event ev;
+    char *got;
+
+    assert_int_equal(es_projection_load_json(&p, counts_json, "counts.json", &err), 0);
+    for (int i = 0; i < 30; i++) {
+        memset(&ev, 0, sizeof ev);
+        ev.type = i % 3 ? "Added" : "Removed";
+        ev.payload = json_pack("{s:i}", "n", i);
+        ev.meta = i == 29 ? json_pack("{s:s}", "tag", "last") : NULL;
+        assert_int_equal(es_log_append(log, NULL, "ledger", "l-1", ES_EXPECT_ANY,
+                                       &ev, 1), 0);
+        json_decref(ev.payload);
+        json_decref(ev.meta);
+    }
+    append1(log, "acct-000", "AccountOpened", json_pack("{s:s}", "owner", "Ada"));
+    w = open_worker(log, p, target, NULL);
+    st = run_caught_up(w);
+    assert_int_equal(st.applied, 31);
+    es_projection_worker_close(w);
+    got = pg ? pg_rows(path_or_url, "SELECT agg, type, n, last_version, coalesce(tag, '-')"
+                                    " FROM counts ORDER BY agg, type")
+             : sqlite_rows(path_or_url, "SELECT agg, type, n, last_version, coalesce(tag, '-')"
+                                        " FROM counts ORDER BY agg, type");
+    assert_string_equal(got, "account|AccountOpened|1|1|-\n"
+                             "ledger|Added|20|30|last\n"
+                             "ledger|Removed|10|28|-\n");
+    free(got);
+    es_projection_free(p);
+    es_log_close(log);
+}
+
+static void test_upsert_two_types_sqlite(void **state)
+{
+    (void)state;
+    on_sqlite(counts_case, "counts");
+}
+
+static void test_upsert_two_types_postgres(void **state)
+{
+    (void)state;
+    on_postgres(counts_case);
+}
+
+static void load_fails(const char *text, const char *needle)
+{
+    es_projection *p = (es_projection *)1;
+    es_error err;
+    assert_int_equal(es_projection_load_json(&p, text, "x.json", &err), ES_EINVAL);
+    assert_null(p);
+    assert_contains(err.text, needle);
+}
+
+static void test_json_projection_errors(void **state)
+{
+    const char *path = es_test_path("proj");
+    es_projection *p = NULL;
+    es_error err;
+    FILE *f;
+    (void)state;
+
+    load_fails("{", "x.json:");
+    load_fails("{\"name\": \"a\", \"on\": {\"E\": [\"SELECT 1\"]}}",
+               "\"follows\" must be a non-empty array");
+    load_fails("{\"name\": \"a\", \"follows\": [\"t\"], \"on\": {\"E\": [\"UPDATE x SET a = $1\"]}}",
+               "\"on\".\"E\"[0]: positional parameter $1");
+    load_fails("{\"name\": \"a\", \"follows\": [\"t\"], \"on\": {\"E\": [\"UPDATE x SET a = $amount\"]}}",
+               "unknown parameter $amount");
+    load_fails("{\"name\": \"a\", \"follows\": [\"t\"], \"on\": {\"E\": [\"UPDATE x SET a = 'oops\"]}}",
+               "unterminated string literal");
+    load_fails("{\"name\": \"a\", \"follows\": [\"t\"], \"on\": {\"E\": [\"SELECT $$x$$\"]}}",
+               "dollar quoting");
+    load_fails("{\"name\": \"a b\", \"follows\": [\"t\"], \"on\": {\"E\": [\"SELECT 1\"]}}",
+               "only letters");
+    load_fails("{\"name\": \"a\", \"follows\": [\"t\"], \"on\": {\"E\": [\"SELECT 1\"]}, \"extra\": 1}",
+               "unknown member \"extra\"");
+    assert_int_equal(es_projection_load_file(&p, "/nonexistent/p.json", &err), ES_EIO);
+    assert_contains(err.text, "/nonexistent/p.json: cannot open");
+    f = fopen(path, "w");
+    fputs(balances_json, f);
+    fclose(f);
+    assert_int_equal(es_projection_load_file(&p, path, &err), 0);
+    assert_int_equal(p->version, 1);
+    assert_string_equal(p->follows[0], "account");
+    es_projection_free(p);
+}
+
+/* ---- The command -------------------------------------------------------- */
+
+static const es_projection *const app_projections[] = {&balances, NULL};
+static const es_aggregate_type *const app_types[] = {&bank_account_type, NULL};
+
+static int run_cli(int argc, char **argv, void *ud)
+{
+    es_app app = ES_APP_INIT;
+    (void)ud;
+    app.name = "bank";
+    app.types = app_types;
+    app.projections = app_projections;
+    return es_cli_main(argc, argv, &app);
+}
+
+static int cli(const char **out, const char **err, const char *log_uri, ...)
+{
+    char *argv[24];
+    int argc = 0;
+    va_list ap;
+    argv[argc++] = "bank";
+    argv[argc++] = "--log";
+    argv[argc++] = (char *)log_uri;
+    va_start(ap, log_uri);
+    while (argc < 23 && (argv[argc] = va_arg(ap, char *)) != NULL)
+        argc++;
+    va_end(ap);
+    argv[argc] = NULL;
+    return es_test_capture(run_cli, argc, argv, NULL, out, err);
+}
+
+static void test_cli_project(void **state)
+{
+    const char *log_uri = es_test_fresh_log_uri();
+    const char *file = es_test_path("balances.json");
+    const char *out, *err;
+    char target[600], *want, *got, *def = NULL;
+    es_log *log = NULL;
+    FILE *f;
+    (void)state;
+
+    assert_int_equal(es_log_open(&log, log_uri), 0);
+    fill_log(log, 6, 90, 21);
+    /* The default target is next to the log. */
+    assert_int_equal(es_projection_default_target(&def, "sqlite:/x/bank.db?partitions=2"), 0);
+    assert_string_equal(def, "sqlite:/x/bank.projections.db");
+    es_free(def);
+    assert_int_equal(es_projection_default_target(&def, "kafka://h:1?prefix=p."), 0);
+    assert_string_equal(def, ES_PROJECTION_DEFAULT_TARGET);
+    es_free(def);
+
+    assert_int_equal(cli(&out, &err, log_uri, "project", "list", NULL), 0);
+    assert_contains(out, "balances  version 1  follows account");
+    /* A compiled-in projection, to the default target, as JSON lines. */
+    assert_int_equal(cli(&out, &err, log_uri, "project", "run", "balances",
+                         "--until-caught-up", "--json", NULL), 0);
+    assert_contains(out, "{\"projection\":\"balances\",\"applied\":90,");
+    assert_contains(out, "\"caught_up\":true,\"stopped\":true}");
+    snprintf(target, sizeof target, "%.*s.projections.db",
+             (int)(strlen(log_uri) - 7 - 3), log_uri + 7);
+    want = reference_rows(log, 6);
+    got = sqlite_rows(target, rows_sql);
+    assert_rows(got, want);
+    free(got);
+    free(want);
+    /* A JSON file to another target. */
+    f = fopen(file, "w");
+    fputs(balances_json, f);
+    fclose(f);
+    snprintf(target, sizeof target, "sqlite:%s", es_test_path("clitarget"));
+    assert_int_equal(cli(&out, &err, log_uri, "project", "run", "--file", file,
+                         "--target", target, "--until-caught-up", NULL), 0);
+    assert_contains(out, "balances: 90 applied, 0 skipped, 0 dead-lettered");
+    /* Errors. */
+    assert_int_equal(cli(&out, &err, log_uri, "project", "run", "nope", NULL), 1);
+    assert_contains(err, "no projection 'nope' is compiled into bank");
+    assert_int_equal(cli(&out, &err, log_uri, "project", "run", NULL), 2);
+    assert_int_equal(cli(&out, &err, log_uri, "project", "run", "balances",
+                         "--target", "mysql://x", "--until-caught-up", NULL), 1);
+    assert_contains(err, "unknown projection target URI scheme");
+
+    /* Dead letters through the command. */
+    memset(&ctl, 0, sizeof ctl);
+    ctl.fail_stream = "acct-002";
+    snprintf(target, sizeof target, "sqlite:%s", es_test_path("dltarget"));
+    assert_int_equal(cli(&out, &err, log_uri, "project", "run", "balances",
+                         "--target", target, "--until-caught-up", NULL), 0);
+    assert_int_equal(cli(&out, &err, log_uri, "deadletters", "list", "balances",
+                         "--target", target, NULL), 0);
+    assert_contains(out, "account/acct-002 v2 ");
+    assert_contains(out, "failed  attempts 3");
+    assert_contains(out, "refusing");
+    assert_contains(out, "waiting  attempts 0");
+    assert_int_equal(cli(&out, &err, log_uri, "deadletters", "list", "balances",
+                         "--target", target, "--json", NULL), 0);
+    assert_contains(out, "\"status\":\"failed\"");
+    ctl.fail_stream = NULL;
+    assert_int_equal(cli(&out, &err, log_uri, "deadletters", "skip", "balances",
+                         "--target", target, "--stream", "acct-002", NULL), 0);
+    assert_contains(out, "1 failed dead letter(s) of balances marked skipped");
+    assert_int_equal(cli(&out, &err, log_uri, "project", "run", "balances",
+                         "--target", target, "--until-caught-up", NULL), 0);
+    {
+        char expect[64];
+        snprintf(expect, sizeof expect, "0 dead-lettered, %d retried",
+                 movements_of(log, "acct-002") - 1);
+        assert_contains(out, expect);
+    }
+    assert_int_equal(cli(&out, &err, log_uri, "deadletters", "list", "balances",
+                         "--target", target, NULL), 0);
+    assert_contains(out, "skipped  attempts 3");
+    assert_true(strstr(out, "waiting") == NULL);
+    assert_int_equal(cli(&out, &err, log_uri, "deadletters", "retry", "balances",
+                         "--target", target, NULL), 0);
+    assert_contains(out, "0 failed dead letter(s)");
+    es_log_close(log);
+}
+
+/* SIGTERM: the run stops after its batch, exits 0, and says so in its
+ * heartbeat row. */
+static void test_cli_sigterm(void **state)
+{
+    const char *log_uri = es_test_fresh_log_uri();
+    const char *path = es_test_path("sigterm");
+    char target[600], *got;
+    es_log *log = NULL;
+    es_append_result ar;
+    es_error err;
+    es_event ev;
+    pid_t pid;
+    int status;
+    (void)state;
+
+    snprintf(target, sizeof target, "sqlite:%s", path);
+    assert_int_equal(es_log_open(&log, log_uri), 0);
+    fill_log(log, 5, 50, 4);
+    /* The tables exist before the child runs, for the wait below. */
+    es_projection_worker_close(open_worker(log, &balances, target, NULL));
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char *argv[] = {"bank", "--log", (char *)log_uri, "project", "run",
+                        "balances", "--target", target, NULL};
+        if (freopen("/dev/null", "w", stdout) == NULL)
+            _exit(5);
+        _exit(run_cli(8, argv, NULL));
+    }
+    memset(&ev, 0, sizeof ev);
+    ev.type = "Deposited";
+    ev.payload = json_pack("{s:I}", "amount", (json_int_t)1);
+    assert_int_equal(es_log_append(log, &ar, "account", "acct-001", ES_EXPECT_ANY,
+                                   &ev, 1), 0);
+    json_decref(ev.payload);
+    /* It follows the log: the append shows up (the bound only keeps a
+     * broken run from hanging the suite). */
+    if (es_projection_wait(target, "balances", "account", ar.last, 60000, &err) != 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        fail_msg("wait: %s", err.text);
+    }
+    assert_int_equal(kill(pid, SIGTERM), 0);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    {
+        char q[128];
+        snprintf(q, sizeof q, "SELECT state FROM es_proj_heartbeats WHERE pid = %ld",
+                 (long)pid);
+        got = sqlite_rows(path, q);
+    }
+    assert_string_equal(got, "stopped\n");
+    free(got);
+    es_log_close(log);
+}
+
+/* ---- Allocation failures ------------------------------------------------ */
+
+static long alloc_calls, fail_at;
+static int fail_all_after;
+
+static void *failing_malloc(size_t n)
+{
+    alloc_calls++;
+    if (alloc_calls == fail_at || (fail_all_after && alloc_calls > fail_at))
+        return NULL;
+    return malloc(n);
+}
+
+static void inject(long n, int persistent)
+{
+    alloc_calls = 0;
+    fail_at = n;
+    fail_all_after = persistent;
+    es_set_allocator(failing_malloc, free);
+}
+
+static void restore_allocator(void)
+{
+    es_set_allocator(NULL, NULL);
+}
+
+/*
+ * The Nth allocation of a worker's pass failing (once, or from then on):
+ * the pass fails with a message or succeeds, and either way a later pass
+ * leaves rows equal to the reference fold: nothing lost, nothing applied
+ * twice. Also the JSON loader, which must fail cleanly (no leak under
+ * ASan).
+ */
+static void test_alloc_failures(void **state)
+{
+    es_log *log = es_test_open_fresh_log();
+    es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
+    es_projection *jp = NULL;
+    es_error err;
+    char *want;
+    long normal;
+    (void)state;
+
+    fill_log(log, 3, 12, 41);
+    want = reference_rows(log, 3);
+    o.backoff_ms = -1;
+    /* How many allocations a pass makes. */
+    {
+        const char *path = es_test_path("oom");
+        char uri[600];
+        es_projection_worker *w;
+        snprintf(uri, sizeof uri, "sqlite:%s", path);
+        w = open_worker(log, &balances, uri, &o);
+        inject(0, 0);
+        assert_int_equal(es_projection_worker_step(w, NULL), 0);
+        restore_allocator();
+        normal = alloc_calls;
+        es_projection_worker_close(w);
+    }
+    assert_true(normal > 10);
+    for (int persistent = 0; persistent < 2; persistent++)
+        for (long n = 1; n <= normal; n++) {
+            const char *path = es_test_path("oom");
+            char uri[600], *got;
+            es_projection_worker *w;
+            int rc;
+            snprintf(uri, sizeof uri, "sqlite:%s", path);
+            w = open_worker(log, &balances, uri, &o);
+            inject(n, persistent);
+            rc = es_projection_worker_step(w, NULL);
+            restore_allocator();
+            if (rc != 0) {
+                assert_true(rc < 0);
+                assert_true(es_errmsg(w)[0] != '\0');
+            }
+            run_caught_up(w);
+            es_projection_worker_close(w);
+            got = sqlite_rows(path, rows_sql);
+            if (strcmp(got, want) != 0)
+                fail_msg("allocation %ld failing%s: rows differ:\n%s--- want\n%s",
+                         n, persistent ? " (and after)" : "", got, want);
+            free(got);
+        }
+    free(want);
+    /* The loader. */
+    inject(0, 0);
+    assert_int_equal(es_projection_load_json(&jp, balances_json, "b.json", &err), 0);
+    restore_allocator();
+    normal = alloc_calls;
+    es_projection_free(jp);
+    for (long n = 1; n <= normal; n++) {
+        int rc;
+        jp = NULL;
+        inject(n, 0);
+        rc = es_projection_load_json(&jp, balances_json, "b.json", &err);
+        restore_allocator();
+        if (rc != 0) {
+            assert_null(jp);
+            assert_true(rc == ES_ENOMEM || rc == ES_EINVAL);
+        }
+        es_projection_free(jp);
+    }
+    es_log_close(log);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sqlite_target),
+        cmocka_unit_test(test_postgres_target),
+        cmocka_unit_test(test_two_workers_fenced_sqlite),
+        cmocka_unit_test(test_two_workers_fenced_postgres),
+        cmocka_unit_test(test_crash_sqlite),
+        cmocka_unit_test(test_crash_postgres),
+        cmocka_unit_test(test_crash_kafka_log),
+        cmocka_unit_test(test_dead_letters_sqlite),
+        cmocka_unit_test(test_dead_letters_postgres),
+        cmocka_unit_test(test_refused_statement_stops),
+        cmocka_unit_test(test_refused_in_batch_sqlite),
+        cmocka_unit_test(test_refused_in_batch_postgres),
+        cmocka_unit_test(test_postgres_stopped),
+        cmocka_unit_test(test_wait_for_position),
+        cmocka_unit_test(test_json_projection_sqlite),
+        cmocka_unit_test(test_json_projection_postgres),
+        cmocka_unit_test(test_json_projection_errors),
+        cmocka_unit_test(test_upsert_two_types_sqlite),
+        cmocka_unit_test(test_upsert_two_types_postgres),
+        cmocka_unit_test(test_cli_project),
+        cmocka_unit_test(test_cli_sigterm),
+        cmocka_unit_test(test_alloc_failures),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
