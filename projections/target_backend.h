@@ -117,15 +117,12 @@ struct es_sql {
 
 /* ---- projections/source.c: the one place that reads the log ------------- */
 
-/* Returns the version stream_id had at the checkpoint (from es_proj_resume),
- * 0 when the projection has no row for it. */
-typedef int (*es__proj_seed_fn)(int64_t *version, const char *stream_id,
-                                void *ud);
-
+/* seed_fn gives what stream_id was at the checkpoint (es_proj_resume; all
+ * zero when the projection has no row for it): esfold/accept.h. */
 int es__proj_source_read(es_log *log, int64_t *next_offset,
                          const char *aggregate_type, int32_t partition,
                          int64_t from_offset, size_t max_events,
-                         es__proj_seed_fn seed_fn, void *seed_data,
+                         es_seed_fn seed_fn, void *seed_data,
                          es_event_cb cb, void *user_data);
 
 /* ---- Names -------------------------------------------------------------- */

@@ -13,7 +13,8 @@
  *      no row changed means another worker got there first, and the whole
  *      transaction rolls back (ES_ECONFLICT);
  *   4. each event goes to its handler;
- *   5. es_proj_resume gets the last version of every stream touched.
+ *   5. es_proj_resume gets the last version (and commit place) of every
+ *      stream touched: what a seeded partition read resumes from.
  * The fast path runs handlers without savepoints (pipelined on
  * PostgreSQL). When a handler or one of its statements fails, the batch is
  * rolled back and done again "carefully": a savepoint per event, so that a
@@ -42,7 +43,8 @@ static const char *const meta_sql[] = {
     "CREATE TABLE IF NOT EXISTS " P "resume ("
     " projection TEXT NOT NULL, agg_type TEXT NOT NULL,"
     " partition_no BIGINT NOT NULL, stream_id TEXT NOT NULL,"
-    " version BIGINT NOT NULL,"
+    " version BIGINT NOT NULL, commit_id TEXT,"
+    " commit_size BIGINT NOT NULL, commit_index BIGINT NOT NULL,"
     " PRIMARY KEY (projection, agg_type, partition_no, stream_id))",
     "CREATE TABLE IF NOT EXISTS " P "heartbeats ("
     " projection TEXT NOT NULL, worker TEXT NOT NULL,"
@@ -71,12 +73,15 @@ static const char ckpt_get_sql[] =
     " WHERE projection = $1 AND agg_type = $2 AND partition_no = $3";
 static const char resume_sql[] =
     "INSERT INTO " P "resume (projection, agg_type, partition_no, stream_id,"
-    " version) VALUES ($1, $2, $3, $4, $5)"
+    " version, commit_id, commit_size, commit_index)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
     " ON CONFLICT (projection, agg_type, partition_no, stream_id)"
-    " DO UPDATE SET version = excluded.version";
+    " DO UPDATE SET version = excluded.version, commit_id = excluded.commit_id,"
+    " commit_size = excluded.commit_size, commit_index = excluded.commit_index";
 static const char resume_get_sql[] =
-    "SELECT version FROM " P "resume WHERE projection = $1 AND agg_type = $2"
-    " AND partition_no = $3 AND stream_id = $4";
+    "SELECT version, commit_id, commit_size, commit_index FROM " P "resume"
+    " WHERE projection = $1 AND agg_type = $2 AND partition_no = $3"
+    " AND stream_id = $4";
 static const char heartbeat_sql[] =
     "INSERT INTO " P "heartbeats (projection, worker, pid, state, batches,"
     " updated_us) VALUES ($1, $2, $3, $4, $5, $6)"
@@ -502,16 +507,47 @@ static int collect(const es_event *ev, void *ud)
 typedef struct seed_ctx {
     es_projection_worker *w;
     const part *pt;
+    /* the row read: version, commit id, size and index */
+    int found;
+    es_stream_seed seed;
+    char commit[ES_NAME_MAX + 1];
 } seed_ctx;
 
-static int seed(int64_t *version, const char *stream_id, void *ud)
+static int get_seed_row(int ncols, const char *const *vals, void *ud)
+{
+    seed_ctx *s = ud;
+    int64_t size = 1, index = 0;
+    if (ncols < 4 || vals[0] == NULL || es__parse_i64(&s->seed.version, vals[0]) != 0)
+        return 0;
+    s->found = 1;
+    s->seed.commit_id = NULL;
+    if (vals[1] && strlen(vals[1]) < sizeof s->commit) {
+        snprintf(s->commit, sizeof s->commit, "%s", vals[1]);
+        s->seed.commit_id = s->commit;
+    }
+    if (vals[2] && es__parse_i64(&size, vals[2]) == 0 && vals[3] &&
+        es__parse_i64(&index, vals[3]) == 0 && size >= 1 && size <= INT32_MAX &&
+        index >= -1 && index < size) {
+        s->seed.commit_size = (int32_t)size;
+        s->seed.commit_index = (int32_t)index;
+    }
+    return 0;
+}
+
+/* What the log's reader asks when it resumes a partition at the
+ * checkpoint: the stream's last applied event's version and commit place
+ * (esfold/accept.h), kept in es_proj_resume beside the checkpoint. */
+static int seed(es_stream_seed *out, const char *stream_id, void *ud)
 {
     seed_ctx *s = ud;
     es_sql_value q[] = {ES_SQL_STR(s->w->proj->name), ES_SQL_STR(s->pt->agg_type),
                         ES_SQL_I64(s->pt->partition), ES_SQL_STR(stream_id)};
-    i64_row r = {0, 0};
-    int rc = es__target_query(s->w->t, resume_get_sql, q, 4, get_i64_row, &r);
-    *version = r.found ? r.v : 0;
+    int rc;
+    s->found = 0;
+    memset(&s->seed, 0, sizeof s->seed);
+    rc = es__target_query(s->w->t, resume_get_sql, q, 4, get_seed_row, s);
+    if (rc == 0 && s->found)
+        *out = s->seed;
     return rc;
 }
 
@@ -734,11 +770,16 @@ static int write_resume(es_projection_worker *w, const part *pt)
             strcmp(sorted[i]->stream_id, sorted[i + 1]->stream_id) == 0)
             continue;
         {
+            const es_event *last = sorted[i];
             es_sql_value q[] = {ES_SQL_STR(w->proj->name), ES_SQL_STR(pt->agg_type),
                                 ES_SQL_I64(pt->partition),
-                                ES_SQL_STR(sorted[i]->stream_id),
-                                ES_SQL_I64(sorted[i]->version)};
-            if ((rc = es__target_exec(w->t, resume_sql, q, 5, NULL, -1)) != 0)
+                                ES_SQL_STR(last->stream_id),
+                                ES_SQL_I64(last->version),
+                                last->commit_id ? ES_SQL_STR(last->commit_id)
+                                                : ES_SQL_NULLV,
+                                ES_SQL_I64(last->commit_size > 0 ? last->commit_size : 1),
+                                ES_SQL_I64(last->commit_index)};
+            if ((rc = es__target_exec(w->t, resume_sql, q, 8, NULL, -1)) != 0)
                 rc = target_fail(w, rc, "writing resume versions");
         }
     }
@@ -864,7 +905,7 @@ static int pending_dead_letters(es_projection_worker *w, const part *pt,
 static int step_partition(es_projection_worker *w, part *pt,
                           es_projection_step *st, int *idle)
 {
-    seed_ctx sc = {w, pt};
+    seed_ctx sc = {w, pt, 0, {0, NULL, 0, 0}, ""};
     int64_t next_after = pt->next, pending = 0;
     int rc;
 

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
+#include <sqlite3.h>
 
 #include "harness.h"
 #include "kafka_harness.h"
@@ -626,6 +627,97 @@ static void test_same_commit_twice_at_once(void **state)
     assert_int_equal(got[0].first.partition, got[1].first.partition);
 }
 
+/* ---- a projection resumes where it stopped, never from origin -------------- */
+
+/* The worker in a new process resumes a partition whose beginning is gone
+ * (a read from origin would be ES_ETRUNCATED): the acceptance rule's state
+ * at the checkpoint comes from the target's es_proj_resume, and the stream
+ * goes on from its version there. */
+static void test_projection_resumes_without_rescan(void **state)
+{
+    const char *uri = es_test_kafka_uri(NULL);
+    const char *target = es_test_path("resume-target.db");
+    char turi[1024], *big;
+    es_log *log = open_log(uri), *fresh;
+    es_projection *proj = NULL;
+    es_projection_worker *w = NULL;
+    es_projection_step total;
+    es_error err;
+    rd_kafka_t *rk;
+    int64_t lo = 0, hi = 0, n = -1;
+    int32_t p;
+    const size_t first = 200 * 1024, filler = 100 * 1024;
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    (void)state;
+
+    if (!es_test_kafka_is_mock())
+        skip();
+    snprintf(turi, sizeof turi, "sqlite:%s", target);
+    assert_int_equal(es_projection_load_json(
+                         &proj,
+                         "{\"name\": \"counts\", \"version\": 1,"
+                         " \"follows\": [\"account\"],"
+                         " \"setup\": [\"CREATE TABLE IF NOT EXISTS counts (id TEXT"
+                         " PRIMARY KEY, n BIGINT NOT NULL, last BIGINT NOT NULL)\"],"
+                         " \"on\": {\"*\": [\"INSERT INTO counts VALUES ($stream_id, 1,"
+                         " $version) ON CONFLICT (id) DO UPDATE SET n = counts.n + 1,"
+                         " last = excluded.last\"]}}",
+                         "counts.json", &err),
+                     0);
+    /* A first event big enough that the mock's 5 MiB cap drops it alone. */
+    big = malloc(first + 64);
+    assert_non_null(big);
+    memset(big, 'x', first);
+    memcpy(big, "{\"pad\":\"", 8);
+    memcpy(big + first - 2, "\"}", 3);
+    assert_int_equal(append1(log, NULL, "r1", 0, NULL, big), 0);
+    assert_int_equal(append1(log, NULL, "r1", 1, NULL, "{}"), 0);
+    assert_int_equal(append1(log, NULL, "r1", 2, NULL, "{}"), 0);
+    p = partition_of(log, "r1");
+    assert_int_equal(es_projection_worker_open(&w, log, proj, turi, NULL), 0);
+    memset(&total, 0, sizeof total);
+    assert_int_equal(es_projection_worker_run(w, NULL, 1, &total, NULL, NULL), 0);
+    assert_int_equal(total.applied, 3);
+    es_projection_worker_close(w);
+    w = NULL;
+
+    rk = foreign_producer();
+    memset(big, 'y', filler);
+    big[filler] = '\0';
+    for (int i = 0; i < 200 && lo == 0; i++) {
+        foreign_send(rk, topic_of(uri), p, "filler", big, (char *)NULL);
+        assert_int_equal(rd_kafka_query_watermark_offsets(rk, topic_of(uri), p, &lo,
+                                                          &hi, 10000), 0);
+    }
+    assert_int_equal(lo, 1);
+    rd_kafka_destroy(rk);
+    free(big);
+    assert_int_equal(append1(log, NULL, "r1", 3, NULL, "{}"), 0);
+
+    /* A fresh handle, as a restarted process has. */
+    fresh = open_log(uri);
+    assert_int_equal(es_projection_worker_open(&w, fresh, proj, turi, NULL), 0);
+    memset(&total, 0, sizeof total);
+    if (es_projection_worker_run(w, NULL, 1, &total, NULL, NULL) != 0)
+        fail_msg("resuming: %s", es_errmsg(w));
+    assert_int_equal(total.applied, 1);
+    es_projection_worker_close(w);
+
+    assert_int_equal(sqlite3_open(target, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT n, last FROM counts WHERE id = 'r1'",
+                                        -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    n = sqlite3_column_int64(st, 0);
+    assert_int_equal(n, 4);
+    assert_int_equal(sqlite3_column_int64(st, 1), 4);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    es_projection_free(proj);
+    es_log_close(fresh);
+    es_log_close(log);
+}
+
 /* ---- the property test -------------------------------------------------------- */
 
 #define WRITERS 3
@@ -1177,6 +1269,7 @@ int main(void)
         cmocka_unit_test(test_changed_partition_count_is_refused),
         cmocka_unit_test(test_commit_that_never_completes),
         cmocka_unit_test(test_same_commit_twice_at_once),
+        cmocka_unit_test(test_projection_resumes_without_rescan),
         cmocka_unit_test(test_property_every_reader_agrees),
     };
     return cmocka_run_group_tests_name("agreement", tests, NULL, NULL);
