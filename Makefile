@@ -41,7 +41,7 @@ LDLIBS  = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 CORE_SRCS := \
 	core/error.c core/alloc.c core/time.c core/partition.c core/uuid.c \
 	core/event.c core/codec.c core/accept.c core/log.c core/aggregate.c core/upcast.c \
-	core/execute.c core/repo.c core/processor.c
+	core/execute.c core/repo.c core/processor.c core/map.c
 
 SNAPSHOT_SRCS := \
 	snapshots/store.c snapshots/select.c snapshots/policy.c snapshots/repo.c
