@@ -64,6 +64,19 @@ int es__map_put(es__map *m, const char *key, void *value)
     return 0;
 }
 
+void *es__map_add_entry(es__map *m, const char *key, size_t size,
+                        size_t key_member)
+{
+    char *e = es__calloc(1, size), *copy = es__strdup(key);
+    if (e == NULL || copy == NULL || es__map_put(m, copy, e) != 0) {
+        es__free(e);
+        es__free(copy);
+        return NULL;
+    }
+    memcpy(e + key_member, &copy, sizeof copy);
+    return e;
+}
+
 void *es__map_remove(es__map *m, const char *key)
 {
     size_t i, j, mask = m->cap - 1;

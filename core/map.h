@@ -37,6 +37,15 @@ void *es__map_get(const es__map *m, const char *key);
  * the newest one given). 0 or ES_ENOMEM (m unchanged). */
 int es__map_put(es__map *m, const char *key, void *value);
 
+/*
+ * The common entry: a zeroed struct of `size` bytes whose `char *` member
+ * at offset key_member (offsetof) is a copy of key, put under that copy.
+ * Returns it, or NULL when out of memory (nothing left behind). Free the
+ * key member and the struct when taking it out.
+ */
+void *es__map_add_entry(es__map *m, const char *key, size_t size,
+                        size_t key_member);
+
 /* Removes key and returns its value (NULL when absent). */
 void *es__map_remove(es__map *m, const char *key);
 

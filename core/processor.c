@@ -8,6 +8,7 @@
  * commit from its delivery offsets when its view of the partition is
  * current (adapters/kafka/writer.c), and from never loading a hot stream.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -160,12 +161,8 @@ static int get_hot(es_processor *p, const char *sid, hot **out)
     if ((rc = es_repo_load(p->repo, &agg, p->type, sid, ES_RANGE_ALL)) != 0)
         return es__fail(&p->h, rc, "%s", es_errmsg(p->repo));
     p->stats.loads++;
-    if ((e = es__calloc(1, sizeof *e)) == NULL ||
-        (e->stream_id = es__strdup(sid)) == NULL ||
-        es__map_put(&p->hot, e->stream_id, e) != 0) {
-        if (e)
-            es__free(e->stream_id);
-        es__free(e);
+    if ((e = es__map_add_entry(&p->hot, sid, sizeof *e,
+                               offsetof(hot, stream_id))) == NULL) {
         es_aggregate_free(agg);
         return es__fail(&p->h, ES_ENOMEM, "out of memory");
     }
