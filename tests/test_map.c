@@ -13,7 +13,7 @@
 
 #define N 3000
 
-static char keys[N][16];
+static char keys[N][24];
 static int present[N];
 static int values[N];
 
