@@ -937,6 +937,41 @@ static int op_execute(void *arg)
     return rc;
 }
 
+/* A command with an id whose decide uses es_emit_with (strings copied). */
+static int emit_with_decide(const void *state, int64_t version, const void *command,
+                            es_emitter *em, void *user_data)
+{
+    es_emit_options eo = ES_EMIT_OPTIONS_INIT;
+    (void)state;
+    (void)version;
+    (void)command;
+    (void)user_data;
+    eo.correlation_id = "corr-w";
+    eo.causation_id = "cause-w";
+    eo.schema = 2;
+    for (int i = 0; i < 2; i++) {
+        int rc = es_emit_with(em, "Added", json_pack("{s:i}", "n", 1), &eo);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int op_execute_command_id(void *arg)
+{
+    load_arg *a = arg;
+    es_execute_options o = ES_EXECUTE_OPTIONS_INIT;
+    es_execute_result r;
+    int rc;
+    o.command_id = "chaos-1";
+    rc = es_repo_execute(a->repo, &r, &counter_type, "c7", emit_with_decide, NULL, NULL, &o);
+    if (rc != 0)
+        assert_true(es_errmsg(a->repo)[0] != '\0');
+    else
+        assert_true(r.version == 2);
+    return rc;
+}
+
 static int op_new_repo(void *arg)
 {
     es_repo *repo = NULL;
@@ -1019,6 +1054,26 @@ static void test_alloc_failures_repo(void **state)
             assert_true(stream_version(repo, "c9") == 0);
         }
         assert_true(stream_version(repo, "c9") == 1);
+    }
+
+    /* es_emit_with and a command id: a failing run appends nothing, a
+     * retry after the success appends nothing either */
+    {
+        long n;
+        for (n = 1; n < 100000; n++) {
+            int rc;
+            inject(n, 0);
+            rc = op_execute_command_id(&a);
+            restore();
+            if (rc == 0)
+                break;
+            assert_true(rc < 0);
+            assert_true(stream_version(repo, "c7") == 0);
+        }
+        assert_true(n > 3 && n < 100000);
+        assert_true(stream_version(repo, "c7") == 2);
+        chaos(op_execute_command_id, &a, 0, 1, 100000);
+        assert_true(stream_version(repo, "c7") == 2);
     }
     json_decref(p);
     es_repo_free(repo);

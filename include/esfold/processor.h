@@ -84,7 +84,11 @@ void es_processor_free(es_processor *p); /* accepts NULL */
 /*
  * Executes a command like es_repo_execute (same decide contract, same
  * result and options), on the hot state of stream_id (loaded on first
- * use). Returns 0, ES_EREFUSED (reason in es_errmsg(p); nothing appended),
+ * use). An expected version that differs from the hot version reloads
+ * the stream once before it is a conflict (the hot copy may be stale). A
+ * command id is looked up in the log first, as es_repo_execute does (on
+ * Kafka a watermark query, even on an owner=1 handle); a duplicate found
+ * there that the hot state lacks drops the hot copy. Returns 0, ES_EREFUSED (reason in es_errmsg(p); nothing appended),
  * ES_ECONFLICT (still conflicting after every attempt), ES_EINVAL (a
  * stream this processor does not own), or a load/append error (the hot
  * copy is then dropped: the next command reloads).
