@@ -41,7 +41,7 @@ LDLIBS  = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 CORE_SRCS := \
 	core/error.c core/alloc.c core/time.c core/partition.c core/uuid.c \
 	core/event.c core/codec.c core/accept.c core/log.c core/aggregate.c core/upcast.c \
-	core/execute.c core/repo.c core/processor.c
+	core/execute.c core/repo.c core/processor.c core/map.c
 
 SNAPSHOT_SRCS := \
 	snapshots/store.c snapshots/select.c snapshots/policy.c snapshots/repo.c
@@ -76,7 +76,7 @@ AUCTION  := $(BUILD)/auction
 BANK_SRCS := samples/bank/account.c samples/bank/main.c
 AUCTION_SRCS := samples/auction/auction.c samples/auction/main.c
 
-TESTS := test_error test_time test_partition test_event test_codec test_accept test_log \
+TESTS := test_error test_time test_partition test_event test_codec test_accept test_map test_log \
          test_aggregate test_upcast test_repo test_cli test_snapshot test_kafka \
          test_processor test_agreement test_sqlite test_auction test_projection
 TEST_BINS := $(TESTS:%=$(BUILD)/tests/%)
@@ -272,7 +272,7 @@ fuzz: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%)
 # under valgrind (about 25 s in all). test_snapshot (a PostgreSQL server)
 # and the Kafka tests (librdkafka's threads) are left to SANITIZE=1.
 VALGRIND_TESTS := test_error test_time test_partition test_event test_codec \
-                  test_accept test_log test_aggregate test_upcast test_repo test_cli \
+                  test_accept test_map test_log test_aggregate test_upcast test_repo test_cli \
                   test_auction
 ifeq ($(VALGRIND),1)
 ifeq ($(SANITIZE),1)

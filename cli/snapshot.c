@@ -14,6 +14,7 @@
 
 #include "cli/cli.h"
 #include "core/internal.h"
+#include "core/map.h"
 #include "esfold/snapshot.h"
 
 enum { OPT_SNAPSHOTS, OPT_KEEP, OPT_JSON };
@@ -74,8 +75,7 @@ static void on_warning(int code, const char *message, void *user_data)
 typedef struct id_list {
     char **ids;   /* in order */
     size_t n, cap;
-    char **slots; /* open addressing over the same strings */
-    size_t nslots;
+    es__map seen; /* the same strings, to tell a new one (core/map.h) */
     int oom;
 } id_list;
 
@@ -84,31 +84,13 @@ static void id_list_free(id_list *l)
     for (size_t i = 0; i < l->n; i++)
         es__free(l->ids[i]);
     es__free(l->ids);
-    es__free(l->slots);
+    es__map_free(&l->seen);
 }
 
 static int id_list_add(id_list *l, const char *id)
 {
-    size_t i;
-    if ((l->n + 1) * 2 > l->nslots) {
-        size_t ns = l->nslots ? l->nslots * 2 : 256;
-        char **slots = es__calloc(ns, sizeof *slots);
-        if (slots == NULL)
-            return ES_ENOMEM;
-        for (size_t k = 0; k < l->n; k++) {
-            for (i = es_murmur2(l->ids[k], strlen(l->ids[k])) & (ns - 1);
-                 slots[i]; i = (i + 1) & (ns - 1))
-                ;
-            slots[i] = l->ids[k];
-        }
-        es__free(l->slots);
-        l->slots = slots;
-        l->nslots = ns;
-    }
-    for (i = es_murmur2(id, strlen(id)) & (l->nslots - 1); l->slots[i];
-         i = (i + 1) & (l->nslots - 1))
-        if (strcmp(l->slots[i], id) == 0)
-            return 0;
+    if (es__map_get(&l->seen, id))
+        return 0;
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 64;
         if (es__grow((void **)&l->ids, l->n * sizeof *l->ids, cap * sizeof *l->ids))
@@ -117,7 +99,11 @@ static int id_list_add(id_list *l, const char *id)
     }
     if ((l->ids[l->n] = es__strdup(id)) == NULL)
         return ES_ENOMEM;
-    l->slots[i] = l->ids[l->n++];
+    if (es__map_put(&l->seen, l->ids[l->n], l->ids[l->n]) != 0) {
+        es__free(l->ids[l->n]);
+        return ES_ENOMEM;
+    }
+    l->n++;
     return 0;
 }
 

@@ -12,12 +12,14 @@
  * which only runs when there are any, to name every place they occur.
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "core/internal.h"
+#include "core/map.h"
 
 enum { OPT_JSON };
 
@@ -32,58 +34,32 @@ static const es__cli_opt verify_opts[] = {
 /* ---- A map stream id -> last version, and a set of id hashes -------------- */
 
 typedef struct stream_entry {
-    char *id;               /* NULL: empty slot */
+    char *id;               /* the key in the map */
     int64_t last_version;
     es_position last_position;
 } stream_entry;
 
-typedef struct stream_map {
-    stream_entry *slots;
-    size_t cap, n;          /* cap a power of 2, n <= cap / 2 */
-} stream_map;
+typedef es__map stream_map; /* stream id -> stream_entry (core/map.h) */
 
 static void stream_map_free(stream_map *m)
 {
-    for (size_t i = 0; i < m->cap; i++)
-        es__free(m->slots[i].id);
-    es__free(m->slots);
-    memset(m, 0, sizeof *m);
-}
-
-static stream_entry *stream_map_slot(stream_entry *slots, size_t cap,
-                                     const char *id)
-{
-    size_t i = es_murmur2(id, strlen(id)) & (cap - 1);
-    while (slots[i].id && strcmp(slots[i].id, id) != 0)
-        i = (i + 1) & (cap - 1);
-    return &slots[i];
+    void *v;
+    for (size_t i = 0; es__map_next(m, &i, NULL, &v);) {
+        es__free(((stream_entry *)v)->id);
+        es__free(v);
+    }
+    es__map_free(m);
 }
 
 /* The entry of id, added (version 0) when new; NULL when out of memory. */
 static stream_entry *stream_map_get(stream_map *m, const char *id, int *added)
 {
-    stream_entry *e;
+    stream_entry *e = es__map_get(m, id);
     *added = 0;
-    if ((m->n + 1) * 2 > m->cap) {
-        size_t cap = m->cap ? m->cap * 2 : 256;
-        stream_entry *slots = es__calloc(cap, sizeof *slots);
-        if (slots == NULL)
-            return NULL;
-        for (size_t i = 0; i < m->cap; i++)
-            if (m->slots[i].id)
-                *stream_map_slot(slots, cap, m->slots[i].id) = m->slots[i];
-        es__free(m->slots);
-        m->slots = slots;
-        m->cap = cap;
-    }
-    e = stream_map_slot(m->slots, m->cap, id);
-    if (e->id == NULL) {
-        if ((e->id = es__strdup(id)) == NULL)
-            return NULL;
-        e->last_version = 0;
-        m->n++;
-        *added = 1;
-    }
+    if (e)
+        return e;
+    e = es__map_add_entry(m, id, sizeof *e, offsetof(stream_entry, id));
+    *added = e != NULL;
     return e;
 }
 
@@ -596,7 +572,7 @@ static int verify_run(es__cli *cli, int argc, char **argv)
         if ((st = scan_type(&c, todo.v[i])) != ES__CLI_OK)
             goto done;
         c.ts.partitions = c.nparts;
-        c.ts.streams = (int64_t)c.streams_map.n;
+        c.ts.streams = (int64_t)c.streams_map.len;
         stream_map_free(&c.streams_map);
         c.types++;
         c.partitions += c.ts.partitions;

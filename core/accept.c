@@ -11,71 +11,7 @@
 
 #include "esfold/accept.h"
 #include "internal.h"
-
-/* ---- a string-keyed hash table (open addressing, linear probing) ------- */
-
-typedef struct map_slot {
-    const char *key; /* borrowed from the value */
-    void *value;
-} map_slot;
-
-typedef struct map {
-    map_slot *slots;
-    size_t cap; /* a power of two, or 0 */
-    size_t len;
-} map;
-
-static uint64_t hash_str(const char *s)
-{
-    uint64_t h = 1469598103934665603u; /* FNV-1a */
-    while (*s) {
-        h ^= (unsigned char)*s++;
-        h *= 1099511628211u;
-    }
-    return h;
-}
-
-static void *map_get(const map *m, const char *key)
-{
-    size_t i;
-    if (m->cap == 0)
-        return NULL;
-    for (i = hash_str(key) & (m->cap - 1); m->slots[i].key;
-         i = (i + 1) & (m->cap - 1))
-        if (strcmp(m->slots[i].key, key) == 0)
-            return m->slots[i].value;
-    return NULL;
-}
-
-/* Inserts a key that is not in m yet. 0 or ES_ENOMEM. */
-static int map_put(map *m, const char *key, void *value)
-{
-    size_t i;
-    if ((m->len + 1) * 4 > m->cap * 3) {
-        size_t ncap = m->cap ? m->cap * 2 : 64, j;
-        map_slot *ns = es__calloc(ncap, sizeof *ns);
-        if (ns == NULL)
-            return ES_ENOMEM;
-        for (j = 0; j < m->cap; j++) {
-            if (m->slots[j].key == NULL)
-                continue;
-            for (i = hash_str(m->slots[j].key) & (ncap - 1); ns[i].key;
-                 i = (i + 1) & (ncap - 1))
-                ;
-            ns[i] = m->slots[j];
-        }
-        es__free(m->slots);
-        m->slots = ns;
-        m->cap = ncap;
-    }
-    for (i = hash_str(key) & (m->cap - 1); m->slots[i].key;
-         i = (i + 1) & (m->cap - 1))
-        ;
-    m->slots[i].key = key;
-    m->slots[i].value = value;
-    m->len++;
-    return 0;
-}
+#include "map.h"
 
 /* ---- the acceptor ------------------------------------------------------ */
 
@@ -114,8 +50,8 @@ typedef struct accepted_id {
 
 struct es_acceptor {
     unsigned flags;
-    map streams; /* id -> stream */
-    map ids;     /* event id -> accepted_id (TRACK_IDS) */
+    es__map streams; /* id -> stream */
+    es__map ids;     /* event id -> accepted_id (TRACK_IDS) */
     stream *open_head, *open_tail; /* streams with an open commit */
     es_seed_fn seed_fn;
     void *seed_data;
@@ -179,17 +115,16 @@ static void stream_free(stream *st)
 
 void es_acceptor_free(es_acceptor *acc)
 {
+    void *v;
     size_t i;
     if (acc == NULL)
         return;
-    for (i = 0; i < acc->streams.cap; i++)
-        if (acc->streams.slots[i].key)
-            stream_free(acc->streams.slots[i].value);
-    es__free(acc->streams.slots);
-    for (i = 0; i < acc->ids.cap; i++)
-        if (acc->ids.slots[i].key)
-            es__free(acc->ids.slots[i].value);
-    es__free(acc->ids.slots);
+    for (i = 0; es__map_next(&acc->streams, &i, NULL, &v);)
+        stream_free(v);
+    es__map_free(&acc->streams);
+    for (i = 0; es__map_next(&acc->ids, &i, NULL, &v);)
+        es__free(v);
+    es__map_free(&acc->ids);
     for (i = 0; i < acc->count; i++) {
         rec *r = &acc->recs[(acc->head + i) % acc->cap];
         es_event_free(r->ev);
@@ -205,14 +140,14 @@ void es_acceptor_free(es_acceptor *acc)
  * of memory with create). */
 static stream *get_stream(es_acceptor *acc, const char *id, int create)
 {
-    stream *st = map_get(&acc->streams, id);
+    stream *st = es__map_get(&acc->streams, id);
     if (st || !create)
         return st;
     st = es__calloc(1, sizeof *st);
     if (st == NULL)
         return NULL;
     if ((st->id = es__strdup(id)) == NULL ||
-        map_put(&acc->streams, st->id, st) != 0) {
+        es__map_put(&acc->streams, st->id, st) != 0) {
         stream_free(st);
         return NULL;
     }
@@ -298,7 +233,7 @@ int64_t es_acceptor_version(const es_acceptor *acc, const char *stream_id)
     const stream *st;
     if (acc == NULL || stream_id == NULL)
         return 0;
-    st = map_get(&acc->streams, stream_id);
+    st = es__map_get(&acc->streams, stream_id);
     return st ? st->cur : 0;
 }
 
@@ -308,7 +243,7 @@ int es_acceptor_find_id(const es_acceptor *acc, const char *id,
     const accepted_id *a;
     if (acc == NULL || id == NULL)
         return 0;
-    if ((a = map_get(&acc->ids, id)) == NULL)
+    if ((a = es__map_get(&acc->ids, id)) == NULL)
         return 0;
     if (out) {
         out->stream_id = a->st->id;
@@ -364,7 +299,7 @@ static int remember_id(es_acceptor *acc, stream *st, const es_event *ev,
     accepted_id *a;
     size_t n;
     if (!(acc->flags & ES_ACCEPTOR_TRACK_IDS) || ev->id == NULL ||
-        map_get(&acc->ids, ev->id))
+        es__map_get(&acc->ids, ev->id))
         return 0;
     n = strlen(ev->id);
     if ((a = es__malloc(sizeof *a + n + 1)) == NULL)
@@ -375,7 +310,7 @@ static int remember_id(es_acceptor *acc, stream *st, const es_event *ev,
     a->commit_size = size;
     a->commit_index = index;
     memcpy(a->id, ev->id, n + 1);
-    if (map_put(&acc->ids, a->id, a) != 0) {
+    if (es__map_put(&acc->ids, a->id, a) != 0) {
         es__free(a);
         return ES_ENOMEM;
     }

@@ -1,10 +1,27 @@
 /*
  * core/aggregate.c - an aggregate instance and folding one event into it.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
 #include "esfold/aggregate.h"
+
+/* The reason es_apply_fail gave for the apply call in progress on this
+ * thread: kept with the event it names, so that a stale reason (an apply
+ * of another fold, a call outside apply) is never reported. */
+static _Thread_local const es_event *fail_ev;
+static _Thread_local char fail_why[ES__ERRMSG_MAX / 2];
+
+int es_apply_fail(const es_event *ev, const char *fmt, ...)
+{
+    va_list ap;
+    fail_ev = ev;
+    va_start(ap, fmt);
+    vsnprintf(fail_why, sizeof fail_why, fmt ? fmt : "", ap);
+    va_end(ap);
+    return ES_EINVAL;
+}
 
 struct es_aggregate {
     const es_aggregate_type *type;
@@ -67,6 +84,18 @@ es_apply_fn es_aggregate_type_find(const es_aggregate_type *type,
     return type->apply;
 }
 
+int32_t es_aggregate_type_schema(const es_aggregate_type *type,
+                                 const char *event_type)
+{
+    const es_event_schema *s;
+    if (type == NULL || event_type == NULL)
+        return 1;
+    for (s = type->schemas; s && s->event_type; s++)
+        if (strcmp(s->event_type, event_type) == 0)
+            return s->schema >= 1 ? s->schema : 1;
+    return 1;
+}
+
 int es_aggregate_apply(es_aggregate *agg, const es_event *ev, es_error *err)
 {
     es_apply_fn fn;
@@ -85,11 +114,16 @@ int es_aggregate_apply(es_aggregate *agg, const es_event *ev, es_error *err)
                            "%s/%s version %lld: no apply for event type '%s' "
                            "(schema %d)", agg->type->name, agg->stream_id,
                            (long long)ev->version, ev->type, (int)ev->schema);
-    } else if ((rc = fn(agg->state, ev)) != 0) {
-        return es__err(err, rc < 0 ? rc : ES_EINVAL,
-                       "%s/%s version %lld: apply of '%s' failed: %s",
-                       agg->type->name, agg->stream_id, (long long)ev->version,
-                       ev->type, es_strerror(rc < 0 ? rc : ES_EINVAL));
+    } else {
+        fail_ev = NULL;
+        if ((rc = fn(agg->state, ev)) != 0) {
+            int have = fail_ev == ev && fail_why[0];
+            fail_ev = NULL;
+            return es__err(err, rc < 0 ? rc : ES_EINVAL,
+                           "%s/%s version %lld: apply of '%s' failed: %s",
+                           agg->type->name, agg->stream_id,
+                           (long long)ev->version, ev->type, have ? fail_why : es_strerror(rc < 0 ? rc : ES_EINVAL));
+        }
     }
     agg->version = ev->version;
     agg->time_us = ev->occurred_us;

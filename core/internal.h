@@ -46,6 +46,15 @@ int es__err(es_error *err, int code, const char *fmt, ...)
  * (*oom 1) from bytes that are not JSON (NULL, *oom 0). */
 json_t *es__json_loadb(const char *buf, size_t len, int *oom);
 
+/*
+ * The version-conflict message of every log and of execute's expected
+ * version, in one place: "<what> T/S: version conflict: expected 6, stream
+ * is at 7" ("expected no stream", "stream does not exist"). Returns
+ * ES_ECONFLICT.
+ */
+int es__conflict_fail(es__handle *h, const char *what, const char *agg,
+                      const char *sid, int64_t expected, int64_t actual);
+
 /* Allocation through the hook of es_set_allocator(). */
 void *es__malloc(size_t n);
 void *es__calloc(size_t n, size_t size);

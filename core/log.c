@@ -340,12 +340,145 @@ int es_log_append(es_log *log, es_append_result *out,
     }
     if ((rc = check_unique_ids(log, aggregate_type, stream_id, full, n)) != 0)
         goto done;
+    log->conflict_actual = -1;
     rc = log->backend->append(log, log->self, out, aggregate_type, stream_id,
                               expected, full, n);
+    if (rc == 0)
+        out->actual_version = out->first_version - 1;
+    else if (rc == ES_ECONFLICT) {
+        memset(out, 0, sizeof *out);
+        out->actual_version = log->conflict_actual;
+    }
 done:
     es__free(full);
     es__free(ids);
     return rc;
+}
+
+/* ---- The rules of an append, one copy for every backend ------------------ */
+
+int es__conflict_fail(es__handle *h, const char *what, const char *agg,
+                      const char *sid, int64_t expected, int64_t actual)
+{
+    if (expected == ES_EXPECT_NO_STREAM)
+        return es__fail(h, ES_ECONFLICT,
+                        "%s %s/%s: version conflict: expected no stream, "
+                        "stream is at %lld",
+                        what, agg, sid, (long long)actual);
+    if (actual == 0)
+        return es__fail(h, ES_ECONFLICT,
+                        "%s %s/%s: version conflict: expected %lld, stream "
+                        "does not exist",
+                        what, agg, sid, (long long)expected);
+    return es__fail(h, ES_ECONFLICT,
+                    "%s %s/%s: version conflict: expected %lld, stream is at "
+                    "%lld",
+                    what, agg, sid, (long long)expected, (long long)actual);
+}
+
+int es__append_conflict(es_log *log, const char *agg, const char *sid,
+                        int64_t expected, int64_t actual)
+{
+    log->conflict_actual = actual;
+    return es__conflict_fail(&log->h, "appending to", agg, sid, expected, actual);
+}
+
+int es__append_id_taken(es_log *log, const char *agg, const char *sid,
+                        size_t i, const char *id, const es__id_place *where)
+{
+    return es__fail(&log->h, ES_EINVAL,
+                    "appending to %s/%s: event %zu's id %s is already in the "
+                    "log, in %s/%s at version %lld",
+                    agg, sid, i + 1, id, where->agg_type, where->stream_id,
+                    (long long)where->version);
+}
+
+static int same_stream(const es__id_place *p, const char *agg, const char *sid)
+{
+    return strcmp(p->agg_type, agg) == 0 && strcmp(p->stream_id, sid) == 0;
+}
+
+int es__append_check_ids(es_log *log, es_append_result *out, const char *agg,
+                         const char *sid, const es_event *evs, size_t n,
+                         int all_ids, es__id_lookup_fn lookup, void *ctx,
+                         int *dup)
+{
+    es__id_place first, row;
+    int rc, found;
+    size_t i;
+
+    *dup = 0;
+    if ((rc = lookup(ctx, evs[0].id, &first, &found)) != 0)
+        return rc;
+    if (!found) {
+        for (i = 1; all_ids && i < n; i++) {
+            if ((rc = lookup(ctx, evs[i].id, &row, &found)) != 0)
+                return rc;
+            if (found)
+                return es__append_id_taken(log, agg, sid, i, evs[i].id, &row);
+        }
+        return 0;
+    }
+    if (!same_stream(&first, agg, sid))
+        return es__append_id_taken(log, agg, sid, 0, evs[0].id, &first);
+    if (first.commit_size != (int32_t)n || first.commit_index > 0)
+        return es__fail(&log->h, ES_EINVAL,
+                        "appending to %s/%s: event 1's id %s is already in this "
+                        "stream at version %lld, written by a commit of %lld "
+                        "events, and this commit has %zu: a retry must repeat "
+                        "the whole commit",
+                        agg, sid, evs[0].id, (long long)first.version,
+                        (long long)first.commit_size, n);
+    row = first;
+    for (i = 1; i < n; i++) {
+        if ((rc = lookup(ctx, evs[i].id, &row, &found)) != 0)
+            return rc;
+        if (!found)
+            return es__fail(&log->h, ES_EINVAL,
+                            "appending to %s/%s: event 1's id %s is already in "
+                            "this stream at version %lld but event %zu's id %s "
+                            "is not: a retry must repeat the whole commit",
+                            agg, sid, evs[0].id, (long long)first.version,
+                            i + 1, evs[i].id);
+        if (!same_stream(&row, agg, sid) ||
+            row.version != first.version + (int64_t)i ||
+            (row.commit_id[0] && first.commit_id[0] &&
+             strcmp(row.commit_id, first.commit_id) != 0))
+            return es__fail(&log->h, ES_EINVAL,
+                            "appending to %s/%s: event %zu's id %s is in %s/%s "
+                            "at version %lld, not where a retry of the commit "
+                            "at version %lld puts it",
+                            agg, sid, i + 1, evs[i].id, row.agg_type,
+                            row.stream_id, (long long)row.version,
+                            (long long)first.version);
+    }
+    out->first_version = first.version;
+    out->version = first.version + (int64_t)n - 1;
+    out->first = first.position;
+    out->last = row.position;
+    out->duplicate = 1;
+    *dup = 1;
+    return 0;
+}
+
+int es__log_find_id(es_log *log, es__id_place *out, int *found,
+                    const char *aggregate_type, const char *stream_id,
+                    const char *id)
+{
+    int rc;
+    CHECK_OPEN(log);
+    *found = 0;
+    if ((rc = check_names(log, "looking up an event id in", aggregate_type,
+                          stream_id)))
+        return rc;
+    if (log->backend->find_id == NULL)
+        return es__fail(&log->h, ES_EINVAL, "%s: the %s log cannot look up "
+                        "event ids (idempotent commands need it)", log->uri,
+                        log->backend->name);
+    memset(out, 0, sizeof *out);
+    out->commit_index = -1;
+    return log->backend->find_id(log, log->self, aggregate_type, stream_id, id,
+                                 out, found);
 }
 
 int es_log_read_stream(es_log *log, const char *aggregate_type,

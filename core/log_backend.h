@@ -22,7 +22,65 @@ struct es_log {
     char *uri;
     const struct es__log_backend *backend;
     void *self;
+    int64_t conflict_actual; /* es__append_conflict's, for es_log_append */
 };
+
+/* Where an event id is in the log, as a backend's lookup finds it. */
+typedef struct es__id_place {
+    char agg_type[ES_NAME_MAX + 1];
+    char stream_id[ES_STREAM_ID_MAX + 1];
+    char commit_id[ES_NAME_MAX + 1]; /* "" when the backend does not know */
+    int64_t version;
+    int32_t commit_size;
+    int32_t commit_index;            /* -1 when not known */
+    es_position position;
+} es__id_place;
+
+/* Looks up an event id for the rules below: 0 with *found 0 or 1 (and *out
+ * filled), or a code with the log's message set. */
+typedef int (*es__id_lookup_fn)(void *ctx, const char *id, es__id_place *out,
+                                int *found);
+
+/*
+ * The rules every backend's append obeys, written once so that every log
+ * rejects the same inputs with the same words (CONVENTIONS: one copy of
+ * each rule).
+ *
+ * es__append_conflict: the version conflict. Sets the message ("appending
+ * to T/S: version conflict: expected 6, stream is at 7") and the actual
+ * version es_log_append hands back (es_append_result.actual_version), and
+ * returns ES_ECONFLICT.
+ *
+ * es__append_check_ids: the retry of a commit. When the commit's first id
+ * is in the log, it is either a retry of that whole earlier commit (same
+ * stream, the same ids in the same order at consecutive versions, nothing
+ * more or less): *dup = 1 and out describes the earlier append; or ids are
+ * reused: ES_EINVAL naming the id and where it lives. all_ids: also look
+ * up the other ids when the first is new (a backend without a unique
+ * index to refuse them at insert time). Returns 0 (with *dup 0: the ids
+ * are new), ES_EINVAL, or lookup's error.
+ *
+ * es__append_id_taken: the message of event i's id being in the log at
+ * `where` already; returns ES_EINVAL.
+ */
+int es__append_conflict(es_log *log, const char *agg, const char *sid,
+                        int64_t expected, int64_t actual);
+int es__append_check_ids(es_log *log, es_append_result *out, const char *agg,
+                         const char *sid, const es_event *evs, size_t n,
+                         int all_ids, es__id_lookup_fn lookup, void *ctx,
+                         int *dup);
+int es__append_id_taken(es_log *log, const char *agg, const char *sid,
+                        size_t i, const char *id, const es__id_place *where);
+
+/*
+ * Where event id is in aggregate_type's log, looked up in the partition
+ * of stream_id (where the events of a command on stream_id are): 0 with
+ * *found 0 or 1, or a code with es_errmsg(log) set. ES_EINVAL on a
+ * backend without find_id. For idempotent commands (core/repo.c).
+ */
+int es__log_find_id(es_log *log, es__id_place *out, int *found,
+                    const char *aggregate_type, const char *stream_id,
+                    const char *id);
 
 typedef struct es__log_backend {
     const char *name; /* "sqlite", "kafka" */
@@ -80,6 +138,12 @@ typedef struct es__log_backend {
 
     /* Optional (NULL: nothing to check): es_log_check. */
     int (*check)(es_log *log, void *self, es_check_cb cb, void *user_data);
+
+    /* Where an event id is, in the partition of stream_id; see
+     * es__log_find_id. Required for idempotent commands. */
+    int (*find_id)(es_log *log, void *self, const char *aggregate_type,
+                   const char *stream_id, const char *id, es__id_place *out,
+                   int *found);
 } es__log_backend;
 
 /* Opens a log on an explicit backend (adapters/log_open.c picks it). */

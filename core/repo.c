@@ -80,6 +80,11 @@ void es_repo_free(es_repo *repo)
     es__free(repo);
 }
 
+int es__repo_max_attempts(const es_repo *repo)
+{
+    return repo->opts.max_attempts;
+}
+
 es_log *es_repo_log(es_repo *repo)
 {
     return repo ? repo->log : NULL;
@@ -469,10 +474,11 @@ int es_repo_execute(es_repo *repo, es_execute_result *out,
                     const es_execute_options *opts)
 {
     es_execute_result local;
+    es_execute_options o;
     es_emitter em;
     es_aggregate *agg = NULL;
     hook_entry *hooks;
-    int rc = 0, attempt;
+    int rc = 0, attempt, done_before, max_attempts;
 
     if (repo == NULL)
         return ES_EINVAL;
@@ -480,17 +486,20 @@ int es_repo_execute(es_repo *repo, es_execute_result *out,
     if (type == NULL || type->name == NULL || stream_id == NULL || decide == NULL)
         return es__fail(&repo->h, ES_EINVAL,
                         "execute: no aggregate type, stream id or decide function");
-    if (opts && opts->version != ES_EXECUTE_OPTIONS_VERSION)
-        return es__fail(&repo->h, ES_EINVAL,
-                        "execute: unknown es_execute_options version %u",
-                        opts->version);
+    if ((rc = es__execute_options(&repo->h, &o, opts)) != 0)
+        return rc;
     if (out == NULL)
         out = &local;
     memset(out, 0, sizeof *out);
     memset(&em, 0, sizeof em);
     hooks = find_hooks(repo, type->name);
+    /* An If-Match is not retried: a reload cannot bring the stream back. */
+    max_attempts = o.expected_version == ES_EXPECT_ANY ? repo->opts.max_attempts : 1;
+    if ((rc = es__command_done(&repo->h, repo->log, out, type->name, stream_id,
+                               &o, &done_before)) != 0 || done_before)
+        return rc;
 
-    for (attempt = 1; attempt <= repo->opts.max_attempts; attempt++) {
+    for (attempt = 1; attempt <= max_attempts; attempt++) {
         es_append_result ar;
         es__fold_info info;
         int64_t version;
@@ -503,18 +512,27 @@ int es_repo_execute(es_repo *repo, es_execute_result *out,
             goto done;
         version = es_aggregate_version(agg);
         out->version = version;
-        if ((rc = es__emitter_decide(&em, &repo->h, type->name, stream_id,
+        out->actual_version = version;
+        if (o.expected_version != ES_EXPECT_ANY && o.expected_version != version) {
+            rc = es__conflict_fail(&repo->h, "executing on", type->name,
+                                   stream_id, o.expected_version, version);
+            goto done;
+        }
+        if ((rc = es__emitter_decide(&em, &repo->h, type, stream_id,
                                      decide, es_aggregate_state(agg), version,
                                      command, user_data)) != 0)
             goto done;
         if (em.n == 0)
             goto done; /* nothing to do is a valid answer */
         rc = es__emitter_append(&em, &repo->h, repo->log, &ar, type->name,
-                                stream_id, version, opts);
+                                stream_id, version, &o);
         if (rc == 0) {
             out->version = ar.version;
             out->events = em.n;
             out->last = ar.last;
+            out->duplicate = ar.duplicate;
+            if (ar.duplicate)
+                out->actual_version = ar.actual_version;
             if (hooks && hooks->hooks->loaded && !ar.duplicate &&
                 ar.first_version == version + 1)
                 after_append(repo, hooks, agg, &info, type, stream_id, &ar, &em);
@@ -522,10 +540,12 @@ int es_repo_execute(es_repo *repo, es_execute_result *out,
         }
         if (rc != ES_ECONFLICT)
             goto done;
+        out->actual_version = ar.actual_version;
     }
-    rc = es__fail(&repo->h, ES_ECONFLICT, "%s/%s: still conflicting after %d "
-                  "attempts: %s", type->name, stream_id, repo->opts.max_attempts,
-                  es_errmsg(repo->log));
+    if (o.expected_version == ES_EXPECT_ANY)
+        rc = es__fail(&repo->h, ES_ECONFLICT, "%s/%s: still conflicting after %d "
+                      "attempts: %s", type->name, stream_id, max_attempts,
+                      es_errmsg(repo->log));
 done:
     es__emitter_free(&em);
     es_aggregate_free(agg);

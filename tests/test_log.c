@@ -234,11 +234,16 @@ static void test_expected_versions(void **state)
     assert_int_equal(append_n(log, &res, "account", "acct-42",
                               ES_EXPECT_NO_STREAM, "Opened", 1), 0);
     assert_int_equal(res.version, 1);
-    assert_int_equal(append_n(log, NULL, "account", "acct-42",
+    assert_int_equal(res.actual_version, 0);
+    assert_int_equal(append_n(log, &res, "account", "acct-42",
                               ES_EXPECT_NO_STREAM, "Opened", 1), ES_ECONFLICT);
     assert_string_equal(es_errmsg(log),
                         "appending to account/acct-42: version conflict: "
                         "expected no stream, stream is at 1");
+    /* The conflict as data: where the stream is, nothing else. */
+    assert_int_equal(res.actual_version, 1);
+    assert_int_equal(res.version, 0);
+    assert_int_equal(res.duplicate, 0);
 
     /* Exact. */
     assert_int_equal(append_n(log, &res, "account", "acct-42", 1, "Deposited", 5), 0);
@@ -246,18 +251,23 @@ static void test_expected_versions(void **state)
     assert_int_equal(res.version, 6);
     assert_int_equal(append_n(log, &res, "account", "acct-42", 6, "Deposited", 1), 0);
     assert_int_equal(res.version, 7);
-    assert_int_equal(append_n(log, NULL, "account", "acct-42", 6, "Deposited", 1),
+    assert_int_equal(res.actual_version, 6);
+    assert_int_equal(append_n(log, &res, "account", "acct-42", 6, "Deposited", 1),
                      ES_ECONFLICT);
     assert_string_equal(es_errmsg(log),
                         "appending to account/acct-42: version conflict: "
                         "expected 6, stream is at 7");
-    assert_int_equal(append_n(log, NULL, "account", "acct-42", 8, "Deposited", 1),
+    assert_int_equal(res.actual_version, 7);
+    assert_int_equal(append_n(log, &res, "account", "acct-42", 8, "Deposited", 1),
                      ES_ECONFLICT);
     assert_contains(es_errmsg(log), "expected 8, stream is at 7");
+    assert_int_equal(res.actual_version, 7);
     /* An exact version on a stream that does not exist conflicts too. */
-    assert_int_equal(append_n(log, NULL, "account", "acct-new", 3, "Deposited", 1),
+    assert_int_equal(append_n(log, &res, "account", "acct-new", 3, "Deposited", 1),
                      ES_ECONFLICT);
-    assert_contains(es_errmsg(log), "appending to account/acct-new: version conflict");
+    assert_string_equal(es_errmsg(log), "appending to account/acct-new: version "
+                                        "conflict: expected 3, stream does not exist");
+    assert_int_equal(res.actual_version, 0);
     assert_int_equal(read_all(log, &s, "account", "acct-new", NULL), 0);
 
     /* ANY: whatever the version. */
@@ -377,6 +387,7 @@ static void test_idempotent_retry(void **state)
     assert_int_equal(again.last.offset, first.last.offset);
     assert_int_equal(again.first_version, 2);
     assert_int_equal(again.version, 3);
+    assert_int_equal(again.actual_version, 1);
     assert_int_equal(head_of(log, "account", part), head);
     assert_int_equal(read_all(log, &s, "account", "acct-1", NULL), 4);
 

@@ -265,6 +265,162 @@ static void test_ownership(void **state)
     es_log_close(a);
 }
 
+
+/* Two handles on one log, a repository on each. */
+typedef struct two {
+    es_log *a, *b;
+    es_repo *ra, *rb;
+} two;
+
+static void two_open(two *t)
+{
+    const char *uri = es_test_fresh_log_uri();
+    memset(t, 0, sizeof *t);
+    assert_int_equal(es_log_open(&t->a, uri), 0);
+    assert_int_equal(es_log_open(&t->b, uri), 0);
+    assert_int_equal(es_repo_new(&t->ra, t->a, NULL), 0);
+    assert_int_equal(es_repo_new(&t->rb, t->b, NULL), 0);
+}
+
+static void two_close(two *t)
+{
+    es_repo_free(t->ra);
+    es_repo_free(t->rb);
+    es_log_close(t->a);
+    es_log_close(t->b);
+}
+
+/* es_processor_open: options checked with a message on the handle, and
+ * max_attempts honoured. */
+static void test_options(void **state)
+{
+    two t;
+    es_repo *ra, *rb;
+    es_processor *p = NULL;
+    es_processor_options o = ES_PROCESSOR_OPTIONS_INIT;
+    es_execute_result r;
+    bank_command open = {BANK_OPEN, "Ada", NULL, 0};
+    bank_command dep = {BANK_DEPOSIT, NULL, NULL, 1000};
+    int32_t parts[2] = {0, 1};
+
+    two_open(&t);
+    ra = t.ra;
+    rb = t.rb;
+    o.version = 7;
+    assert_int_equal(es_processor_open(&p, ra, &bank_account_type, &o), ES_EINVAL);
+    assert_non_null(p);
+    assert_contains(es_errmsg(p), "unknown es_processor_options version 7");
+    assert_int_equal(es_processor_execute(p, &r, "acct-1", bank_decide, &open, NULL,
+                                          NULL), ES_EINVAL);
+    es_processor_free(p);
+    o = (es_processor_options)ES_PROCESSOR_OPTIONS_INIT;
+    o.npartitions = 2;
+    assert_int_equal(es_processor_open(&p, ra, &bank_account_type, &o), ES_EINVAL);
+    assert_contains(es_errmsg(p), "partitions and npartitions disagree");
+    es_processor_free(p);
+    o.partitions = parts;
+    o.max_attempts = -1;
+    assert_int_equal(es_processor_open(&p, ra, &bank_account_type, &o), ES_EINVAL);
+    assert_contains(es_errmsg(p), "max_attempts is -1");
+    es_processor_free(p);
+    assert_int_equal(es_processor_open(&p, NULL, &bank_account_type, NULL), ES_EINVAL);
+    assert_contains(es_errmsg(p), "no repository");
+    es_processor_free(p);
+    assert_int_equal(es_processor_open(NULL, ra, &bank_account_type, NULL), ES_EINVAL);
+
+    /* max_attempts 1: a foreign write is a conflict, not a retry */
+    o = (es_processor_options)ES_PROCESSOR_OPTIONS_INIT;
+    o.max_attempts = 1;
+    assert_int_equal(es_processor_open(&p, ra, &bank_account_type, &o), 0);
+    assert_int_equal(es_processor_execute(p, &r, "acct-1", bank_decide, &open, NULL,
+                                          NULL), 0);
+    assert_int_equal(es_repo_execute(rb, NULL, &bank_account_type, "acct-1",
+                                     bank_decide, &dep, NULL, NULL), 0);
+    assert_int_equal(es_processor_execute(p, &r, "acct-1", bank_decide, &dep, NULL,
+                                          NULL), ES_ECONFLICT);
+    assert_int_equal(r.attempts, 1);
+    assert_int_equal(r.actual_version, 2);
+    assert_contains(es_errmsg(p), "still conflicting after 1 attempts");
+    /* reloaded: the next one goes through */
+    assert_int_equal(es_processor_execute(p, &r, "acct-1", bank_decide, &dep, NULL,
+                                          NULL), 0);
+    assert_int_equal(r.version, 3);
+    es_processor_free(p);
+    two_close(&t);
+}
+
+/* Command ids and expected versions, as es_repo_execute takes them. */
+static void test_command_id_and_expected_version(void **state)
+{
+    two t;
+    es_repo *ra, *rb;
+    es_processor *p = NULL;
+    es_aggregate *x = NULL;
+    es_execute_result r, first;
+    es_execute_options xo = ES_EXECUTE_OPTIONS_INIT;
+    bank_command open = {BANK_OPEN, "Ada", NULL, 0};
+    bank_command dep = {BANK_DEPOSIT, NULL, NULL, 1000};
+    const bank_account *s;
+
+    two_open(&t);
+    ra = t.ra;
+    rb = t.rb;
+    assert_int_equal(es_processor_open(&p, ra, &bank_account_type, NULL), 0);
+    assert_int_equal(es_processor_execute(p, &r, "acct-1", bank_decide, &open, NULL,
+                                          NULL), 0);
+    xo.command_id = "dep-1";
+    assert_int_equal(es_processor_execute(p, &first, "acct-1", bank_decide, &dep, NULL,
+                                          &xo), 0);
+    assert_int_equal(first.duplicate, 0);
+    assert_int_equal(es_processor_execute(p, &r, "acct-1", bank_decide, &dep, NULL,
+                                          &xo), 0);
+    assert_int_equal(r.duplicate, 1);
+    assert_int_equal(r.version, 2);
+    assert_int_equal(r.last.offset, first.last.offset);
+    s = es_aggregate_state(es_processor_peek(p, "acct-1"));
+    assert_int_equal(s->balance, 1000);
+    /* the same command through another handle's repository: one deposit */
+    assert_int_equal(es_repo_execute(rb, &r, &bank_account_type, "acct-1", bank_decide,
+                                     &dep, NULL, &xo), 0);
+    assert_int_equal(r.duplicate, 1);
+    /* a command executed elsewhere first: the hot copy is dropped */
+    xo.command_id = "dep-2";
+    assert_int_equal(es_repo_execute(rb, &r, &bank_account_type, "acct-1", bank_decide,
+                                     &dep, NULL, &xo), 0);
+    assert_int_equal(r.duplicate, 0);
+    assert_int_equal(es_processor_execute(p, &r, "acct-1", bank_decide, &dep, NULL,
+                                          &xo), 0);
+    assert_int_equal(r.duplicate, 1);
+    assert_int_equal(r.version, 3);
+    assert_null(es_processor_peek(p, "acct-1"));
+    s = state_of(ra, &x, "acct-1");
+    assert_int_equal(s->balance, 2000);
+
+    /* If-Match on a hot state made stale by a foreign write: the log's
+     * version counts */
+    xo = (es_execute_options)ES_EXECUTE_OPTIONS_INIT;
+    assert_int_equal(es_processor_execute(p, &r, "acct-1", bank_decide, &dep, NULL,
+                                          NULL), 0);
+    assert_int_equal(es_repo_execute(rb, &r, &bank_account_type, "acct-1", bank_decide,
+                                     &dep, NULL, NULL), 0);
+    assert_int_equal(r.version, 5);
+    xo.expected_version = 5;
+    assert_int_equal(es_processor_execute(p, &r, "acct-1", bank_decide, &dep, NULL,
+                                          &xo), 0);
+    assert_int_equal(r.version, 6);
+    assert_int_equal(es_processor_execute(p, &r, "acct-1", bank_decide, &dep, NULL,
+                                          &xo), ES_ECONFLICT);
+    assert_int_equal(r.actual_version, 6);
+    assert_string_equal(es_errmsg(p), "executing on account/acct-1: version "
+                                      "conflict: expected 5, stream is at 6");
+    s = state_of(ra, &x, "acct-1");
+    assert_int_equal(s->balance, 5000);
+
+    es_aggregate_free(x);
+    es_processor_free(p);
+    two_close(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -272,6 +428,8 @@ int main(void)
         cmocka_unit_test(test_foreign_write_is_detected),
         cmocka_unit_test(test_refused_appends_nothing),
         cmocka_unit_test(test_ownership),
+        cmocka_unit_test(test_options),
+        cmocka_unit_test(test_command_id_and_expected_version),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

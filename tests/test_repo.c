@@ -937,6 +937,41 @@ static int op_execute(void *arg)
     return rc;
 }
 
+/* A command with an id whose decide uses es_emit_with (strings copied). */
+static int emit_with_decide(const void *state, int64_t version, const void *command,
+                            es_emitter *em, void *user_data)
+{
+    es_emit_options eo = ES_EMIT_OPTIONS_INIT;
+    (void)state;
+    (void)version;
+    (void)command;
+    (void)user_data;
+    eo.correlation_id = "corr-w";
+    eo.causation_id = "cause-w";
+    eo.schema = 2;
+    for (int i = 0; i < 2; i++) {
+        int rc = es_emit_with(em, "Added", json_pack("{s:i}", "n", 1), &eo);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int op_execute_command_id(void *arg)
+{
+    load_arg *a = arg;
+    es_execute_options o = ES_EXECUTE_OPTIONS_INIT;
+    es_execute_result r;
+    int rc;
+    o.command_id = "chaos-1";
+    rc = es_repo_execute(a->repo, &r, &counter_type, "c7", emit_with_decide, NULL, NULL, &o);
+    if (rc != 0)
+        assert_true(es_errmsg(a->repo)[0] != '\0');
+    else
+        assert_true(r.version == 2);
+    return rc;
+}
+
 static int op_new_repo(void *arg)
 {
     es_repo *repo = NULL;
@@ -1020,9 +1055,508 @@ static void test_alloc_failures_repo(void **state)
         }
         assert_true(stream_version(repo, "c9") == 1);
     }
+
+    /* es_emit_with and a command id: a failing run appends nothing, a
+     * retry after the success appends nothing either */
+    {
+        long n;
+        for (n = 1; n < 100000; n++) {
+            int rc;
+            inject(n, 0);
+            rc = op_execute_command_id(&a);
+            restore();
+            if (rc == 0)
+                break;
+            assert_true(rc < 0);
+            assert_true(stream_version(repo, "c7") == 0);
+        }
+        assert_true(n > 3 && n < 100000);
+        assert_true(stream_version(repo, "c7") == 2);
+        chaos(op_execute_command_id, &a, 0, 1, 100000);
+        assert_true(stream_version(repo, "c7") == 2);
+    }
     json_decref(p);
     es_repo_free(repo);
     es_log_close(log);
+}
+
+
+/* ---- The API of issue 10: schemas, conflicts as data, command ids ------- */
+
+/* A cart whose ItemAdded moved to schema 2 (a price); schema 1 events are
+ * upcast with price 0. */
+typedef struct cart {
+    int items;
+    int64_t cents;
+} cart;
+
+static int upcasts; /* how many times the 1->2 upcaster ran */
+
+static json_t *item_added_1_to_2(json_t *payload, void *user_data)
+{
+    (void)user_data;
+    upcasts++;
+    json_object_set_new(payload, "price", json_integer(0));
+    return payload;
+}
+
+static int apply_item_added(void *state, const es_event *ev)
+{
+    cart *c = state;
+    json_t *price = json_object_get(ev->payload, "price");
+    if (ev->schema < 2)
+        return es_apply_fail(ev, "schema %d, apply knows 2 and later", (int)ev->schema);
+    if (!json_is_integer(price))
+        return es_apply_fail(ev, "no price in item %s",
+                             json_string_value(json_object_get(ev->payload, "sku")));
+    c->items++;
+    c->cents += json_integer_value(price);
+    return 0;
+}
+
+static int apply_item_removed(void *state, const es_event *ev)
+{
+    cart *c = state;
+    const char *sku = json_string_value(json_object_get(ev->payload, "sku"));
+    if (c->items == 0)
+        return es_apply_fail(ev, "no item '%s' in the cart", sku ? sku : "?");
+    c->items--;
+    return 0;
+}
+
+static const es_handler cart_handlers[] = {
+    {"ItemAdded", apply_item_added},
+    {"ItemRemoved", apply_item_removed},
+    {NULL, NULL},
+};
+
+static const es_event_schema cart_schemas[] = {
+    {"ItemAdded", 2},
+    {NULL, 0},
+};
+
+static const es_aggregate_type cart_type = {
+    .name = "cart",
+    .state_size = sizeof(cart),
+    .handlers = cart_handlers,
+    .schemas = cart_schemas,
+};
+
+typedef struct add_item {
+    const char *sku;
+    int price;
+    const es_emit_options *opts; /* NULL: es_emit_new */
+    int calls;
+} add_item;
+
+static int cart_decide(const void *state, int64_t version, const void *command,
+                       es_emitter *em, void *user_data)
+{
+    add_item *k = (add_item *)command;
+    json_t *p = json_pack("{s:s,s:i}", "sku", k->sku, "price", k->price);
+    (void)state;
+    (void)version;
+    (void)user_data;
+    k->calls++;
+    return k->opts ? es_emit_with(em, "ItemAdded", p, k->opts)
+                   : es_emit_new(em, "ItemAdded", p);
+}
+
+typedef struct stored {
+    int n;
+    int32_t schema[8];
+    char ids[8][ES_UUID_BUFSZ];
+    char corr[8][64], cause[8][64];
+    int64_t occurred[8];
+    json_t *meta[8];
+    es_position pos[8];
+} stored;
+
+static int collect_stored(const es_event *ev, void *user_data)
+{
+    stored *s = user_data;
+    if (s->n < 8) {
+        s->schema[s->n] = ev->schema;
+        snprintf(s->ids[s->n], ES_UUID_BUFSZ, "%s", ev->id);
+        snprintf(s->corr[s->n], 64, "%s", ev->correlation_id ? ev->correlation_id : "(null)");
+        snprintf(s->cause[s->n], 64, "%s", ev->causation_id ? ev->causation_id : "(null)");
+        s->occurred[s->n] = ev->occurred_us;
+        s->meta[s->n] = json_incref(ev->meta);
+        s->pos[s->n] = ev->position;
+    }
+    s->n++;
+    return 0;
+}
+
+static void stored_free(stored *s)
+{
+    for (int i = 0; i < s->n && i < 8; i++)
+        json_decref(s->meta[i]);
+}
+
+static void test_emit_schema_round_trip(void **state)
+{
+    es_log *log = es_test_open_fresh_log();
+    es_repo *repo = NULL;
+    es_aggregate *agg = NULL;
+    es_execute_result r;
+    es_event old = {.type = "ItemAdded"};
+    add_item k = {"sku-1", 250, NULL, 0};
+    stored s;
+    const cart *c;
+    (void)state;
+    assert_int_equal(es_repo_new(&repo, log, NULL), 0);
+    assert_int_equal(es_upcasters_add(es_repo_upcasters(repo), "ItemAdded", 1, NULL, 2,
+                                      item_added_1_to_2, NULL), 0);
+    assert_int_equal(es_aggregate_type_schema(&cart_type, "ItemAdded"), 2);
+    assert_int_equal(es_aggregate_type_schema(&cart_type, "ItemRemoved"), 1);
+    assert_int_equal(es_aggregate_type_schema(&counter_type, "Added"), 1);
+    /* a schema 1 event written before the change */
+    old.payload = json_pack("{s:s}", "sku", "old");
+    assert_int_equal(es_log_append(log, NULL, "cart", "c1", ES_EXPECT_NO_STREAM, &old, 1), 0);
+    json_decref(old.payload);
+    /* decide writes schema 2, labelled 2 */
+    assert_int_equal(es_repo_execute(repo, &r, &cart_type, "c1", cart_decide, &k, NULL,
+                                     NULL), 0);
+    assert_true(r.version == 2);
+    memset(&s, 0, sizeof s);
+    assert_int_equal(es_log_read_stream(log, "cart", "c1", NULL, collect_stored, &s), 0);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.schema[0], 1);
+    assert_int_equal(s.schema[1], 2);
+    stored_free(&s);
+    /* the upcaster only sees the old event: the new price survives */
+    upcasts = 0;
+    assert_int_equal(es_repo_load(repo, &agg, &cart_type, "c1", ES_RANGE_ALL), 0);
+    c = es_aggregate_state(agg);
+    assert_int_equal(c->items, 2);
+    assert_true(c->cents == 250);
+    assert_int_equal(upcasts, 1);
+    es_aggregate_free(agg);
+    es_repo_free(repo);
+    es_log_close(log);
+}
+
+static void test_emit_with_options(void **state)
+{
+    es_log *log = es_test_open_fresh_log();
+    es_repo *repo = NULL;
+    es_execute_result r;
+    es_emit_options eo = ES_EMIT_OPTIONS_INIT;
+    es_execute_options xo = ES_EXECUTE_OPTIONS_INIT;
+    json_t *meta = json_pack("{s:s}", "by", "emit");
+    json_t *xmeta = json_pack("{s:s}", "by", "execute");
+    add_item k = {"sku-2", 100, &eo, 0};
+    char id[] = "0190aaaa-0000-7000-8000-000000000001";
+    stored s;
+    (void)state;
+    assert_int_equal(es_repo_new(&repo, log, NULL), 0);
+    eo.schema = 3;
+    eo.id = id;
+    eo.occurred_us = 1772359200000001; /* 2026-03-01T10:00:00.000001Z */
+    eo.meta = meta;
+    eo.correlation_id = "corr-e";
+    eo.causation_id = "cause-e";
+    xo.correlation_id = "corr-x";
+    xo.meta = xmeta;
+    assert_int_equal(es_repo_execute(repo, &r, &cart_type, "c2", cart_decide, &k, NULL,
+                                     &xo), 0);
+    assert_int_equal(meta->refcount, 1);
+    /* what es_emit_with left at its default comes from execute's options */
+    eo = (es_emit_options)ES_EMIT_OPTIONS_INIT;
+    eo.causation_id = "cause-2";
+    assert_int_equal(es_repo_execute(repo, &r, &cart_type, "c2", cart_decide, &k, NULL,
+                                     &xo), 0);
+    memset(&s, 0, sizeof s);
+    assert_int_equal(es_log_read_stream(log, "cart", "c2", NULL, collect_stored, &s), 0);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.schema[0], 3);
+    assert_string_equal(s.ids[0], id);
+    assert_true(s.occurred[0] == 1772359200000001);
+    assert_true(json_equal(s.meta[0], meta));
+    assert_string_equal(s.corr[0], "corr-e");
+    assert_string_equal(s.cause[0], "cause-e");
+    assert_int_equal(s.schema[1], 2); /* the type's current schema */
+    assert_true(strcmp(s.ids[1], id) != 0);
+    assert_true(s.occurred[1] > 1772359200000001);
+    assert_true(json_equal(s.meta[1], xmeta));
+    assert_string_equal(s.corr[1], "corr-x");
+    assert_string_equal(s.cause[1], "cause-2");
+    stored_free(&s);
+    /* bad options: nothing emitted, the payload still freed (ASan) */
+    eo = (es_emit_options)ES_EMIT_OPTIONS_INIT;
+    eo.schema = -1;
+    assert_int_equal(es_repo_execute(repo, &r, &cart_type, "c2", cart_decide, &k, NULL,
+                                     NULL), ES_EINVAL);
+    eo.schema = 0;
+    eo.version = 9;
+    assert_int_equal(es_repo_execute(repo, &r, &cart_type, "c2", cart_decide, &k, NULL,
+                                     NULL), ES_EINVAL);
+    json_decref(meta);
+    json_decref(xmeta);
+    es_repo_free(repo);
+    es_log_close(log);
+}
+
+static void test_apply_says_why(void **state)
+{
+    es_log *log = es_test_open_fresh_log();
+    es_repo *repo = NULL;
+    es_aggregate *agg = NULL;
+    es_event ev = {.type = "ItemRemoved"};
+    (void)state;
+    assert_int_equal(es_repo_new(&repo, log, NULL), 0);
+    ev.payload = json_pack("{s:s}", "sku", "sku-9");
+    assert_int_equal(es_log_append(log, NULL, "cart", "c3", ES_EXPECT_ANY, &ev, 1), 0);
+    json_decref(ev.payload);
+    assert_int_equal(es_repo_load(repo, &agg, &cart_type, "c3", ES_RANGE_ALL), ES_EINVAL);
+    assert_null(agg);
+    assert_contains(es_errmsg(repo), "cart/c3 version 1: apply of 'ItemRemoved' failed: "
+                                     "no item 'sku-9' in the cart");
+    /* an apply that returns a bare code says which code, never an earlier
+     * apply's reason */
+    ev.type = "Added";
+    ev.payload = json_pack("{s:s}", "n", "not a number");
+    assert_int_equal(es_log_append(log, NULL, "counter", "c3", ES_EXPECT_ANY, &ev, 1), 0);
+    json_decref(ev.payload);
+    assert_int_equal(es_repo_load(repo, &agg, &counter_type, "c3", ES_RANGE_ALL),
+                     ES_EINVAL);
+    assert_string_equal(es_errmsg(repo), "loading counter/c3: counter/c3 version 1: "
+                                         "apply of 'Added' failed: invalid argument or malformed input");
+    /* a reason given outside apply is not kept for the next apply */
+    es_apply_fail(&ev, "stale");
+    assert_int_equal(es_repo_load(repo, &agg, &counter_type, "c3", ES_RANGE_ALL),
+                     ES_EINVAL);
+    assert_contains(es_errmsg(repo), "failed: invalid argument");
+    es_repo_free(repo);
+    es_log_close(log);
+}
+
+static void test_execute_expected_version(void **state)
+{
+    es_log *log = es_test_open_fresh_log();
+    es_repo *repo = NULL;
+    es_execute_result r;
+    es_execute_options o = ES_EXECUTE_OPTIONS_INIT;
+    decide_log dl;
+    cmd k = {CMD_ADD, 1};
+    (void)state;
+    assert_int_equal(es_repo_new(&repo, log, NULL), 0);
+    /* If-None-Match: the stream must not exist */
+    o.expected_version = ES_EXPECT_NO_STREAM;
+    assert_int_equal(es_repo_execute(repo, &r, &counter_type, "c1", counter_decide, &k,
+                                     NULL, &o), 0);
+    assert_true(r.version == 1 && r.actual_version == 0);
+    memset(&dl, 0, sizeof dl);
+    assert_int_equal(es_repo_execute(repo, &r, &counter_type, "c1", counter_decide, &k,
+                                     &dl, &o), ES_ECONFLICT);
+    assert_true(r.actual_version == 1);
+    assert_int_equal(dl.calls, 0); /* not decided */
+    assert_string_equal(es_errmsg(repo), "executing on counter/c1: version conflict: "
+                                         "expected no stream, stream is at 1");
+    /* If-Match */
+    o.expected_version = 1;
+    assert_int_equal(es_repo_execute(repo, &r, &counter_type, "c1", counter_decide, &k,
+                                     &dl, &o), 0);
+    assert_true(r.version == 2 && r.actual_version == 1);
+    assert_int_equal(es_repo_execute(repo, &r, &counter_type, "c1", counter_decide, &k,
+                                     &dl, &o), ES_ECONFLICT);
+    assert_true(r.actual_version == 2);
+    assert_int_equal(r.attempts, 1);
+    assert_string_equal(es_errmsg(repo), "executing on counter/c1: version conflict: "
+                                         "expected 1, stream is at 2");
+    o.expected_version = 7;
+    assert_int_equal(es_repo_execute(repo, &r, &counter_type, "c9", counter_decide, &k,
+                                     &dl, &o), ES_ECONFLICT);
+    assert_true(r.actual_version == 0);
+    assert_contains(es_errmsg(repo), "expected 7, stream does not exist");
+    assert_int_equal(dl.calls, 1);
+    o.expected_version = -2;
+    assert_int_equal(es_repo_execute(repo, &r, &counter_type, "c1", counter_decide, &k,
+                                     &dl, &o), ES_EINVAL);
+    /* version 1 options are still taken */
+    {
+        es_execute_options v1 = ES_EXECUTE_OPTIONS_INIT;
+        v1.version = 1;
+        v1.correlation_id = "v1";
+        assert_int_equal(es_repo_execute(repo, &r, &counter_type, "c1", counter_decide, &k,
+                                         NULL, &v1), 0);
+        assert_true(r.version == 3);
+    }
+    es_repo_free(repo);
+    es_log_close(log);
+}
+
+static void test_conflict_as_data_after_a_race(void **state)
+{
+    two t;
+    racer r;
+    es_execute_result res;
+    es_execute_options o = ES_EXECUTE_OPTIONS_INIT;
+    (void)state;
+    open_two(&t, 5);
+    add_event(t.log1, "c1", 1, 0);
+    /* the stream is at 1 when decided, at 2 when appended: If-Match fails
+     * without a retry and says where the stream is */
+    memset(&r, 0, sizeof r);
+    r.other = t.repo2;
+    r.interfere = 1;
+    o.expected_version = 1;
+    assert_int_equal(es_repo_execute(t.repo1, &res, &counter_type, "c1", racing_decide,
+                                     NULL, &r, &o), ES_ECONFLICT);
+    assert_int_equal(r.calls, 1);
+    assert_int_equal(res.attempts, 1);
+    assert_true(res.actual_version == 2);
+    assert_contains(es_errmsg(t.repo1), "version conflict: expected 1, stream is at 2");
+    /* without an expected version the retries end with the actual one */
+    {
+        es_repo_options ro = ES_REPO_OPTIONS_INIT;
+        es_repo *one = NULL;
+        ro.max_attempts = 1;
+        assert_int_equal(es_repo_new(&one, t.log1, &ro), 0);
+        memset(&r, 0, sizeof r);
+        r.other = t.repo2;
+        r.interfere = 1;
+        assert_int_equal(es_repo_execute(one, &res, &counter_type, "c1", racing_decide,
+                                         NULL, &r, NULL), ES_ECONFLICT);
+        assert_true(res.actual_version == 3);
+        assert_contains(es_errmsg(one), "still conflicting after 1 attempts");
+        es_repo_free(one);
+    }
+    close_two(&t);
+}
+
+static void test_command_id_idempotent(void **state)
+{
+    es_log *log = es_test_open_fresh_log();
+    es_repo *repo = NULL;
+    es_execute_result r1, r2;
+    es_execute_options o = ES_EXECUTE_OPTIONS_INIT;
+    decide_log dl;
+    cmd k = {CMD_ADD_MANY, 3};
+    stored s;
+    char want[ES_UUID_BUFSZ];
+    (void)state;
+    /* the derivation is UUIDv5 (SHA-1): checked against Python's uuid.uuid5 */
+    assert_int_equal(es_command_event_id(want, "counter", "c1", "cmd-1", 0), 0);
+    assert_string_equal(want, "dbbc1b72-c46f-5b23-af1f-ee45efafa049");
+    {
+        char sid[201], cid[101], got[ES_UUID_BUFSZ];
+        memset(sid, 'x', 200);
+        sid[200] = '\0';
+        memset(cid, 'k', 100);
+        cid[100] = '\0';
+        assert_int_equal(es_command_event_id(got, "cart", sid, cid, 12), 0);
+        assert_string_equal(got, "de962095-745a-5eb1-b854-dd0d95388086");
+        assert_int_equal(es_command_event_id(got, "cart", sid, "", 0), ES_EINVAL);
+    }
+
+    assert_int_equal(es_repo_new(&repo, log, NULL), 0);
+    add_event(log, "c1", 5, 0);
+    o.command_id = "cmd-1";
+    memset(&dl, 0, sizeof dl);
+    assert_int_equal(es_repo_execute(repo, &r1, &counter_type, "c1", counter_decide, &k,
+                                     &dl, &o), 0);
+    assert_int_equal(dl.calls, 1);
+    assert_int_equal(r1.duplicate, 0);
+    assert_true(r1.version == 4 && r1.events == 3);
+    /* retried (a timeout on the client): the first outcome, nothing new */
+    assert_int_equal(es_repo_execute(repo, &r2, &counter_type, "c1", counter_decide, &k,
+                                     &dl, &o), 0);
+    assert_int_equal(dl.calls, 1);
+    assert_int_equal(r2.duplicate, 1);
+    assert_true(r2.version == 4 && r2.events == 3);
+    assert_true(r2.last.partition == r1.last.partition && r2.last.offset == r1.last.offset);
+    assert_true(r2.actual_version == 1);
+    memset(&s, 0, sizeof s);
+    assert_int_equal(es_log_read_stream(log, "counter", "c1", NULL, collect_stored, &s), 0);
+    assert_int_equal(s.n, 4);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(es_command_event_id(want, "counter", "c1", "cmd-1", (size_t)i), 0);
+        assert_string_equal(s.ids[1 + i], want);
+        assert_int_equal(s.ids[1 + i][14], '5');
+    }
+    stored_free(&s);
+    /* another command id is another command; the same id on another
+     * stream too */
+    o.command_id = "cmd-2";
+    k = (cmd){CMD_ADD, 1};
+    assert_int_equal(es_repo_execute(repo, &r2, &counter_type, "c1", counter_decide, &k,
+                                     &dl, &o), 0);
+    assert_true(r2.version == 5 && r2.duplicate == 0);
+    o.command_id = "cmd-1";
+    assert_int_equal(es_repo_execute(repo, &r2, &counter_type, "c2", counter_decide, &k,
+                                     &dl, &o), 0);
+    assert_true(r2.version == 1 && r2.duplicate == 0);
+    /* a refused command is decided again */
+    o.command_id = "cmd-3";
+    k = (cmd){CMD_REFUSE, 0};
+    assert_int_equal(es_repo_execute(repo, &r2, &counter_type, "c1", counter_decide, &k,
+                                     &dl, &o), ES_EREFUSED);
+    k = (cmd){CMD_ADD, 2};
+    assert_int_equal(es_repo_execute(repo, &r2, &counter_type, "c1", counter_decide, &k,
+                                     &dl, &o), 0);
+    assert_true(r2.version == 6 && r2.duplicate == 0);
+    o.command_id = "";
+    assert_int_equal(es_repo_execute(repo, &r2, &counter_type, "c1", counter_decide, &k,
+                                     &dl, &o), ES_EINVAL);
+    es_repo_free(repo);
+    es_log_close(log);
+}
+
+/* Two executions of one command racing: the second's load comes before
+ * the first's append, so only the log can tell; one commit either way. */
+typedef struct same_cmd {
+    es_repo *other;
+    const es_execute_options *opts;
+    int calls, other_rc;
+    es_execute_result other_res;
+} same_cmd;
+
+static int same_cmd_decide(const void *state, int64_t version, const void *command,
+                           es_emitter *em, void *user_data)
+{
+    same_cmd *c = user_data;
+    (void)state;
+    (void)version;
+    (void)command;
+    if (c->calls++ == 0) {
+        cmd k = {CMD_ADD_MANY, 2};
+        c->other_rc = es_repo_execute(c->other, &c->other_res, &counter_type, "c1",
+                                      counter_decide, &k, NULL, c->opts);
+    }
+    for (int i = 1; i <= 2; i++) {
+        int rc = es_emit_new(em, "Added", json_pack("{s:i}", "n", i));
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static void test_command_id_race(void **state)
+{
+    two t;
+    same_cmd c;
+    es_execute_result res;
+    es_execute_options o = ES_EXECUTE_OPTIONS_INIT;
+    es_aggregate *agg = NULL;
+    const counter *ct;
+    (void)state;
+    open_two(&t, 5);
+    o.command_id = "pay-77";
+    memset(&c, 0, sizeof c);
+    c.other = t.repo2;
+    c.opts = &o;
+    assert_int_equal(es_repo_execute(t.repo1, &res, &counter_type, "c1", same_cmd_decide,
+                                     NULL, &c, &o), 0);
+    assert_int_equal(c.other_rc, 0);
+    assert_int_equal(c.other_res.duplicate, 0);
+    assert_int_equal(res.duplicate, 1);
+    assert_true(res.version == 2 && res.events == 2);
+    ct = load_counter(t.repo1, &agg, "c1", ES_RANGE_ALL);
+    assert_true(ct->total == 3 && es_aggregate_version(agg) == 2);
+    es_aggregate_free(agg);
+    close_two(&t);
 }
 
 int main(void)
@@ -1041,6 +1575,13 @@ int main(void)
         cmocka_unit_test(test_conflict_gives_up),
         cmocka_unit_test(test_alloc_failures_codec),
         cmocka_unit_test(test_alloc_failures_repo),
+        cmocka_unit_test(test_emit_schema_round_trip),
+        cmocka_unit_test(test_emit_with_options),
+        cmocka_unit_test(test_apply_says_why),
+        cmocka_unit_test(test_execute_expected_version),
+        cmocka_unit_test(test_conflict_as_data_after_a_race),
+        cmocka_unit_test(test_command_id_idempotent),
+        cmocka_unit_test(test_command_id_race),
     };
     return cmocka_run_group_tests_name("repo", tests, NULL, NULL);
 }

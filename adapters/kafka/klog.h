@@ -155,6 +155,9 @@ void es__kcache_free_all(part_cache *pc);
 int es__ktruncated(es_log *log, topic_info *ti, int32_t partition, int64_t lo,
                    const char *what);
 
+int es__kafka_find_id(es_log *log, void *self, const char *agg,
+                      const char *sid, const char *id, es__id_place *out,
+                      int *found);
 int es__kafka_append(es_log *log, void *self, es_append_result *out,
                      const char *agg, const char *sid, int64_t expected,
                      const es_event *events, size_t n);

@@ -235,4 +235,5 @@ const es__log_backend es__kafka_log_backend = {
     .head = kafka_head,
     .types = kafka_types,
     .scan_partition = es__kafka_scan_partition,
+    .find_id = es__kafka_find_id,
 };

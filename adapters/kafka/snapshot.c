@@ -24,10 +24,12 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <time.h>
 
 #include "esfold/partition.h"
+#include "core/map.h"
 #include "kafka.h"
 #include "snapshots/store_backend.h"
 
@@ -36,7 +38,7 @@
 #define BATCH 256
 
 typedef struct entry {
-    char *stream_id;        /* NULL: empty slot */
+    char *stream_id;        /* the key in ktopic.streams */
     es_snapshot *snaps[KEEP]; /* newest first */
     int n;
 } entry;
@@ -47,8 +49,7 @@ typedef struct ktopic {
     int32_t partitions;     /* 0: not on the cluster (yet) */
     rd_kafka_topic_t *crkt; /* on the consumer */
     int64_t *next;          /* per partition: the next offset to read */
-    entry *slots;           /* open addressing by stream id */
-    size_t cap, n;
+    es__map streams;        /* stream id -> entry */
     struct ktopic *next_topic;
 } ktopic;
 
@@ -81,45 +82,16 @@ static void entry_clear(entry *e)
     e->n = 0;
 }
 
-static entry *slot_of(entry *slots, size_t cap, const char *id)
-{
-    size_t i = es_murmur2(id, strlen(id)) & (cap - 1);
-    while (slots[i].stream_id && strcmp(slots[i].stream_id, id) != 0)
-        i = (i + 1) & (cap - 1);
-    return &slots[i];
-}
-
 static entry *entry_find(ktopic *t, const char *id)
 {
-    entry *e;
-    if (t->cap == 0)
-        return NULL;
-    e = slot_of(t->slots, t->cap, id);
-    return e->stream_id ? e : NULL;
+    return es__map_get(&t->streams, id);
 }
 
 static entry *entry_get(ktopic *t, const char *id)
 {
-    entry *e;
-    if ((t->n + 1) * 2 > t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 64;
-        entry *slots = es__calloc(cap, sizeof *slots);
-        if (slots == NULL)
-            return NULL;
-        for (size_t i = 0; i < t->cap; i++)
-            if (t->slots[i].stream_id)
-                *slot_of(slots, cap, t->slots[i].stream_id) = t->slots[i];
-        es__free(t->slots);
-        t->slots = slots;
-        t->cap = cap;
-    }
-    e = slot_of(t->slots, t->cap, id);
-    if (e->stream_id == NULL) {
-        if ((e->stream_id = es__strdup(id)) == NULL)
-            return NULL;
-        t->n++;
-    }
-    return e;
+    entry *e = es__map_get(&t->streams, id);
+    return e ? e : es__map_add_entry(&t->streams, id, sizeof *e,
+                                     offsetof(entry, stream_id));
 }
 
 /* Keeps snap (owned) among e's newest, replacing the same version. */
@@ -149,15 +121,16 @@ static void entry_put(entry *e, es_snapshot *snap)
 
 static void topic_free(ktopic *t)
 {
-    for (size_t i = 0; i < t->cap; i++) {
-        if (t->slots[i].stream_id) {
-            entry_clear(&t->slots[i]);
-            es__free(t->slots[i].stream_id);
-        }
+    void *v;
+    for (size_t i = 0; es__map_next(&t->streams, &i, NULL, &v);) {
+        entry *e = v;
+        entry_clear(e);
+        es__free(e->stream_id);
+        es__free(e);
     }
     if (t->crkt)
         rd_kafka_topic_destroy(t->crkt);
-    es__free(t->slots);
+    es__map_free(&t->streams);
     es__free(t->next);
     es__free(t->name);
     es__free(t->type);
@@ -650,10 +623,11 @@ static int tombstones(es_snapshot_store *store, kafka_snapshots *k, ktopic *t,
     for (int32_t p = 0; p < t->partitions; p++)
         if ((rc = catch_up(store, k, t, p)) != 0)
             return rc;
-    for (size_t i = 0; i < t->cap; i++) {
-        entry *e = &t->slots[i];
+    void *v;
+    for (size_t i = 0; es__map_next(&t->streams, &i, NULL, &v);) {
+        entry *e = v;
         rd_kafka_resp_err_t err;
-        if (e->stream_id == NULL || e->n == 0 ||
+        if (e->n == 0 ||
             (stream_id && strcmp(stream_id, e->stream_id) != 0))
             continue;
         err = rd_kafka_producev(

@@ -79,20 +79,7 @@ static int writer_catch_up(es_log *log, kafka_log *k, topic_info *ti,
 static int conflict(es_log *log, const char *agg, const char *sid,
                     int64_t expected, int64_t cur)
 {
-    if (expected == ES_EXPECT_NO_STREAM)
-        return es__fail(&log->h, ES_ECONFLICT,
-                        "appending to %s/%s: version conflict: expected no "
-                        "stream, stream is at %lld",
-                        agg, sid, (long long)cur);
-    if (cur == 0)
-        return es__fail(&log->h, ES_ECONFLICT,
-                        "appending to %s/%s: version conflict: expected %lld, "
-                        "stream does not exist",
-                        agg, sid, (long long)expected);
-    return es__fail(&log->h, ES_ECONFLICT,
-                    "appending to %s/%s: version conflict: expected %lld, "
-                    "stream is at %lld",
-                    agg, sid, (long long)expected, (long long)cur);
+    return es__append_conflict(log, agg, sid, expected, cur); /* core/log.c */
 }
 
 /* Where an event id is, among the partitions of ti this handle has read. */
@@ -105,64 +92,68 @@ static int find_id(kafka_log *k, topic_info *ti, const char *id, es_accepted_id 
     return 0;
 }
 
+typedef struct lookup_ctx {
+    kafka_log *k;
+    topic_info *ti;
+    const char *agg;
+} lookup_ctx;
+
+static int lookup_id(void *ctx, const char *id, es__id_place *out, int *found)
+{
+    lookup_ctx *c = ctx;
+    es_accepted_id where;
+    *found = find_id(c->k, c->ti, id, &where);
+    if (*found) {
+        snprintf(out->agg_type, sizeof out->agg_type, "%s", c->agg);
+        snprintf(out->stream_id, sizeof out->stream_id, "%s", where.stream_id);
+        out->commit_id[0] = '\0';
+        out->version = where.version;
+        out->commit_size = where.commit_size;
+        out->commit_index = where.commit_index;
+        out->position = where.position;
+    }
+    return 0;
+}
+
 /* The commit's ids are known: a retry of a whole earlier commit of this
- * stream (a duplicate), or ids reused (ES_EINVAL). As the SQLite log. */
+ * stream (a duplicate), or ids reused (ES_EINVAL): the rule of every log
+ * (core/log.c). Every id is looked up, as no index refuses them later. */
 static int check_ids(es_log *log, kafka_log *k, topic_info *ti,
                      es_append_result *out, const char *agg, const char *sid,
                      const es_event *evs, size_t n, int *dup)
 {
-    es_accepted_id first, row;
-    size_t i;
-    *dup = 0;
-    if (!find_id(k, ti, evs[0].id, &first)) {
-        for (i = 1; i < n; i++)
-            if (find_id(k, ti, evs[i].id, &row))
-                return es__fail(&log->h, ES_EINVAL,
-                                "appending to %s/%s: event %zu's id %s is already "
-                                "in the log, in %s/%s at version %lld",
-                                agg, sid, i + 1, evs[i].id, agg, row.stream_id,
-                                (long long)row.version);
-        return 0;
-    }
-    if (strcmp(first.stream_id, sid) != 0)
-        return es__fail(&log->h, ES_EINVAL,
-                        "appending to %s/%s: event 1's id %s is already in the "
-                        "log, in %s/%s at version %lld",
-                        agg, sid, evs[0].id, agg, first.stream_id,
-                        (long long)first.version);
-    if (first.commit_size != (int32_t)n || first.commit_index > 0)
-        return es__fail(&log->h, ES_EINVAL,
-                        "appending to %s/%s: event 1's id %s is already in this "
-                        "stream at version %lld, written by a commit of %lld "
-                        "events, and this commit has %zu: a retry must repeat "
-                        "the whole commit",
-                        agg, sid, evs[0].id, (long long)first.version,
-                        (long long)first.commit_size, n);
-    row = first;
-    for (i = 1; i < n; i++) {
-        if (!find_id(k, ti, evs[i].id, &row))
-            return es__fail(&log->h, ES_EINVAL,
-                            "appending to %s/%s: event 1's id %s is already in "
-                            "this stream at version %lld but event %zu's id %s "
-                            "is not: a retry must repeat the whole commit",
-                            agg, sid, evs[0].id, (long long)first.version, i + 1,
-                            evs[i].id);
-        if (strcmp(row.stream_id, sid) != 0 ||
-            row.version != first.version + (int64_t)i)
-            return es__fail(&log->h, ES_EINVAL,
-                            "appending to %s/%s: event %zu's id %s is in %s/%s "
-                            "at version %lld, not where a retry of the commit "
-                            "at version %lld puts it",
-                            agg, sid, i + 1, evs[i].id, agg, row.stream_id,
-                            (long long)row.version, (long long)first.version);
-    }
-    out->first_version = first.version;
-    out->version = first.version + (int64_t)n - 1;
-    out->first = first.position;
-    out->last = row.position;
-    out->duplicate = 1;
-    *dup = 1;
-    return 0;
+    lookup_ctx c = {k, ti, agg};
+    return es__append_check_ids(log, out, agg, sid, evs, n, 1, lookup_id, &c,
+                                dup);
+}
+
+/* Where an event id is in the partition of sid, as a writer catching up
+ * to the partition's end sees it (idempotent commands, core/repo.c). */
+int es__kafka_find_id(es_log *log, void *self, const char *agg,
+                      const char *sid, const char *id, es__id_place *out,
+                      int *found)
+{
+    kafka_log *k = self;
+    topic_info *ti;
+    part_cache *pc;
+    lookup_ctx c;
+    int64_t lo, hi;
+    int32_t p;
+    int rc;
+
+    *found = 0;
+    if ((rc = es__ktopic_find(log, k, agg, &ti)) != 0)
+        return rc;
+    if (ti == NULL)
+        return 0; /* no topic: no events */
+    c.k = k;
+    c.ti = ti;
+    c.agg = agg;
+    p = es_partition_for(sid, strlen(sid), ti->partitions);
+    if ((rc = es__ktopic_watermarks(log, k, ti, p, &lo, &hi)) != 0 ||
+        (rc = writer_catch_up(log, k, ti, p, hi, &pc)) != 0)
+        return rc;
+    return lookup_id(&c, id, out, found);
 }
 
 /*

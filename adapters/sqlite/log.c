@@ -180,18 +180,8 @@ static void copy_col(char *dst, size_t size, sqlite3_stmt *st, int col)
 
 /* ---- append -------------------------------------------------------------- */
 
-/* Where an event id already is. */
-typedef struct id_row {
-    char agg_type[ES_NAME_MAX + 1];
-    char stream_id[ES_STREAM_ID_MAX + 1];
-    char commit_id[ES_NAME_MAX + 1];
-    int64_t version;
-    int64_t commit_size;
-    es_position pos;
-} id_row;
-
-static int find_id(es_log *log, sqlite_log *s, const char *id, id_row *row,
-                   int *found)
+static int find_id(es_log *log, sqlite_log *s, const char *id,
+                   es__id_place *row, int *found)
 {
     sqlite3_stmt *st = s->st[S_FIND_ID];
     int rc;
@@ -204,9 +194,10 @@ static int find_id(es_log *log, sqlite_log *s, const char *id, id_row *row,
         copy_col(row->stream_id, sizeof row->stream_id, st, 1);
         row->version = sqlite3_column_int64(st, 2);
         copy_col(row->commit_id, sizeof row->commit_id, st, 3);
-        row->commit_size = sqlite3_column_int64(st, 4);
-        row->pos.partition = (int32_t)sqlite3_column_int64(st, 5);
-        row->pos.offset = sqlite3_column_int64(st, 6);
+        row->commit_size = (int32_t)sqlite3_column_int64(st, 4);
+        row->commit_index = -1;
+        row->position.partition = (int32_t)sqlite3_column_int64(st, 5);
+        row->position.offset = sqlite3_column_int64(st, 6);
         *found = 1;
         rc = 0;
     } else if (rc == SQLITE_DONE) {
@@ -217,6 +208,24 @@ static int find_id(es_log *log, sqlite_log *s, const char *id, id_row *row,
     }
     sqlite3_reset(st);
     return rc;
+}
+
+typedef struct lookup_ctx {
+    es_log *log;
+    sqlite_log *s;
+} lookup_ctx;
+
+static int lookup_id(void *ctx, const char *id, es__id_place *out, int *found)
+{
+    lookup_ctx *c = ctx;
+    return find_id(c->log, c->s, id, out, found);
+}
+
+static int sqlite_find_id(es_log *log, void *self, const char *agg,
+                          const char *sid, const char *id, es__id_place *out,
+                          int *found)
+{
+    return find_id(log, self, id, out, found);
 }
 
 /*
@@ -245,63 +254,6 @@ static int lookup_i64(sqlite_log *s, int which, const char *key1,
     }
     sqlite3_reset(st);
     return rc;
-}
-
-/*
- * The commit's first id is already in the log: either this is a retry of a
- * commit that succeeded (same stream, the same ids in the same order, the
- * whole commit), reported as a duplicate, or the caller reuses ids, which
- * is ES_EINVAL naming the id and where it lives.
- */
-static int check_retry(es_log *log, sqlite_log *s, es_append_result *out,
-                       const char *agg, const char *sid, const es_event *evs,
-                       size_t n, const id_row *first)
-{
-    id_row row = *first;
-    size_t i;
-    int found, rc;
-
-    if (strcmp(first->agg_type, agg) != 0 || strcmp(first->stream_id, sid) != 0)
-        return es__fail(&log->h, ES_EINVAL,
-                        "appending to %s/%s: event 1's id %s is already in the "
-                        "log, in %s/%s at version %lld",
-                        agg, sid, evs[0].id, first->agg_type, first->stream_id,
-                        (long long)first->version);
-    if (first->commit_size != (int64_t)n)
-        return es__fail(&log->h, ES_EINVAL,
-                        "appending to %s/%s: event 1's id %s is already in this "
-                        "stream at version %lld, written by a commit of %lld "
-                        "events, and this commit has %zu: a retry must repeat "
-                        "the whole commit",
-                        agg, sid, evs[0].id, (long long)first->version,
-                        (long long)first->commit_size, n);
-    for (i = 1; i < n; i++) {
-        if ((rc = find_id(log, s, evs[i].id, &row, &found)) != 0)
-            return rc;
-        if (!found)
-            return es__fail(&log->h, ES_EINVAL,
-                            "appending to %s/%s: event 1's id %s is already in "
-                            "this stream at version %lld but event %zu's id %s "
-                            "is not: a retry must repeat the whole commit",
-                            agg, sid, evs[0].id, (long long)first->version,
-                            i + 1, evs[i].id);
-        if (strcmp(row.agg_type, agg) != 0 || strcmp(row.stream_id, sid) != 0 ||
-            row.version != first->version + (int64_t)i ||
-            strcmp(row.commit_id, first->commit_id) != 0)
-            return es__fail(&log->h, ES_EINVAL,
-                            "appending to %s/%s: event %zu's id %s is in %s/%s "
-                            "at version %lld, not where a retry of the commit "
-                            "at version %lld puts it",
-                            agg, sid, i + 1, evs[i].id, row.agg_type,
-                            row.stream_id, (long long)row.version,
-                            (long long)first->version);
-    }
-    out->first_version = first->version;
-    out->version = first->version + (int64_t)n - 1;
-    out->first = first->pos;
-    out->last = row.pos;
-    out->duplicate = 1;
-    return 0;
 }
 
 static int dump_to_buf(const char *data, size_t size, void *user_data)
@@ -372,14 +324,10 @@ static int insert_event(es_log *log, sqlite_log *s, const char *agg,
     if ((step & 0xff) == SQLITE_CONSTRAINT) {
         /* Most likely a reused event id: say where it lives. Anything else
          * means es_streams/es_partitions disagree with es_events. */
-        id_row row;
+        es__id_place row;
         int found;
         if (find_id(log, s, ev->id, &row, &found) == 0 && found)
-            return es__fail(&log->h, ES_EINVAL,
-                            "appending to %s/%s: event %zu's id %s is already "
-                            "in the log, in %s/%s at version %lld",
-                            agg, sid, i + 1, ev->id, row.agg_type,
-                            row.stream_id, (long long)row.version);
+            return es__append_id_taken(log, agg, sid, i, ev->id, &row);
         rc = ES_ECORRUPT;
     }
     return rc;
@@ -392,8 +340,8 @@ static int sqlite_append(es_log *log, void *self, es_append_result *out,
     sqlite_log *s = self;
     int32_t part = es_partition_for(sid, strlen(sid), s->partitions);
     int64_t cur, head;
-    id_row first;
-    int rc, found;
+    lookup_ctx lc = {log, s};
+    int rc, dup;
     size_t i;
 
     if ((rc = run(s, S_BEGIN)) != SQLITE_OK)
@@ -403,12 +351,9 @@ static int sqlite_append(es_log *log, void *self, es_append_result *out,
 
     /* Idempotency first: a retry of a commit that succeeded must not turn
      * into a version conflict. */
-    if ((rc = find_id(log, s, evs[0].id, &first, &found)) != 0)
-        goto done;
-    if (found) {
-        rc = check_retry(log, s, out, agg, sid, evs, n, &first);
+    if ((rc = es__append_check_ids(log, out, agg, sid, evs, n, 0, lookup_id,
+                                   &lc, &dup)) != 0 || dup)
         goto done; /* nothing to write either way */
-    }
 
     if ((rc = lookup_i64(s, S_STREAM_VERSION, agg, sid, 0, &cur)) != SQLITE_OK) {
         rc = es__sqlite_fail(&log->h, s->db, rc,
@@ -417,21 +362,7 @@ static int sqlite_append(es_log *log, void *self, es_append_result *out,
         goto done;
     }
     if (expected != ES_EXPECT_ANY && expected != cur) {
-        if (expected == ES_EXPECT_NO_STREAM)
-            rc = es__fail(&log->h, ES_ECONFLICT,
-                          "appending to %s/%s: version conflict: expected no "
-                          "stream, stream is at %lld",
-                          agg, sid, (long long)cur);
-        else if (cur == 0)
-            rc = es__fail(&log->h, ES_ECONFLICT,
-                          "appending to %s/%s: version conflict: expected %lld, "
-                          "stream does not exist",
-                          agg, sid, (long long)expected);
-        else
-            rc = es__fail(&log->h, ES_ECONFLICT,
-                          "appending to %s/%s: version conflict: expected %lld, "
-                          "stream is at %lld",
-                          agg, sid, (long long)expected, (long long)cur);
+        rc = es__append_conflict(log, agg, sid, expected, cur);
         goto done;
     }
 
@@ -1008,4 +939,5 @@ const es__log_backend es__sqlite_log_backend = {
     .head = sqlite_head,
     .types = sqlite_types,
     .check = sqlite_check,
+    .find_id = sqlite_find_id,
 };

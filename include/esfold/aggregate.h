@@ -9,10 +9,15 @@
  *         { "Deposited",     apply_deposited },
  *         { NULL, NULL }
  *     };
+ *     static const es_event_schema account_schemas[] = {
+ *         { "Deposited", 2 },  (Deposited's payload is at schema 2)
+ *         { NULL, 0 }
+ *     };
  *     const es_aggregate_type account_type = {
  *         .name = "account", .state_size = sizeof(account),
  *         .handlers = account_handlers,
  *         .state_schema = 1, .encode = account_encode, .decode = account_decode,
+ *         .schemas = account_schemas,
  *     };
  *
  * Folding is init(state) (or zero-filling when init is NULL), then the
@@ -35,13 +40,41 @@ extern "C" {
 #endif
 
 /* Applies one event to state. Returns 0, or a negative ES_E* code (the
- * fold stops and reports the event). */
+ * fold stops and reports the event). To say why, return
+ * es_apply_fail(ev, "...") instead of a bare code. */
 typedef int (*es_apply_fn)(void *state, const es_event *ev);
+
+/*
+ * Called by an apply function that rejects ev (the event it was given):
+ * the reason (printf format) goes into the fold's message, which names the
+ * aggregate type, stream, version and event type:
+ *     "cart/c-1 version 3: apply of 'ItemRemoved' failed: no item 'sku-9'
+ *      in the cart"
+ * Returns ES_EINVAL, so that apply can `return es_apply_fail(ev, ...)`.
+ * The reason is kept per thread for the apply call in progress on that
+ * thread: call it only from inside apply, with the ev apply was given.
+ */
+int es_apply_fail(const es_event *ev, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
 
 typedef struct es_handler {
     const char *event_type;
     es_apply_fn apply;
 } es_handler;
+
+/*
+ * The current payload schema of an event type: the one its apply handles.
+ * es_emit_new stamps it on the events decide emits, so a type whose
+ * ItemAdded moved to schema 2 writes schema 2; events stored with an
+ * older schema reach apply through the upcasters (esfold/upcast.h).
+ */
+typedef struct es_event_schema {
+    const char *event_type;
+    int32_t schema; /* >= 1 */
+} es_event_schema;
 
 typedef struct es_aggregate_type {
     const char *name;           /* aggregate type = topic / category name */
@@ -58,6 +91,9 @@ typedef struct es_aggregate_type {
     json_t *(*encode)(const void *state);
     /* The inverse of encode, into an init()ed state; 0 or ES_EINVAL. */
     int (*decode)(void *state, const json_t *json);
+    /* Current payload schemas, ended by {NULL, 0}; event types not listed
+     * (or schemas NULL) are at schema 1. */
+    const es_event_schema *schemas;
 } es_aggregate_type;
 
 /* A folded aggregate instance (opaque). */
@@ -101,6 +137,11 @@ void es_aggregate_set_origin(es_aggregate *agg, int64_t version,
 /* Finds the apply function for an event type; NULL when there is none. */
 es_apply_fn es_aggregate_type_find(const es_aggregate_type *type,
                                    const char *event_type);
+
+/* The current payload schema of event_type: its entry in type->schemas,
+ * 1 when it has none. */
+int32_t es_aggregate_type_schema(const es_aggregate_type *type,
+                                 const char *event_type);
 
 #ifdef __cplusplus
 }

@@ -122,6 +122,20 @@ int es_event_decode(es_event **out, const char *text, size_t len, es_error *err)
 #define ES_UUID_BUFSZ (ES_ID_LEN + 1)
 int es_uuid_v7(char out[ES_UUID_BUFSZ]);
 
+/*
+ * The id es_repo_execute gives event `index` (from 0) of a command with a
+ * command id (es_execute_options.command_id): a name-based UUID version 5
+ * (RFC 9562 section 5.5: SHA-1, version and variant bits set) in esfold's
+ * own namespace 3c6e1f0a-945b-4d2e-8f17-62c0d53a9b41, of the name
+ *     aggregate_type NUL stream_id NUL command_id NUL index-in-decimal
+ * so that the same command on the same stream always gives the same ids,
+ * in any process and language, and a retried command is recognised by the
+ * log as a duplicate. Returns 0, or ES_EINVAL (a NULL or empty argument).
+ */
+int es_command_event_id(char out[ES_UUID_BUFSZ], const char *aggregate_type,
+                        const char *stream_id, const char *command_id,
+                        size_t index);
+
 /* Frees memory esfold returned as `char *` or `void *`. Accepts NULL. */
 void es_free(void *ptr);
 

@@ -65,6 +65,12 @@ typedef struct es_append_result {
     int duplicate;         /* 1: these event ids were already in the log;
                               nothing was written, the fields above describe
                               the earlier append */
+    int64_t actual_version; /* the stream's version the append found: on
+                               ES_ECONFLICT the version it is at (0: no
+                               stream), the conflict as data; on success
+                               first_version - 1 (a duplicate: the stream's
+                               version before the earlier append) */
+    /* Fields are only ever added at the end. */
 } es_append_result;
 
 /*
@@ -83,7 +89,8 @@ typedef struct es_append_result {
  * out->duplicate = 1. Ids that are in the log elsewhere are ES_EINVAL.
  *
  * Returns 0; ES_ECONFLICT ("appending to account/acct-42: version conflict:
- * expected 6, stream is at 7"); ES_EINVAL for a malformed event (naming its
+ * expected 6, stream is at 7", the same words on every log, and
+ * out->actual_version 7: only that field is set on a conflict); ES_EINVAL for a malformed event (naming its
  * index and field); ES_EIO.
  */
 int es_log_append(es_log *log, es_append_result *out,

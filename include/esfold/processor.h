@@ -47,10 +47,34 @@ extern "C" {
 
 typedef struct es_processor es_processor;
 
+/* How a processor runs. */
+typedef struct es_processor_options {
+    unsigned version;          /* ES_PROCESSOR_OPTIONS_VERSION */
+    const int32_t *partitions; /* the partitions it owns (copied); NULL: all */
+    size_t npartitions;        /* how many; 0 with partitions NULL */
+    int max_attempts;          /* decide+append rounds on a conflict (>= 1);
+                                  0: the repository's (es_repo_options) */
+} es_processor_options;
+
+#define ES_PROCESSOR_OPTIONS_VERSION 1
+#define ES_PROCESSOR_OPTIONS_INIT { ES_PROCESSOR_OPTIONS_VERSION, NULL, 0, 0 }
+
 /*
- * A processor of type's streams on repo's log, owning partitions[0..n)
- * (partitions NULL and n 0: all of them). A command for a stream outside
- * them is ES_EINVAL. Returns 0, ES_EINVAL, ES_ENOMEM.
+ * A processor of type's streams on repo's log, as opts says (NULL: the
+ * defaults: all partitions, the repository's max_attempts). A command for
+ * a stream outside its partitions is ES_EINVAL. On failure *out is still
+ * set when a handle could be made, so that es_errmsg(*out) tells why
+ * (like es_log_open); free it with es_processor_free() either way.
+ * Returns 0, ES_EINVAL (bad options, naming which), ES_ENOMEM.
+ */
+int es_processor_open(es_processor **out, es_repo *repo,
+                      const es_aggregate_type *type,
+                      const es_processor_options *opts);
+
+/*
+ * es_processor_open with partitions[0..n) and the other options at their
+ * defaults; on failure *out is NULL. Kept for programs written before
+ * es_processor_open.
  */
 int es_processor_new(es_processor **out, es_repo *repo,
                      const es_aggregate_type *type, const int32_t *partitions,
@@ -60,7 +84,11 @@ void es_processor_free(es_processor *p); /* accepts NULL */
 /*
  * Executes a command like es_repo_execute (same decide contract, same
  * result and options), on the hot state of stream_id (loaded on first
- * use). Returns 0, ES_EREFUSED (reason in es_errmsg(p); nothing appended),
+ * use). An expected version that differs from the hot version reloads
+ * the stream once before it is a conflict (the hot copy may be stale). A
+ * command id is looked up in the log first, as es_repo_execute does (on
+ * Kafka a watermark query, even on an owner=1 handle); a duplicate found
+ * there that the hot state lacks drops the hot copy. Returns 0, ES_EREFUSED (reason in es_errmsg(p); nothing appended),
  * ES_ECONFLICT (still conflicting after every attempt), ES_EINVAL (a
  * stream this processor does not own), or a load/append error (the hot
  * copy is then dropped: the next command reloads).

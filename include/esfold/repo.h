@@ -113,9 +113,41 @@ typedef struct es_emitter es_emitter;
 
 /*
  * Emits an event of event_type with payload (a JSON object; the reference is
- * stolen, as with json_object_set_new, also on failure).
+ * stolen, as with json_object_set_new, also on failure), at the event
+ * type's current schema (es_aggregate_type.schemas; 1 when not listed).
+ * The same as es_emit_with(em, event_type, payload, NULL).
  */
 int es_emit_new(es_emitter *em, const char *event_type, json_t *payload);
+
+/* What an emitted event carries beyond its type and payload. Zero/NULL
+ * fields take the default. */
+typedef struct es_emit_options {
+    unsigned version;           /* ES_EMIT_OPTIONS_VERSION */
+    int32_t schema;             /* payload schema; 0: the type's current one
+                                   (es_aggregate_type_schema) */
+    const char *id;             /* event id (copied); NULL: derived from the
+                                   command id when execute has one
+                                   (es_command_event_id), else a new UUIDv7 */
+    int64_t occurred_us;        /* UTC microseconds; 0: now */
+    json_t *meta;               /* a JSON object (borrowed: a reference is
+                                   taken); NULL: es_execute_options.meta */
+    const char *correlation_id; /* copied; NULL: es_execute_options' */
+    const char *causation_id;   /* copied; NULL: es_execute_options' */
+} es_emit_options;
+
+#define ES_EMIT_OPTIONS_VERSION 1
+#define ES_EMIT_OPTIONS_INIT { ES_EMIT_OPTIONS_VERSION, 0, NULL, 0, NULL, NULL, NULL }
+
+/*
+ * Emits an event of event_type with payload (stolen, also on failure) and
+ * what opts says (NULL: the defaults, as es_emit_new). The schema stamped
+ * is the one given: the upcasters (esfold/upcast.h) only ever see events
+ * stored at an older schema. Returns 0, ES_EINVAL (no type, payload not
+ * an object, schema < 0, meta not an object, an unknown opts version;
+ * nothing is emitted), ES_ENOMEM (the command then fails).
+ */
+int es_emit_with(es_emitter *em, const char *event_type, json_t *payload,
+                 const es_emit_options *opts);
 
 /*
  * Refuses the command: the reason (printf format) becomes es_errmsg(repo)
@@ -143,6 +175,15 @@ typedef struct es_execute_result {
     size_t events;    /* how many events were appended (0: nothing to do) */
     int attempts;     /* decide+append rounds it took */
     es_position last; /* position of the last event appended */
+    /* On ES_ECONFLICT: the version the stream was at (0: no stream), the
+     * conflict as data (an HTTP 412 with the current version). Otherwise
+     * the version the command was decided at. */
+    int64_t actual_version;
+    int duplicate;    /* 1: the command id's events were in the log already
+                         (a retried command): nothing was decided or
+                         written; version, events and last describe the
+                         first execution */
+    /* Fields are only ever added at the end. */
 } es_execute_result;
 
 /* Options of one command execution. */
@@ -151,18 +192,43 @@ typedef struct es_execute_options {
     const char *correlation_id; /* stamped on every event; may be NULL */
     const char *causation_id;   /* stamped on every event; may be NULL */
     json_t *meta;               /* metadata for every event (borrowed); NULL */
+    /* Since version 2: */
+    int64_t expected_version;   /* ES_EXPECT_ANY: none. Else the version the
+                                   stream must be at (an If-Match; 0: it must
+                                   not exist): another version is
+                                   ES_ECONFLICT without deciding, and a
+                                   conflict is not retried */
+    const char *command_id;     /* NULL: none. Else the command's unique id
+                                   (an idempotency key): its events' ids are
+                                   es_command_event_id(type, stream, id, i),
+                                   and a command whose events are in the
+                                   log already is not executed again */
 } es_execute_options;
 
-#define ES_EXECUTE_OPTIONS_VERSION 1
-#define ES_EXECUTE_OPTIONS_INIT { ES_EXECUTE_OPTIONS_VERSION, NULL, NULL, NULL }
+#define ES_EXECUTE_OPTIONS_VERSION 2
+#define ES_EXECUTE_OPTIONS_INIT \
+    { ES_EXECUTE_OPTIONS_VERSION, NULL, NULL, NULL, ES_EXPECT_ANY, NULL }
 
 /*
  * Loads, decides, appends; on ES_ECONFLICT loads and decides again, up to
- * max_attempts. out and opts may be NULL. Returns 0, ES_EREFUSED (the
- * reason in es_errmsg(repo)), ES_ECONFLICT (still conflicting after every
- * attempt), or a load/append error.
+ * max_attempts. out and opts may be NULL (opts of version 1 are taken as
+ * they were). Returns 0, ES_EREFUSED (the reason in es_errmsg(repo)),
+ * ES_ECONFLICT (still conflicting after every attempt, or the stream is
+ * not at opts->expected_version; out->actual_version says where it is),
+ * or a load/append error.
  *
- * The events get their ids (UUIDv7) and occurred-at time (now) here. With
+ * Idempotent commands: with opts->command_id the log is first asked for
+ * the id of the command's event 0. When it is there (a client retried a
+ * command that succeeded, after a timeout) nothing is decided or written
+ * and the result is the first execution's, with out->duplicate = 1. Two
+ * executions of one command racing each other give one commit too: the
+ * loser's append is the log's duplicate. Only appended outcomes are
+ * remembered: a command that was refused, or emitted nothing, is decided
+ * again. A command id names one command on one stream: reusing it for
+ * another command of that stream makes that command a no-op.
+ *
+ * The events get their ids (the command's, es_emit_with's, else UUIDv7)
+ * and occurred-at time (now, unless es_emit_with gave one) here. With
  * snapshots attached to type, the load starts from a snapshot and, after
  * the append, the policy may save one of the new state; a snapshot that
  * cannot be saved is a warning (es_repo_warnings), never an error.
