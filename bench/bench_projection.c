@@ -55,7 +55,7 @@
 #define PARTITIONS 4
 #define LOAD_COMMIT 10000    /* events per transaction loading the log */
 #define LIMIT_TXN 1000       /* statements per transaction of the limits */
-#define LAT_SAMPLES 600      /* append-to-visible samples per target */
+#define LAT_SAMPLES 800      /* append-to-visible samples per target */
 #define LAT_PERIOD_US 5000   /* one append every 5 ms */
 #define PROJ_NAME "bench_balances"
 #define PRAGMAS "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON"
@@ -874,12 +874,6 @@ static void *lat_thread(void *arg)
     return NULL;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static void sleep_until(double t)
 {
     double now = bu_now();
@@ -892,28 +886,166 @@ static void sleep_until(double t)
     }
 }
 
+/* The steady background load: LOAD_COMMIT_EVENTS events in one commit
+ * every LOAD_PERIOD_US, to other accounts than the probes'. */
+#define LOAD_COMMIT_EVENTS 10
+#define LOAD_PERIOD_US 10000
+typedef struct lat_load {
+    es_log *log;
+    volatile int stop;
+    long long appended;
+    int rc;
+} lat_load;
+
+static void *load_thread(void *arg)
+{
+    lat_load *l = arg;
+    es_event evs[LOAD_COMMIT_EVENTS];
+    double next = bu_now();
+    long long k = 0;
+
+    memset(evs, 0, sizeof evs);
+    while (!l->stop) {
+        char id[32];
+        es_append_result res;
+        sleep_until(next);
+        next += LOAD_PERIOD_US / 1e6;
+        account_id(id, sizeof id, 1000 + k % 1000);
+        for (int i = 0; i < LOAD_COMMIT_EVENTS; i++) {
+            evs[i].type = "Deposited";
+            evs[i].payload = json_pack("{s:I}", "amount",
+                                       (json_int_t)amount_of(k * 10 + i));
+        }
+        l->rc = es_log_append(l->log, &res, bank_account_type.name, id,
+                              ES_EXPECT_ANY, evs, LOAD_COMMIT_EVENTS);
+        for (int i = 0; i < LOAD_COMMIT_EVENTS; i++)
+            json_decref(evs[i].payload);
+        if (l->rc != 0) {
+            fprintf(stderr, "bench_projection: load append: %s\n",
+                    es_errmsg(l->log));
+            break;
+        }
+        l->appended += LOAD_COMMIT_EVENTS;
+        k++;
+    }
+    return NULL;
+}
+
+/* Polls the checkpoint row itself on a connection kept open. */
+typedef struct poller {
+    PGconn *pg;
+    sqlite3 *sq;
+    sqlite3_stmt *st;
+} poller;
+
+#define CKPT_SQL                                                          \
+    "SELECT next_offset FROM es_proj_checkpoints WHERE projection = $1" \
+    " AND agg_type = $2 AND partition_no = $3"
+
+static int poller_open(poller *p, const char *target)
+{
+    memset(p, 0, sizeof *p);
+    if (strncmp(target, "sqlite:", 7) == 0) {
+        if (sq_open(&p->sq, target + 7) != 0)
+            return 1;
+        if (sqlite3_prepare_v2(p->sq, CKPT_SQL, -1, &p->st, NULL) != SQLITE_OK)
+            return sq_fail(p->sq, "preparing the checkpoint poll");
+        return 0;
+    }
+    return (p->pg = pg_connect(target)) == NULL;
+}
+
+static void poller_close(poller *p)
+{
+    sqlite3_finalize(p->st);
+    sqlite3_close(p->sq);
+    if (p->pg)
+        PQfinish(p->pg);
+}
+
+/* 1 when the checkpoint of pos's partition is past pos, 0 not yet, -1. */
+static int poller_visible(poller *p, es_position pos)
+{
+    long long next = -1;
+    if (p->sq) {
+        int s;
+        sqlite3_bind_text(p->st, 1, PROJ_NAME, -1, SQLITE_STATIC);
+        sqlite3_bind_text(p->st, 2, bank_account_type.name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(p->st, 3, pos.partition);
+        if ((s = sqlite3_step(p->st)) == SQLITE_ROW)
+            next = sqlite3_column_int64(p->st, 0);
+        sqlite3_reset(p->st);
+        if (s != SQLITE_ROW && s != SQLITE_DONE)
+            return sq_fail(p->sq, "polling the checkpoint") ? -1 : -1;
+    } else {
+        char part[16];
+        const char *vals[3] = {PROJ_NAME, bank_account_type.name, part};
+        PGresult *r;
+        snprintf(part, sizeof part, "%d", (int)pos.partition);
+        r = PQexecParams(p->pg, CKPT_SQL, 3, NULL, vals, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            fprintf(stderr, "bench_projection: polling: %s",
+                    PQerrorMessage(p->pg));
+            PQclear(r);
+            return -1;
+        }
+        if (PQntuples(r) == 1)
+            next = atoll(PQgetvalue(r, 0, 0));
+        PQclear(r);
+    }
+    return next > pos.offset;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Latencies in ms: p50 and p99 of the waited and the polled samples. */
+typedef struct lat_figures {
+    double wait_p50, wait_p99, poll_p50, poll_p99;
+    double load_events_per_s;
+} lat_figures;
+
+static void percentiles(double *v, int n, double *p50, double *p99)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    *p50 = v[n / 2];
+    *p99 = v[(n * 99) / 100];
+}
+
 /*
- * One event appended every LAT_PERIOD_US through es_log_append to a fresh
- * SQLite log, a worker (its own log handle) running in another thread into
- * target; after each append es_projection_wait until the checkpoint of its
- * partition passes it. p50 and p99 in ms into out[0..1].
+ * A fresh SQLite log with a worker (its own log handle) running in another
+ * thread into target, and a steady load (load_thread) appending beside it.
+ * Every LAT_PERIOD_US one more event goes in through es_log_append and is
+ * waited for until the checkpoint of its partition passes it: by
+ * es_projection_wait (the API: it opens its own target connection and polls
+ * 1 ms, 2 ms, 4 ms ...) for even samples, by polling the checkpoint row
+ * every 0.2 ms on a connection kept open for odd ones.
  */
 static int measure_latency(const char *dir, const char *tag, const char *target,
-                           const es_projection *proj, double out[2])
+                           const es_projection *proj, lat_figures *out)
 {
     char path[4200], uri[4300];
     es_log *alog = NULL, *wlog = NULL;
     lat_worker lw;
-    pthread_t th;
-    int started = 0, rc = 1;
-    double *lat = calloc(LAT_SAMPLES, sizeof *lat), next;
+    lat_load ld;
+    poller pl;
+    pthread_t th, lth;
+    int started = 0, lstarted = 0, rc = 1, nw = 0, np = 0;
+    double *lw_ms = calloc(LAT_SAMPLES, sizeof(double));
+    double *lp_ms = calloc(LAT_SAMPLES, sizeof(double));
+    double next, t_load = 0;
     es_event ev;
 
     memset(&lw, 0, sizeof lw);
+    memset(&ld, 0, sizeof ld);
+    memset(&pl, 0, sizeof pl);
     snprintf(path, sizeof path, "%s/latency-%s.db", dir, tag);
     snprintf(uri, sizeof uri, "sqlite:%s?partitions=%d", path, PARTITIONS);
-    if (lat == NULL || es_log_open(&alog, uri) != 0 ||
-        es_log_open(&wlog, uri) != 0) {
+    if (lw_ms == NULL || lp_ms == NULL || es_log_open(&alog, uri) != 0 ||
+        es_log_open(&wlog, uri) != 0 || es_log_open(&ld.log, uri) != 0) {
         fprintf(stderr, "bench_projection: latency log: %s\n",
                 alog ? es_errmsg(alog) : "out of memory");
         goto done;
@@ -923,18 +1055,24 @@ static int measure_latency(const char *dir, const char *tag, const char *target,
                 lw.w ? es_errmsg(lw.w) : "out of memory");
         goto done;
     }
+    if (poller_open(&pl, target) != 0)
+        goto done;
     if (pthread_create(&th, NULL, lat_thread, &lw) != 0)
         goto done;
     started = 1;
+    if (pthread_create(&lth, NULL, load_thread, &ld) != 0)
+        goto done;
+    lstarted = 1;
+    t_load = bu_now();
     memset(&ev, 0, sizeof ev);
     ev.type = "Deposited";
-    next = bu_now();
+    next = bu_now() + 0.1; /* the load under way first */
     for (int i = 0; i < LAT_SAMPLES; i++) {
         char id[32];
         es_append_result res;
         es_error err;
         double t0;
-        if (bu_interrupted())
+        if (bu_interrupted() || ld.rc != 0)
             goto done;
         if (i % 50 == 0)
             bu_status("latency into %s: %d of %d", tag, i, LAT_SAMPLES);
@@ -951,20 +1089,41 @@ static int measure_latency(const char *dir, const char *tag, const char *target,
             goto done;
         }
         json_decref(ev.payload);
-        if (es_projection_wait(target, PROJ_NAME, bank_account_type.name,
-                               res.last, 10000, &err) != 0) {
-            fprintf(stderr, "bench_projection: latency wait: %s\n", err.text);
-            goto done;
+        if (i % 2 == 0) {
+            if (es_projection_wait(target, PROJ_NAME, bank_account_type.name,
+                                   res.last, 10000, &err) != 0) {
+                fprintf(stderr, "bench_projection: latency wait: %s\n",
+                        err.text);
+                goto done;
+            }
+            lw_ms[nw++] = (bu_now() - t0) * 1000.0;
+        } else {
+            int v;
+            while ((v = poller_visible(&pl, res.last)) == 0) {
+                if (bu_now() - t0 > 10.0) {
+                    fprintf(stderr, "bench_projection: latency: not visible "
+                                    "after 10 s\n");
+                    goto done;
+                }
+                sleep_until(bu_now() + 0.0002);
+            }
+            if (v < 0)
+                goto done;
+            lp_ms[np++] = (bu_now() - t0) * 1000.0;
         }
-        lat[i] = (bu_now() - t0) * 1000.0;
     }
-    bu_status(NULL);
-    qsort(lat, LAT_SAMPLES, sizeof *lat, cmp_double);
-    out[0] = lat[LAT_SAMPLES / 2];
-    out[1] = lat[(LAT_SAMPLES * 99) / 100];
+    percentiles(lw_ms, nw, &out->wait_p50, &out->wait_p99);
+    percentiles(lp_ms, np, &out->poll_p50, &out->poll_p99);
     rc = 0;
 done:
     bu_status(NULL);
+    if (lstarted) {
+        ld.stop = 1;
+        pthread_join(lth, NULL);
+        out->load_events_per_s = (double)ld.appended / (bu_now() - t_load);
+        if (ld.rc != 0)
+            rc = 1;
+    }
     if (started) {
         lw.stop = 1;
         pthread_join(th, NULL);
@@ -974,12 +1133,33 @@ done:
             rc = 1;
         }
     }
+    poller_close(&pl);
     es_projection_worker_close(lw.w);
+    es_log_close(ld.log);
     es_log_close(wlog);
     es_log_close(alog);
     bu_sqlite_files_remove(path);
-    free(lat);
+    free(lw_ms);
+    free(lp_ms);
     return rc;
+}
+
+/* Adds the facts of one target's latency run. */
+static void lat_facts(bu_report *rep, const char *key, const char *label,
+                      const lat_figures *f)
+{
+    static const char *const what[4] = {"wait_p50", "wait_p99", "poll_p50",
+                                        "poll_p99"};
+    static const char *const says[4] = {
+        "es_projection_wait p50", "es_projection_wait p99",
+        "polled checkpoint p50", "polled checkpoint p99"};
+    const double v[4] = {f->wait_p50, f->wait_p99, f->poll_p50, f->poll_p99};
+    char k[48], l[64];
+    for (int i = 0; i < 4; i++) {
+        snprintf(k, sizeof k, "%s_visible_%s_ms", key, what[i]);
+        snprintf(l, sizeof l, "append->visible %s, %s", label, says[i]);
+        bu_report_fact(rep, k, l, v[i], "ms", 2);
+    }
 }
 
 /* ---- main ------------------------------------------------------------------- */
@@ -998,6 +1178,19 @@ static int find_psql(char *out, size_t size)
         return 0;
     }
     snprintf(out, size, "psql");
+    return 0;
+}
+
+/* ESFOLD_BENCH_ONLY=pg,sqlite,latency: which parts run (default all). */
+static int part_wanted(const char *part)
+{
+    const char *only = getenv("ESFOLD_BENCH_ONLY");
+    size_t n = strlen(part);
+    if (only == NULL || *only == '\0')
+        return 1;
+    for (const char *p = only; (p = strstr(p, part)) != NULL; p += n)
+        if ((p == only || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
+            return 1;
     return 0;
 }
 
@@ -1021,7 +1214,7 @@ int main(int argc, char **argv)
     bu_samples es, lim[MAX_LIMITS];
     bu_run_fn pg_limits[] = {pg_pipeline, pg_psql_copy, pg_copy_merge};
     bu_run_fn sq_limits[] = {sq_statements, sq_insert_rows};
-    double lat[2];
+    lat_figures lat;
     int rc, sig;
 
     memset(&d, 0, sizeof d);
@@ -1077,6 +1270,8 @@ int main(int argc, char **argv)
     fact_rss(&rep, "rss_loaded_mib", "peak RSS after loading the log");
 
     /* PostgreSQL */
+    if (!part_wanted("pg"))
+        goto sqlite;
     find_psql(psql, sizeof psql);
     pg.d = &d;
     pg.proj = proj;
@@ -1096,7 +1291,9 @@ int main(int argc, char **argv)
                   "events_per_s", "ev/s", (double)d.events);
     fact_rss(&rep, "rss_pg_mib", "peak RSS after the PostgreSQL runs");
 
-    /* SQLite */
+sqlite:
+    if (!part_wanted("sqlite"))
+        goto latency;
     sq.d = &d;
     sq.proj = proj;
     sq.log = log;
@@ -1115,21 +1312,22 @@ int main(int argc, char **argv)
         bu_sqlite_files_remove(sq.path);
     fact_rss(&rep, "rss_sqlite_mib", "peak RSS after the SQLite runs");
 
+latency:
+    if (!part_wanted("latency"))
+        goto report;
     /* Latency: a fresh database for the PostgreSQL target. */
     if (pg_fresh_db(&pg) != 0 ||
-        measure_latency(dir, "postgresql", pg.url, proj, lat) != 0)
+        measure_latency(dir, "postgresql", pg.url, proj, &lat) != 0)
         goto done;
-    bu_report_fact(&rep, "pg_visible_p50_ms", "append->visible PostgreSQL p50",
-                   lat[0], "ms", 2);
-    bu_report_fact(&rep, "pg_visible_p99_ms", "append->visible PostgreSQL p99",
-                   lat[1], "ms", 2);
+    lat_facts(&rep, "pg", "PostgreSQL", &lat);
     snprintf(desc, sizeof desc, "sqlite:%s/latency-target.db", dir);
-    if (measure_latency(dir, "sqlite", desc, proj, lat) != 0)
+    if (measure_latency(dir, "sqlite", desc, proj, &lat) != 0)
         goto done;
-    bu_report_fact(&rep, "sq_visible_p50_ms", "append->visible SQLite p50",
-                   lat[0], "ms", 2);
-    bu_report_fact(&rep, "sq_visible_p99_ms", "append->visible SQLite p99",
-                   lat[1], "ms", 2);
+    lat_facts(&rep, "sq", "SQLite", &lat);
+    bu_report_fact(&rep, "latency_load_events_per_s",
+                   "steady load during the latency runs", lat.load_events_per_s,
+                   "ev/s", 0);
+report:
     fact_rss(&rep, "rss_end_mib", "peak RSS at end");
 
     if (o.json) {
