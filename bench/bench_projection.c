@@ -412,6 +412,11 @@ static int on_progress(const es_projection_step *total, void *ud)
     return bu_interrupted() ? 1 : 0;
 }
 
+/* Peak RSS of the worker runs (KiB): reset just before each open, read
+ * right after its run, before the rows are checked; and the RSS at the
+ * reset. The largest of the runs into each target. */
+static long worker_peak_kib, worker_before_kib;
+
 /* Runs the worker until caught up; the open (setup) is not timed. */
 static int run_worker(const data *d, es_log *log, const es_projection *proj,
                       const char *target, const char *what, double *seconds)
@@ -422,6 +427,11 @@ static int run_worker(const data *d, es_log *log, const es_projection *proj,
     double t0;
     int rc;
 
+    if (bu_peak_rss_reset()) {
+        long now = bu_peak_rss_kib();
+        if (now > worker_before_kib)
+            worker_before_kib = now;
+    }
     if ((rc = es_projection_worker_open(&w, log, proj, target, NULL)) != 0) {
         fprintf(stderr, "bench_projection: %s: %s\n", what,
                 w ? es_errmsg(w) : "out of memory");
@@ -432,6 +442,8 @@ static int run_worker(const data *d, es_log *log, const es_projection *proj,
     t0 = bu_now();
     rc = es_projection_worker_run(w, NULL, 1, &total, on_progress, &pc);
     *seconds = bu_now() - t0;
+    if (bu_peak_rss_kib() > worker_peak_kib)
+        worker_peak_kib = bu_peak_rss_kib();
     bu_progress_end(&pc.prog);
     if (rc != 0)
         fprintf(stderr, "bench_projection: %s: %s\n", what, es_errmsg(w));
@@ -1194,9 +1206,37 @@ static int part_wanted(const char *part)
     return 0;
 }
 
+/* The resident set size now (VmRSS), in KiB, or -1. */
+static long rss_now_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+            break;
+    fclose(f);
+    return kib;
+}
+
 static void fact_rss(bu_report *rep, const char *key, const char *label)
 {
-    bu_report_fact(rep, key, label, (double)bu_peak_rss_kib() / 1024.0, "MiB", 1);
+    bu_report_fact(rep, key, label, (double)rss_now_kib() / 1024.0, "MiB", 1);
+}
+
+/* The worker's own memory in the runs into one target, then reset. */
+static void fact_worker_rss(bu_report *rep, const char *key, const char *target)
+{
+    char k[48], l[64];
+    snprintf(k, sizeof k, "%s_rss_before_worker_mib", key);
+    snprintf(l, sizeof l, "RSS before a worker run into %s", target);
+    bu_report_fact(rep, k, l, (double)worker_before_kib / 1024.0, "MiB", 1);
+    snprintf(k, sizeof k, "%s_worker_peak_rss_mib", key);
+    snprintf(l, sizeof l, "peak RSS during a worker run into %s", target);
+    bu_report_fact(rep, k, l, (double)worker_peak_kib / 1024.0, "MiB", 1);
+    worker_before_kib = worker_peak_kib = 0;
 }
 
 int main(int argc, char **argv)
@@ -1220,8 +1260,11 @@ int main(int argc, char **argv)
     memset(&d, 0, sizeof d);
     memset(&pg, 0, sizeof pg);
     memset(&sq, 0, sizeof sq);
-    if (env && *env)
-        o.events = atoll(env);
+    if (env && *env && (o.events = atoll(env)) < MIN_EVENTS) {
+        fprintf(stderr, "bench_projection: ESFOLD_BENCH_EVENTS=%s: at least %d\n",
+                env, MIN_EVENTS);
+        return 2;
+    }
     if ((rc = bu_options_parse(&o, argc, argv, MIN_EVENTS,
                                "  N events on N/10 accounts; also "
                                "ESFOLD_BENCH_EVENTS=N\n")) != 0)
@@ -1255,7 +1298,7 @@ int main(int argc, char **argv)
     bu_report_param(&rep, "events", o.events);
     bu_report_param(&rep, "rows", d.accounts);
     bu_report_param(&rep, "reps", o.reps);
-    fact_rss(&rep, "rss_start_mib", "peak RSS at start");
+    fact_rss(&rep, "rss_start_mib", "RSS at start");
 
     if (load_log(&d) != 0 || write_rows(&d) != 0)
         goto done;
@@ -1267,7 +1310,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_projection: %s\n", es_errmsg(log));
         goto done;
     }
-    fact_rss(&rep, "rss_loaded_mib", "peak RSS after loading the log");
+    bu_report_fact(&rep, "rss_load_peak_mib", "peak RSS loading the log",
+                   (double)bu_peak_rss_kib() / 1024.0, "MiB", 1);
 
     /* PostgreSQL */
     if (!part_wanted("pg"))
@@ -1289,7 +1333,7 @@ int main(int argc, char **argv)
     bu_report_row(&rep, "pg_sql_copy_merge", name,
                   "PQputCopyData staging + 1 merge", &es, &lim[2],
                   "events_per_s", "ev/s", (double)d.events);
-    fact_rss(&rep, "rss_pg_mib", "peak RSS after the PostgreSQL runs");
+    fact_worker_rss(&rep, "pg", "PostgreSQL");
 
 sqlite:
     if (!part_wanted("sqlite"))
@@ -1310,7 +1354,7 @@ sqlite:
                   "events_per_s", "ev/s", (double)d.events);
     if (sq.path[0])
         bu_sqlite_files_remove(sq.path);
-    fact_rss(&rep, "rss_sqlite_mib", "peak RSS after the SQLite runs");
+    fact_worker_rss(&rep, "sq", "SQLite");
 
 latency:
     if (!part_wanted("latency"))
@@ -1328,7 +1372,7 @@ latency:
                    "steady load during the latency runs", lat.load_events_per_s,
                    "ev/s", 0);
 report:
-    fact_rss(&rep, "rss_end_mib", "peak RSS at end");
+    fact_rss(&rep, "rss_end_mib", "RSS at end");
 
     if (o.json) {
         if (bu_report_print_json(&rep) != 0)
