@@ -21,9 +21,13 @@
  *   sqlite   the same into a fresh SQLite target file beside the same
  *            statements through raw SQLite (one transaction per 1,000) and
  *            a raw batched INSERT of the final rows (one transaction).
- *   latency  append-to-visible: one event appended every 5 ms through
- *            es_log_append to a second log while a worker runs in another
- *            thread; es_projection_wait until the checkpoint passes it.
+ *   latency  append-to-visible: a worker runs in another thread, a second
+ *            thread appends a steady 1,000 events/s, and one more event is
+ *            appended every 5 ms and waited for until the checkpoint of its
+ *            partition passes it: by es_projection_wait (even samples) and
+ *            by polling the checkpoint row on an open connection (odd).
+ *   memory   RSS at start and end, the peak while loading, and the
+ *            worker's own peak during its runs into each target.
  *
  * There is no keyed-fold projection and no rebuild in the projection API
  * yet: those rows of the issue are skipped (the table says so).
@@ -1242,7 +1246,7 @@ static void fact_worker_rss(bu_report *rep, const char *key, const char *target)
 int main(int argc, char **argv)
 {
     bu_options o = {DEFAULT_EVENTS, DEFAULT_REPS, 0};
-    char dir[4096] = "", backend[64], psql[512], name[64], desc[96];
+    char dir[4096] = "", backend[64], psql[512], name[64], lat_target[4200];
     const char *env = getenv("ESFOLD_BENCH_EVENTS");
     es_projection *proj = NULL;
     es_log *log = NULL;
@@ -1364,8 +1368,8 @@ latency:
         measure_latency(dir, "postgresql", pg.url, proj, &lat) != 0)
         goto done;
     lat_facts(&rep, "pg", "PostgreSQL", &lat);
-    snprintf(desc, sizeof desc, "sqlite:%s/latency-target.db", dir);
-    if (measure_latency(dir, "sqlite", desc, proj, &lat) != 0)
+    snprintf(lat_target, sizeof lat_target, "sqlite:%s/latency-target.db", dir);
+    if (measure_latency(dir, "sqlite", lat_target, proj, &lat) != 0)
         goto done;
     lat_facts(&rep, "sq", "SQLite", &lat);
     bu_report_fact(&rep, "latency_load_events_per_s",
