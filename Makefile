@@ -81,7 +81,7 @@ TESTS := test_error test_time test_partition test_event test_codec test_accept t
          test_processor test_agreement test_sqlite test_auction test_projection
 TEST_BINS := $(TESTS:%=$(BUILD)/tests/%)
 
-BENCHES := bench_sqlite bench_snapshot bench_kafka
+BENCHES := bench_sqlite bench_snapshot bench_kafka bench_projection
 BENCH_BINS := $(BENCHES:%=$(BUILD)/bench/%)
 
 HEADERS := $(wildcard include/esfold/*.h)
@@ -140,6 +140,11 @@ $(BUILD)/tests/test_projection: $(BUILD)/tests/test_projection.o $(BUILD)/tests/
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/bench/benchutil.o $(BUILD)/samples/bank/account.o $(LIB_A)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# bench_projection starts its own throwaway PostgreSQL (tests/pg_harness.c).
+$(BUILD)/bench/bench_projection: $(BUILD)/bench/bench_projection.o $(BUILD)/bench/benchutil.o \
+		$(BUILD)/tests/pg_harness.o $(BUILD)/samples/bank/account.o $(LIB_A)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Each public header must compile alone, strictly.

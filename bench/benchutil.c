@@ -280,8 +280,8 @@ void bu_report_print(const bu_report *r)
             printf("best of %d runs of each", lo);
         else
             printf("best of %d to %d runs of each", lo, hi);
-        printf(" after a warm-up, esfold and limit interleaved; "
-               "ratio = esfold / limit\n");
+        printf("%s, esfold and limit interleaved; ratio = esfold / limit\n",
+               r->no_warmup ? " (no warm-up)" : " after a warm-up");
     }
     fflush(stdout);
 }

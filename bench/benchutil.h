@@ -108,6 +108,8 @@ typedef struct bu_report {
     bu_row rows[BU_MAX_ROWS];
     size_t nfacts;
     bu_fact facts[BU_MAX_FACTS];
+    int no_warmup;      /* 1: the rows were measured without a warm-up
+                           round (the footer says so) */
     size_t nparams;
     struct {
         char key[32];
