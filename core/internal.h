@@ -42,6 +42,12 @@ int es__err(es_error *err, int code, const char *fmt, ...)
 #endif
     ;
 
+/* 1 when a reader resuming inside a partition of log needs each stream's
+ * state there (es_log_read_partition_seeded: the Kafka log); 0 when every
+ * stored event is accepted by construction (SQLite). */
+struct es_log;
+int es__log_needs_seeds(const struct es_log *log);
+
 /* json_loadb of buf (no flags) that tells a failure for want of memory
  * (*oom 1) from bytes that are not JSON (NULL, *oom 0). */
 json_t *es__json_loadb(const char *buf, size_t len, int *oom);

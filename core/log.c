@@ -537,6 +537,11 @@ int es_log_read_partition_seeded(es_log *log, int64_t *next_offset,
                                         max_events, cb, user_data);
 }
 
+int es__log_needs_seeds(const es_log *log)
+{
+    return log && log->backend && log->backend->read_partition_seeded != NULL;
+}
+
 int es_log_read_partition(es_log *log, int64_t *next_offset,
                           const char *aggregate_type, int32_t partition,
                           int64_t from_offset, size_t max_events,
