@@ -21,6 +21,7 @@ const char *es_strerror(int code)
     case ES_EUSER: return "stopped by callback";
     case ES_EUNHANDLED: return "unhandled event type";
     case ES_EUNSUPPORTED: return "not supported by this backend";
+    case ES_EUNKNOWN: return "outcome unknown (may or may not have been written)";
     default: return "unknown error";
     }
 }

@@ -26,6 +26,7 @@ static void test_strerror_every_code(void **state)
         {ES_EUSER, "stopped by callback"},
         {ES_EUNHANDLED, "unhandled event type"},
         {ES_EUNSUPPORTED, "not supported by this backend"},
+        {ES_EUNKNOWN, "outcome unknown (may or may not have been written)"},
     };
     (void)state;
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -38,9 +39,10 @@ static void test_strerror_every_code(void **state)
     /* the codes are the documented values (they are ABI) */
     assert_int_equal(ES_EINVAL, -1);
     assert_int_equal(ES_EUNSUPPORTED, -11);
+    assert_int_equal(ES_EUNKNOWN, -12);
     /* anything else is "unknown", never NULL */
     assert_string_equal(es_strerror(1), "unknown error");
-    assert_string_equal(es_strerror(-12), "unknown error");
+    assert_string_equal(es_strerror(-13), "unknown error");
     assert_string_equal(es_strerror(-1000000), "unknown error");
     assert_string_equal(es_strerror(INT32_MIN), "unknown error");
 }

@@ -506,6 +506,7 @@ static void test_truncated_partition_is_reported(void **state)
 /* Kafka protocol ApiKeys (librdkafka keeps their names internal). */
 enum { API_PRODUCE = 0, API_END_TXN = 26 };
 
+
 static void test_faults_lose_and_duplicate_nothing(void **state)
 {
     char err[256], uri[512];
@@ -562,21 +563,140 @@ static void test_faults_lose_and_duplicate_nothing(void **state)
     for (size_t i = 0; i < s.n; i++)
         assert_int_equal(s.ev[i]->version, (int64_t)i + 1);
 
-    /* A failing transaction commit: whether or not it counts, every reader
-     * and the writer agree, and a retry does not duplicate. */
-    rd_kafka_mock_push_request_errors(mc, API_END_TXN, 1,
-                                      RD_KAFKA_RESP_ERR_INVALID_TXN_STATE);
-    ev.id = "0190f3a0-0000-7000-8000-0000000fa018";
-    rc = es_log_append(log, &res, "account", "f", 3, &ev, 1);
-    if (rc != 0)
-        assert_int_equal(es_log_append(log, &res, "account", "f", 3, &ev, 1), 0);
-    assert_int_equal(read_all(reader, &s, "f"), 0);
-    assert_int_equal(s.n, 4);
-    assert_string_equal(s.ev[3]->id, ev.id);
-
     seen_clear(&s);
     json_decref(pay);
     es_log_close(reader);
+    es_log_close(log);
+    rd_kafka_mock_cluster_destroy(mc);
+    rd_kafka_destroy(rk);
+}
+
+/* A fresh in-process mock (for its error injection) and a log on it. */
+static rd_kafka_mock_cluster_t *mock_new(rd_kafka_t **rk, char *uri, size_t size,
+                                         const char *extra)
+{
+    char err[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_mock_cluster_t *mc;
+    rd_kafka_conf_set(conf, "log_level", "0", err, sizeof err);
+    *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
+    assert_non_null(*rk);
+    mc = rd_kafka_mock_cluster_new(*rk, 1);
+    assert_non_null(mc);
+    snprintf(uri, size, "kafka://%s?prefix=f.&kafka.log_level=0%s%s",
+             rd_kafka_mock_cluster_bootstraps(mc), extra ? "&" : "",
+             extra ? extra : "");
+    return mc;
+}
+
+/* n Deposited events with ids <prefix>-1 .. <prefix>-n. */
+static es_event *deposits(size_t n, const char *prefix, char ids[][48])
+{
+    es_event *evs = calloc(n, sizeof *evs);
+    assert_non_null(evs);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(ids[i], 48, "%s-%zu", prefix, i + 1);
+        evs[i].type = "Deposited";
+        evs[i].id = ids[i];
+        evs[i].payload = json_pack("{s:i}", "amount", (int)i + 1);
+    }
+    return evs;
+}
+
+static void deposits_free(es_event *evs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        json_decref(evs[i].payload);
+    free(evs);
+}
+
+/*
+ * A commit of 3 events whose transaction commit (EndTxn) fails: the writer
+ * aborts the transaction and reads the partition back. The mock keeps
+ * aborted records visible, so the whole commit is in the log and counts
+ * for every reader: the writer must say so (not "failed"), a retry with
+ * the same ids is a duplicate, and the handle's next transaction works
+ * (the failed one was not left open).
+ */
+static void failed_commit_on(es_log *log, rd_kafka_mock_cluster_t *mc,
+                             const char *uri, const char *sid,
+                             rd_kafka_resp_err_t end_txn_err)
+{
+    char ids[3][48], ids2[2][48], next[32];
+    es_log *reader;
+    es_event *evs = deposits(3, sid, ids), *more;
+    es_append_result res;
+    seen s = {0};
+    int rc;
+
+    snprintf(next, sizeof next, "%s-next", sid);
+    more = deposits(2, next, ids2);
+    assert_int_equal(append1(log, NULL, sid, 0, "AccountOpened", "{\"owner\":\"T\"}"), 0);
+    if (end_txn_err == RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS) {
+        /* Retried by librdkafka until commit_transaction times out, again
+         * and again; the abort then fails the same way. */
+        rd_kafka_resp_err_t errs[400];
+        for (size_t i = 0; i < 400; i++)
+            errs[i] = end_txn_err;
+        rd_kafka_mock_push_request_errors_array(mc, API_END_TXN, 400, errs);
+    } else {
+        rd_kafka_mock_push_request_errors(mc, API_END_TXN, 1, end_txn_err);
+    }
+    rc = es_log_append(log, &res, "account", sid, 1, evs, 3);
+    rd_kafka_mock_clear_request_errors(mc, API_END_TXN);
+    if (rc != 0)
+        fprintf(stderr, "%s: %s\n", rd_kafka_err2name(end_txn_err), es_errmsg(log));
+    assert_int_equal(rc, 0);
+    assert_int_equal(res.first_version, 2);
+    assert_int_equal(res.version, 4);
+    assert_int_equal(res.duplicate, 0);
+    assert_int_equal(res.last.offset - res.first.offset, 2);
+
+    reader = open_log(uri);
+    assert_int_equal(read_all(reader, &s, sid), 0);
+    assert_int_equal(s.n, 4);
+    assert_string_equal(s.ev[1]->id, ids[0]);
+    assert_string_equal(s.ev[3]->id, ids[2]);
+    assert_int_equal(s.ev[1]->position.offset, res.first.offset);
+    /* The retry is a no-op, from this handle and from another. */
+    assert_int_equal(es_log_append(log, &res, "account", sid, 1, evs, 3), 0);
+    assert_int_equal(res.duplicate, 1);
+    assert_int_equal(es_log_append(reader, &res, "account", sid, 1, evs, 3), 0);
+    assert_int_equal(res.duplicate, 1);
+    assert_int_equal(res.version, 4);
+    /* Not left open: the next transaction of the handle commits. */
+    assert_int_equal(es_log_append(log, &res, "account", sid, 4, more, 2), 0);
+    assert_int_equal(res.version, 6);
+    assert_int_equal(read_all(reader, &s, sid), 0);
+    assert_int_equal(s.n, 6);
+    assert_string_equal(s.ev[5]->id, ids2[1]);
+
+    seen_clear(&s);
+    deposits_free(evs, 3);
+    deposits_free(more, 2);
+    es_log_close(reader);
+}
+
+/*
+ * A commit of 3 events whose transaction commit (EndTxn) fails: the writer
+ * aborts the transaction (an abortable error) or drops the producer (a
+ * fatal one), and reads the partition back. The mock keeps aborted records
+ * visible, so the whole commit is in the log and counts for every reader:
+ * the writer must say so (not "failed"), a retry with the same ids is a
+ * duplicate, and the handle's next transaction works (the failed one was
+ * not left open).
+ */
+static void test_failed_transaction_commit(void **state)
+{
+    char uri[512];
+    rd_kafka_t *rk;
+    rd_kafka_mock_cluster_t *mc = mock_new(&rk, uri, sizeof uri, "timeout_ms=1500");
+    es_log *log = open_log(uri);
+
+    failed_commit_on(log, mc, uri, "fatal", RD_KAFKA_RESP_ERR_INVALID_TXN_STATE);
+    failed_commit_on(log, mc, uri, "abortable", RD_KAFKA_RESP_ERR_INVALID_MSG);
+    failed_commit_on(log, mc, uri, "retriable",
+                     RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS);
     es_log_close(log);
     rd_kafka_mock_cluster_destroy(mc);
     rd_kafka_destroy(rk);
@@ -638,6 +758,7 @@ int main(void)
         cmocka_unit_test(test_aborted_transaction_is_rejected),
         cmocka_unit_test(test_truncated_partition_is_reported),
         cmocka_unit_test(test_faults_lose_and_duplicate_nothing),
+        cmocka_unit_test(test_failed_transaction_commit),
         cmocka_unit_test(test_shared_log_suite),
         cmocka_unit_test(test_cli_suite),
         cmocka_unit_test(test_processor_suite),

@@ -46,6 +46,7 @@ typedef struct part_cache {
 typedef struct dr_slot {
     int done;
     rd_kafka_resp_err_t err;
+    rd_kafka_msg_status_t status; /* persisted, possibly, not */
     int64_t offset;
     int32_t partition;
 } dr_slot;
@@ -114,12 +115,21 @@ int es__kproducer_ready(es_log *log, kafka_log *k);
 /*
  * Produces the commit (versions set) to partition p; slots get the
  * delivery reports. Returns 0 when every event was delivered (and the
- * transaction committed), else a code with the message set; *any_delivered
- * says whether some event may be in the log regardless.
+ * transaction committed). Else, with the message set: ES_EIO when nothing
+ * can be in the log (*maybe 0), ES_EUNKNOWN when some of it may be:
+ * *maybe has ES__KMAYBE_WRITTEN (read the partition back to learn what
+ * counts) and ES__KMAYBE_LATER when a record may still arrive after that
+ * (it was in flight when given up: the commit can still become whole).
+ * Every wait is bounded (docs/kafka.md, "Time bounds"): at most about
+ * 5 x timeout_ms in all. A transaction that did not commit is aborted; a
+ * producer whose transaction could not be aborted, or that had a fatal
+ * error, is dropped and made again by the next append.
  */
+#define ES__KMAYBE_WRITTEN 1
+#define ES__KMAYBE_LATER 2
 int es__kproduce(es_log *log, kafka_log *k, topic_info *ti, int32_t p,
                  const char *sid, const es_event *evs, size_t n, dr_slot *slots,
-                 int *any_delivered);
+                 int *maybe);
 
 /* ---- writer.c ---------------------------------------------------------- */
 

@@ -26,7 +26,15 @@ enum {
     ES_EREFUSED = -8,    /* a decide function refused a command */
     ES_EUSER = -9,       /* a user callback returned non-zero */
     ES_EUNHANDLED = -10, /* an event type the aggregate has no apply for */
-    ES_EUNSUPPORTED = -11 /* the backend cannot do this */
+    ES_EUNSUPPORTED = -11, /* the backend cannot do this */
+    /* An append whose outcome could not be learnt in time (the broker
+     * froze, died or lost the connection after some of the commit may have
+     * reached it): the commit may or may not be in the log. The message
+     * names the stream and the commit's event ids; es_log_append again with
+     * the same events (the same ids) is safe: it writes nothing and says
+     * duplicate = 1 when the first try was written. Never re-decide on it:
+     * the events of the first try may count. */
+    ES_EUNKNOWN = -12
 };
 
 /* A static description of an error code ("version conflict"). Never NULL. */
