@@ -8,10 +8,13 @@
  * reader, a truncated log reported as such, and faults that neither lose
  * nor duplicate accepted events.
  */
+#include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -702,6 +705,273 @@ static void test_failed_transaction_commit(void **state)
     rd_kafka_destroy(rk);
 }
 
+/* ---- a broker process that is frozen and killed ------------------------------ */
+
+/* Starts `esfold broker` of its own; *addr gets its address, *banner what it
+ * said on stderr up to its "Stop with" line. */
+static pid_t broker_start(char *addr, size_t addr_size, char *banner,
+                          size_t banner_size)
+{
+    int out[2], err[2];
+    pid_t pid;
+    size_t len = 0;
+    FILE *f;
+    assert_int_equal(pipe(out), 0);
+    assert_int_equal(pipe(err), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(out[1], 1);
+        dup2(err[1], 2);
+        close(out[0]);
+        close(err[0]);
+        execl(es_test_esfold_path(), "esfold", "broker", (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    close(err[1]);
+    f = fdopen(out[0], "r");
+    assert_non_null(fgets(addr, (int)addr_size, f));
+    addr[strcspn(addr, "\n")] = '\0';
+    fclose(f);
+    f = fdopen(err[0], "r");
+    banner[0] = '\0';
+    while (len < banner_size - 1 && fgets(banner + len, (int)(banner_size - len), f)) {
+        len += strlen(banner + len);
+        if (strstr(banner, "Stop with"))
+            break;
+    }
+    fclose(f); /* the broker's later lines go nowhere (EPIPE is ignored) */
+    return pid;
+}
+
+static void broker_stop(pid_t pid)
+{
+    int status;
+    kill(pid, SIGCONT);
+    kill(pid, SIGTERM);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+}
+
+/* `esfold broker` turns Nagle off for the connections the mock accepts. */
+static void test_broker_sets_nodelay(void **state)
+{
+    char addr[256], banner[4096];
+    pid_t pid = broker_start(addr, sizeof addr, banner, sizeof banner);
+    assert_contains(banner, "TCP_NODELAY: set on 1 listening socket(s), and an "
+                            "accepted connection has it");
+    broker_stop(pid);
+}
+
+#define FREEZE_T_MS 1000
+#define FREEZE_EVENTS 50
+/* Far above the documented bound (docs/kafka.md: 12 x timeout_ms): this
+ * checks that a call returns, not how fast. */
+#define FREEZE_ALARM_S 60
+
+/* Commit `round` of the freeze test, with ids made from the round so that
+ * the parent can retry it with the same ids: FREEZE_EVENTS events in a
+ * transaction, or (odd rounds) one event, which the idempotent producer
+ * sends at once. */
+#define FREEZE_N(round) ((round) % 2 ? 1 : FREEZE_EVENTS)
+static es_event *freeze_commit(int round, char ids[][48])
+{
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "frz-%d", round);
+    return deposits(FREEZE_N(round), prefix, ids);
+}
+
+/* The appending child: commits to stream "fz" until told to stop (fd
+ * `stop` readable), each append under an alarm; reports "round rc\n". */
+static int freeze_writer(const char *uri, int stop, int fd)
+{
+    es_log *log = NULL;
+    char ids[FREEZE_EVENTS][48], line[64];
+    if (es_log_open(&log, uri) != 0)
+        return 2;
+    for (int round = 0;; round++) {
+        struct pollfd pfd = {.fd = stop, .events = POLLIN};
+        es_event *evs = freeze_commit(round, ids);
+        int rc;
+        if (poll(&pfd, 1, 0) != 0) {
+            deposits_free(evs, FREEZE_N(round));
+            break;
+        }
+        alarm(FREEZE_ALARM_S); /* a hang kills the child: the test fails */
+        rc = es_log_append(log, NULL, "account", "fz", ES_EXPECT_ANY, evs,
+                           FREEZE_N(round));
+        alarm(0);
+        deposits_free(evs, FREEZE_N(round));
+        if (rc != 0 && rc != ES_EUNKNOWN && rc != ES_EIO) {
+            fprintf(stderr, "freeze writer: %d %s\n", rc, es_errmsg(log));
+            return 3;
+        }
+        if (rc == ES_EUNKNOWN &&
+            (strstr(es_errmsg(log), "frz-") == NULL ||
+             strstr(es_errmsg(log), "may or may not have been written") == NULL))
+            return 4;
+        snprintf(line, sizeof line, "%d %d\n", round, rc);
+        if (write(fd, line, strlen(line)) != (ssize_t)strlen(line))
+            return 5;
+    }
+    es_log_close(log);
+    return 0;
+}
+
+/* Reads one "round rc" line of the writer; 0 at its end. */
+static int freeze_result(FILE *f, int *round, int *rc)
+{
+    return fscanf(f, "%d %d\n", round, rc) == 2;
+}
+
+typedef struct id_count {
+    const char *id;
+    int n;
+} id_count;
+
+static int count_id(const es_event *ev, void *user_data)
+{
+    id_count *c = user_data;
+    c->n += strcmp(ev->id, c->id) == 0;
+    return 0;
+}
+
+/* How many times a reader counts the event with this id in stream fz. */
+static int ids_counted(es_log *log, const char *id)
+{
+    id_count c = {id, 0};
+    assert_int_equal(es_log_read_stream(log, "account", "fz", NULL, count_id, &c), 0);
+    return c.n;
+}
+
+/*
+ * The broker is frozen (SIGSTOP) under a writer, resumed (SIGCONT), then
+ * killed (SIGKILL): every append returns (under an alarm far above the
+ * bound) with success, ES_EUNKNOWN or a definite ES_EIO; afterwards every
+ * success counts, no definite failure counts, and a retry of an unknown
+ * commit with the same ids makes it count exactly once.
+ */
+static void test_frozen_and_killed_broker(void **state)
+{
+    char addr[256], banner[4096], uri[512], ids[FREEZE_EVENTS][48];
+    pid_t broker = broker_start(addr, sizeof addr, banner, sizeof banner), writer;
+    int stop[2], res[2], status, round, rc, outcome[256], n = 0, unknown = 0;
+    FILE *f;
+    es_log *log;
+
+    /* owner=1: the writer goes straight to producing once it knows the
+     * partition, so the freeze catches commits in flight. */
+    snprintf(uri, sizeof uri,
+             "kafka://%s?prefix=frz.&owner=1&timeout_ms=%d&kafka.log_level=0",
+             addr, FREEZE_T_MS);
+    assert_int_equal(pipe(stop), 0);
+    assert_int_equal(pipe(res), 0);
+    writer = fork();
+    assert_true(writer >= 0);
+    if (writer == 0) {
+        close(stop[1]);
+        close(res[0]);
+        _exit(freeze_writer(uri, stop[0], res[1]));
+    }
+    close(stop[0]);
+    close(res[1]);
+    f = fdopen(res[0], "r");
+
+    /* Running, frozen for four of its appends, running again. */
+    for (int phase = 0; phase < 3; phase++) {
+        if (phase == 1)
+            kill(broker, SIGSTOP);
+        if (phase == 2)
+            kill(broker, SIGCONT);
+        for (int k = 0; k < 4; k++) {
+            assert_true(freeze_result(f, &round, &rc));
+            assert_int_equal(round, n);
+            assert_true(n < 256);
+            outcome[n++] = rc;
+        }
+    }
+    assert_int_equal(write(stop[1], "x", 1), 1);
+    while (freeze_result(f, &round, &rc)) {
+        assert_true(n < 256);
+        outcome[n++] = rc;
+    }
+    fclose(f);
+    close(stop[1]);
+    assert_int_equal(waitpid(writer, &status, 0), writer);
+    assert_true(WIFEXITED(status)); /* not killed by its alarm */
+    assert_int_equal(WEXITSTATUS(status), 0);
+
+    /* A fresh reader: successes count, definite failures do not; unknown
+     * ones are settled by a retry with the same ids. */
+    log = open_log(uri);
+    for (int r = 0; r < n; r++) {
+        es_event *evs = freeze_commit(r, ids);
+        es_append_result ar;
+        if (outcome[r] == 0)
+            assert_int_equal(ids_counted(log, ids[0]), 1);
+        if (outcome[r] == ES_EIO)
+            assert_int_equal(ids_counted(log, ids[0]), 0);
+        if (outcome[r] == ES_EUNKNOWN) {
+            unknown++;
+            assert_int_equal(es_log_append(log, &ar, "account", "fz",
+                                           ES_EXPECT_ANY, evs, FREEZE_N(r)), 0);
+            assert_int_equal(es_log_append(log, &ar, "account", "fz",
+                                           ES_EXPECT_ANY, evs, FREEZE_N(r)), 0);
+            assert_int_equal(ar.duplicate, 1);
+            assert_int_equal(ids_counted(log, ids[0]), 1);
+            assert_int_equal(ids_counted(log, ids[FREEZE_N(r) - 1]), 1);
+        }
+        deposits_free(evs, FREEZE_N(r));
+    }
+    fprintf(stderr, "frozen broker: %d appends, %d with an unknown outcome\n", n,
+            unknown);
+
+    /* Killed under a writer (a handle of its own: librdkafka's do not
+     * survive fork): its appends return, and say that they cannot tell or
+     * that nothing was written. */
+    assert_int_equal(pipe(stop), 0);
+    assert_int_equal(pipe(res), 0);
+    writer = fork();
+    assert_true(writer >= 0);
+    if (writer == 0) {
+        es_log *w = NULL;
+        char c;
+        int bad = 0;
+        close(stop[1]);
+        close(res[0]);
+        if (es_log_open(&w, uri) != 0 || append1(w, NULL, "fk", ES_EXPECT_ANY,
+                                                 "Deposited", "{\"amount\":1}") != 0)
+            _exit(2);
+        if (write(res[1], "r", 1) != 1 || read(stop[0], &c, 1) != 1)
+            _exit(3);
+        for (int r = 0; r < 3; r++) {
+            es_event *evs = freeze_commit(r, ids);
+            alarm(FREEZE_ALARM_S);
+            rc = es_log_append(w, NULL, "account", "fk", ES_EXPECT_ANY, evs,
+                               FREEZE_N(r));
+            alarm(0);
+            deposits_free(evs, FREEZE_N(r));
+            bad += rc != ES_EUNKNOWN && rc != ES_EIO;
+        }
+        _exit(bad ? 4 : 0);
+    }
+    close(stop[0]);
+    close(res[1]);
+    {
+        char c;
+        assert_int_equal(read(res[0], &c, 1), 1);
+    }
+    kill(broker, SIGKILL);
+    assert_int_equal(waitpid(broker, &status, 0), broker);
+    assert_int_equal(write(stop[1], "k", 1), 1);
+    assert_int_equal(waitpid(writer, &status, 0), writer);
+    assert_true(WIFEXITED(status)); /* not killed by its alarm */
+    assert_int_equal(WEXITSTATUS(status), 0);
+    close(stop[1]);
+    close(res[0]);
+    es_log_close(log);
+}
+
 /* ---- the shared log suite, on Kafka ------------------------------------------- */
 
 /* Runs another test program of this build against the local broker. */
@@ -759,6 +1029,8 @@ int main(void)
         cmocka_unit_test(test_truncated_partition_is_reported),
         cmocka_unit_test(test_faults_lose_and_duplicate_nothing),
         cmocka_unit_test(test_failed_transaction_commit),
+        cmocka_unit_test(test_broker_sets_nodelay),
+        cmocka_unit_test(test_frozen_and_killed_broker),
         cmocka_unit_test(test_shared_log_suite),
         cmocka_unit_test(test_cli_suite),
         cmocka_unit_test(test_processor_suite),
