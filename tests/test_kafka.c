@@ -705,6 +705,70 @@ static void test_failed_transaction_commit(void **state)
     rd_kafka_destroy(rk);
 }
 
+/* Decides a deposit, and makes the broker slow to answer (beyond the
+ * URI's timeout) before the append: its outcome cannot be learnt. */
+typedef struct slow_decide {
+    rd_kafka_mock_cluster_t *mc;
+    int calls;
+} slow_decide;
+
+static int decide_then_slow(const void *state, int64_t version,
+                            const void *command, es_emitter *em, void *user_data)
+{
+    slow_decide *sd = user_data;
+    (void)state;
+    (void)version;
+    (void)command;
+    sd->calls++;
+    rd_kafka_mock_broker_set_rtt(sd->mc, 1, 3000);
+    return es_emit_new(em, "Deposited", json_pack("{s:i}", "amount", 1));
+}
+
+/*
+ * An append whose outcome is unknown (every reply of the broker comes after
+ * the timeout) is ES_EUNKNOWN, with the stream and the ids in the message,
+ * and es_repo_execute returns it as it is: one decision, never a second.
+ */
+static void test_unknown_outcome_is_not_decided_again(void **state)
+{
+    char uri[512];
+    rd_kafka_t *rk;
+    /* owner=1: an append goes straight to producing (no offsets request
+     * first), so the slowness falls on the produce. */
+    rd_kafka_mock_cluster_t *mc = mock_new(&rk, uri, sizeof uri,
+                                           "timeout_ms=800&owner=1");
+    es_log *log = open_log(uri), *reader;
+    es_repo *repo = NULL;
+    es_execute_result out;
+    slow_decide sd = {mc, 0};
+    int rc, n = 0;
+
+    assert_int_equal(append1(log, NULL, "u", 0, "AccountOpened", "{\"owner\":\"U\"}"), 0);
+    assert_int_equal(append1(log, NULL, "u", 1, "Deposited", "{\"amount\":5}"), 0);
+    assert_int_equal(es_repo_new(&repo, log, NULL), 0);
+    rc = es_repo_execute(repo, &out, &bank_account_type, "u", decide_then_slow,
+                         NULL, &sd, NULL);
+    rd_kafka_mock_broker_set_rtt(mc, 1, 0);
+    assert_int_equal(rc, ES_EUNKNOWN);
+    assert_int_equal(sd.calls, 1);
+    assert_int_equal(out.attempts, 1);
+    assert_contains(es_errmsg(repo), "appending to account/u: outcome unknown: "
+                                     "the commit of 1 event (ids ");
+    assert_contains(es_errmsg(repo), "may or may not have been written");
+    assert_contains(es_errmsg(repo), "duplicate");
+    assert_string_equal(es_strerror(rc),
+                        "outcome unknown (may or may not have been written)");
+    /* Whatever became of it, every reader agrees: 2 or 3 events. */
+    reader = open_log(uri);
+    assert_int_equal(es_log_read_stream(reader, "account", "u", NULL, count_cb, &n), 0);
+    assert_true(n == 2 || n == 3);
+    es_repo_free(repo);
+    es_log_close(reader);
+    es_log_close(log);
+    rd_kafka_mock_cluster_destroy(mc);
+    rd_kafka_destroy(rk);
+}
+
 /* ---- a broker process that is frozen and killed ------------------------------ */
 
 /* Starts `esfold broker` of its own; *addr gets its address, *banner what it
@@ -1029,6 +1093,7 @@ int main(void)
         cmocka_unit_test(test_truncated_partition_is_reported),
         cmocka_unit_test(test_faults_lose_and_duplicate_nothing),
         cmocka_unit_test(test_failed_transaction_commit),
+        cmocka_unit_test(test_unknown_outcome_is_not_decided_again),
         cmocka_unit_test(test_broker_sets_nodelay),
         cmocka_unit_test(test_frozen_and_killed_broker),
         cmocka_unit_test(test_shared_log_suite),
