@@ -96,9 +96,14 @@ int es__kscan(es_log *log, kafka_log *k, topic_info *ti, int32_t partition,
 
 /* ---- topic.c ----------------------------------------------------------- */
 
-/* The partition's low and high watermarks. */
+/* The partition's low and high watermarks (lo may be NULL: only hi is
+ * asked for); each bounded by timeout_ms. */
 int es__ktopic_watermarks(es_log *log, kafka_log *k, topic_info *ti,
                           int32_t partition, int64_t *lo, int64_t *hi);
+/* One end (which: RD_KAFKA_OFFSET_BEGINNING or _END) of a partition,
+ * within timeout_ms; a librdkafka error code. */
+int es__ktopic_offset(kafka_log *k, const char *topic, int32_t partition,
+                      int64_t which, int64_t *out);
 /* A URI with partitions=N only works with topics of N partitions. */
 int es__ktopic_check_count(es_log *log, kafka_log *k, const char *topic, int32_t n);
 /* The topic of aggregate type agg; *out NULL (and 0) when the topic does
@@ -120,8 +125,8 @@ int es__kproducer_ready(es_log *log, kafka_log *k);
  * *maybe has ES__KMAYBE_WRITTEN (read the partition back to learn what
  * counts) and ES__KMAYBE_LATER when a record may still arrive after that
  * (it was in flight when given up: the commit can still become whole).
- * Every wait is bounded (docs/kafka.md, "Time bounds"): at most about
- * 5 x timeout_ms in all. A transaction that did not commit is aborted; a
+ * Every wait is bounded (docs/kafka.md, "Time bounds"): 3 x timeout_ms
+ * from the hand-over's start to the commit, and timeout_ms for an abort. A transaction that did not commit is aborted; a
  * producer whose transaction could not be aborted, or that had a fatal
  * error, is dropped and made again by the next append.
  */

@@ -322,7 +322,7 @@ int es__kafka_append(es_log *log, void *self, es_append_result *out,
             } else if (prc == 0) {
                 if ((rc = writer_catch_up(log, k, ti, p, last + 1, &pc)) != 0)
                     goto done;
-            } else if ((rc = es__ktopic_watermarks(log, k, ti, p, &lo, &hi)) != 0 ||
+            } else if ((rc = es__ktopic_watermarks(log, k, ti, p, NULL, &hi)) != 0 ||
                        (rc = writer_catch_up(log, k, ti, p,
                                              hi > last + 1 ? hi : last + 1, &pc)) != 0) {
                 rc = unknown(log, agg, sid, events, n, failure, es_errmsg(log));
