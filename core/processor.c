@@ -266,6 +266,7 @@ int es_processor_execute(es_processor *p, es_execute_result *out,
             if (rc == ES_ECONFLICT)
                 p->stats.conflicts++;
         }
+        /* Never decided again after ES_EUNKNOWN: the commit may count. */
         if (rc != ES_ECONFLICT)
             goto done;
     }

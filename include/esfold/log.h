@@ -81,7 +81,9 @@ typedef struct es_append_result {
  *
  * Returns 0; ES_ECONFLICT ("appending to account/acct-42: version conflict:
  * expected 6, stream is at 7"); ES_EINVAL for a malformed event (naming its
- * index and field); ES_EIO.
+ * index and field); ES_EIO (nothing of the commit counts); ES_EUNKNOWN
+ * (Kafka: the outcome could not be learnt in time; the commit may or may
+ * not count: append the same events, same ids, again to settle it).
  */
 int es_log_append(es_log *log, es_append_result *out,
                   const char *aggregate_type, const char *stream_id,

@@ -160,7 +160,10 @@ typedef struct es_execute_options {
  * Loads, decides, appends; on ES_ECONFLICT loads and decides again, up to
  * max_attempts. out and opts may be NULL. Returns 0, ES_EREFUSED (the
  * reason in es_errmsg(repo)), ES_ECONFLICT (still conflicting after every
- * attempt), or a load/append error.
+ * attempt), or a load/append error. ES_EUNKNOWN (the log could not tell
+ * whether the commit was written; the message names its ids) is returned
+ * as it is, never decided again: the first try may count, and a second
+ * decision would write its effect twice. Load the stream to see.
  *
  * The events get their ids (UUIDv7) and occurred-at time (now) here. With
  * snapshots attached to type, the load starts from a snapshot and, after
