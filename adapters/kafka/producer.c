@@ -1,5 +1,9 @@
 /*
- * adapters/kafka/producer.c - the producers of the event log and the production of one commit (klog.h).
+ * adapters/kafka/producer.c - the producers of the event log and the
+ * production of one commit (klog.h): every wait bounded by timeout_ms, a
+ * transaction that did not commit always aborted, and what may have
+ * reached the broker told apart from what cannot have (ES_EUNKNOWN vs
+ * ES_EIO, settled by the writer).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -134,7 +138,7 @@ int es__kproduce(es_log *log, kafka_log *k, topic_info *ti, int32_t p,
 {
     rd_kafka_error_t *error = NULL;
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
-    size_t i, handed = 0, good = 0;
+    size_t i, handed = 0;
     int rc = 0, committed = 0, aborted = 0;
     const int T = k->uri.timeout_ms;
     const int64_t start = es__kafka_now_ms();
@@ -199,7 +203,6 @@ int es__kproduce(es_log *log, kafka_log *k, topic_info *ti, int32_t p,
     purge_rest(rk, slots, handed);
     for (i = 0; i < handed; i++) {
         if (slots[i].done && !slots[i].err) {
-            good++;
             *maybe |= ES__KMAYBE_WRITTEN;
         } else if (!slots[i].done ||
                    slots[i].status != RD_KAFKA_MSG_STATUS_NOT_PERSISTED) {
@@ -282,7 +285,6 @@ int es__kproduce(es_log *log, kafka_log *k, topic_info *ti, int32_t p,
                         "kafka: appending to %s/%s: nothing written (no record "
                         "of the commit reached the broker): %s",
                         ti->name, sid, why);
-    (void)start;
     return es__fail(&log->h, ES_EUNKNOWN, "kafka: appending to %s/%s: %s%s",
                     ti->name, sid, why,
                     aborted ? " (the transaction was aborted)" : "");
