@@ -769,6 +769,78 @@ static void test_unknown_outcome_is_not_decided_again(void **state)
     rd_kafka_destroy(rk);
 }
 
+/* Runs cmd with stdin from `input`; its stdout in out, its exit status. */
+static int run_status(const char *cmd, const char *input, char *out, size_t size)
+{
+    char full[2048];
+    FILE *f;
+    size_t n;
+    int st;
+    snprintf(full, sizeof full, "printf '%%s\\n' '%s' | %s", input, cmd);
+    f = popen(full, "r");
+    assert_non_null(f);
+    n = fread(out, 1, size - 1, f);
+    out[n] = '\0';
+    st = pclose(f);
+    assert_true(WIFEXITED(st));
+    return WEXITSTATUS(st);
+}
+
+/*
+ * `esfold append` when the produce is answered (with an error) only after
+ * the timeout: the record was in flight, so it may be in the log; it is
+ * not there when read back, and may still arrive: exit status 3, the
+ * outcome named unknown with every id (--json), never "failed". The same
+ * line with that id again settles it: one event, counted once.
+ */
+static void test_cli_reports_unknown_outcome(void **state)
+{
+    char uri[512], cmd[1024], out[4096], line[256];
+    rd_kafka_t *rk;
+    rd_kafka_mock_cluster_t *mc = mock_new(&rk, uri, sizeof uri, "timeout_ms=800");
+    es_log *log = open_log(uri);
+    json_t *doc, *ids;
+    const char *id;
+    seen s = {0};
+    int st;
+
+    assert_int_equal(append1(log, NULL, "cli-u", 0, "AccountOpened", "{\"owner\":\"C\"}"), 0);
+    assert_int_equal(rd_kafka_mock_broker_push_request_error_rtts(
+                         mc, 1, API_PRODUCE, 1,
+                         RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, 3000), 0);
+    snprintf(cmd, sizeof cmd, "%s --log '%s' append account cli-u --expect 1 "
+             "--unchecked --json 2>/dev/null", es_test_esfold_path(), uri);
+    st = run_status(cmd, "{\"type\": \"Deposited\", \"data\": {\"amount\": 7}}",
+                    out, sizeof out);
+    assert_int_equal(st, 3);
+    doc = json_loads(out, 0, NULL);
+    assert_non_null(doc);
+    assert_string_equal(json_string_value(json_object_get(doc, "outcome")), "unknown");
+    assert_string_equal(json_string_value(json_object_get(doc, "stream_id")), "cli-u");
+    ids = json_object_get(doc, "ids");
+    assert_int_equal(json_array_size(ids), 1);
+    id = json_string_value(json_array_get(ids, 0));
+    assert_non_null(id);
+    assert_contains(json_string_value(json_object_get(doc, "error")), id);
+    assert_contains(json_string_value(json_object_get(doc, "error")),
+                    "may or may not have been written");
+
+    /* The retry with the id: appended once, whatever the first try did. */
+    snprintf(line, sizeof line,
+             "{\"type\": \"Deposited\", \"id\": \"%s\", \"data\": {\"amount\": 7}}", id);
+    snprintf(cmd, sizeof cmd, "%s --log '%s' append account cli-u --expect 1 "
+             "--unchecked", es_test_esfold_path(), uri);
+    assert_int_equal(run_status(cmd, line, out, sizeof out), 0);
+    assert_int_equal(read_all(log, &s, "cli-u"), 0);
+    assert_int_equal(s.n, 2);
+    assert_string_equal(s.ev[1]->id, id);
+    seen_clear(&s);
+    json_decref(doc);
+    es_log_close(log);
+    rd_kafka_mock_cluster_destroy(mc);
+    rd_kafka_destroy(rk);
+}
+
 /* ---- a broker process that is frozen and killed ------------------------------ */
 
 /* Starts `esfold broker` of its own; *addr gets its address, *banner what it
@@ -1094,6 +1166,7 @@ int main(void)
         cmocka_unit_test(test_faults_lose_and_duplicate_nothing),
         cmocka_unit_test(test_failed_transaction_commit),
         cmocka_unit_test(test_unknown_outcome_is_not_decided_again),
+        cmocka_unit_test(test_cli_reports_unknown_outcome),
         cmocka_unit_test(test_broker_sets_nodelay),
         cmocka_unit_test(test_frozen_and_killed_broker),
         cmocka_unit_test(test_shared_log_suite),
