@@ -901,7 +901,7 @@ static void test_broker_sets_nodelay(void **state)
 
 #define FREEZE_T_MS 1000
 #define FREEZE_EVENTS 50
-/* Far above the documented bound (docs/kafka.md: 11 x timeout_ms): this
+/* Far above the documented bound (docs/kafka.md: 13 x timeout_ms): this
  * checks that a call returns, not how fast. */
 #define FREEZE_ALARM_S 60
 
