@@ -6,6 +6,13 @@
  *               round-robin over 64 streams, beside `kcat -P` producing
  *               records of the same key, value and header sizes.
  *   append_100  the same with commits of 100 events.
+ *   append_1_confirmed, append_100_confirmed
+ *               the same appends beside a plain librdkafka program that
+ *               produces synchronously and confirmed: an idempotent
+ *               producer, one record (or a batch of 100) at a time, waiting
+ *               for its delivery reports before the next: the limit of a
+ *               confirmed append. Their p50/p99 latencies per commit are
+ *               printed under the table.
  *   processor   es_processor_execute of bank deposits round-robin over
  *               64 accounts opened first (untimed: the first loads), the
  *               log opened with owner=1: hot states, no loads, no offsets
@@ -48,10 +55,10 @@
 #define DEFAULT_REPS 3
 #define MIN_EVENTS 200
 #define PARTITIONS 16
-#define TOPICS 72 /* made at the broker's start: bench.<n>.account; one per
-                     esfold append or execute run (4 kinds x at most 16
-                     runs), the fold topic, and one that kcat -P writes
-                     every run to */
+#define TOPICS 106 /* made at the broker's start: bench.<n>.account; one per
+                      esfold append or execute run (6 kinds x at most 16
+                      runs), the fold topic, one that the confirmed
+                      producer and one that kcat -P write every run to */
 #define STREAMS 64
 #define FOLD_MAX 10000
 
@@ -145,7 +152,106 @@ typedef struct append_ctx {
     long long events;
     int commit;
     char input[4096]; /* kcat's input file: "key\tvalue" lines */
+    double *lat_es, *lat_lim; /* seconds per commit, of the last run */
 } append_ctx;
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The q-quantile (0..1) of n latencies, in microseconds (sorts them). */
+static double quantile_us(double *lat, size_t n, double q)
+{
+    if (lat == NULL || n == 0)
+        return 0;
+    qsort(lat, n, sizeof *lat, cmp_double);
+    return lat[(size_t)(q * (double)(n - 1) + 0.5)] * 1e6;
+}
+
+static void dr_count(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    (void)opaque;
+    if (m->err == 0)
+        ++*(long long *)m->_private;
+    else
+        *(long long *)m->_private = -1000000000LL;
+}
+
+/*
+ * The limit of a confirmed append: a plain librdkafka idempotent producer
+ * hands over one commit's records (same key, value and headers as esfold
+ * writes) and waits for their delivery reports before the next.
+ */
+static int confirmed_limit(void *vctx, double *seconds)
+{
+    append_ctx *c = vctx;
+    char err[512], topic[64], sid[32];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *rk;
+    long long delivered = 0, sent = 0, commits = 0;
+    const char *value = "{\"amount\":2500}";
+    double t0;
+    int s = 0, rc = 0;
+    snprintf(topic, sizeof topic, "bench.%d.account", TOPICS - 2);
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof err) ||
+        rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof err) ||
+        rd_kafka_conf_set(conf, "linger.ms", "0", err, sizeof err)) {
+        fprintf(stderr, "bench_kafka: confirmed producer: %s\n", err);
+        rd_kafka_conf_destroy(conf);
+        return 1;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_count);
+    if ((rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err)) == NULL) {
+        fprintf(stderr, "bench_kafka: confirmed producer: %s\n", err);
+        rd_kafka_conf_destroy(conf);
+        return 1;
+    }
+    t0 = 0;
+    /* The first commit (connection, producer id) is not timed. */
+    for (long long done = -c->commit; done < c->events && rc == 0 && !bu_interrupted();
+         done += c->commit) {
+        double t1 = bu_now();
+        if (done == 0)
+            t0 = t1;
+        snprintf(sid, sizeof sid, "acct-%d", s);
+        for (int i = 0; i < c->commit && rc == 0; i++) {
+            rd_kafka_headers_t *hs = rd_kafka_headers_new(8);
+            rd_kafka_header_add(hs, "es-type", -1, "Deposited", -1);
+            rd_kafka_header_add(hs, "es-version", -1, "1", -1);
+            rd_kafka_header_add(hs, "es-schema", -1, "1", -1);
+            rd_kafka_header_add(hs, "es-id", -1, "01a20be2-09b6-74c6-992b-667aa8ed5810", -1);
+            rd_kafka_header_add(hs, "es-time-us", -1, "1795494492726227", -1);
+            rd_kafka_header_add(hs, "es-commit", -1, "01a20be2-09b6-74c6-992b-667aa8ed5811", -1);
+            rd_kafka_header_add(hs, "es-commit-size", -1, "1", -1);
+            if (rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
+                                  RD_KAFKA_V_PARTITION(es_partition_for(sid, strlen(sid), PARTITIONS)),
+                                  RD_KAFKA_V_KEY(sid, strlen(sid)),
+                                  RD_KAFKA_V_VALUE((void *)value, strlen(value)),
+                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                  RD_KAFKA_V_HEADERS(hs), RD_KAFKA_V_OPAQUE(&delivered),
+                                  RD_KAFKA_V_END) != 0) {
+                rd_kafka_headers_destroy(hs);
+                rc = 1;
+            }
+            sent++;
+        }
+        while (rc == 0 && delivered >= 0 && delivered < sent)
+            rd_kafka_poll(rk, 100);
+        if (delivered < 0)
+            rc = 1;
+        if (done >= 0 && c->lat_lim)
+            c->lat_lim[commits++] = bu_now() - t1;
+        s = (s + 1) % STREAMS;
+    }
+    *seconds = bu_now() - t0;
+    if (rc)
+        fprintf(stderr, "bench_kafka: confirmed producer: a delivery failed\n");
+    rd_kafka_destroy(rk);
+    return rc ? 1 : bu_interrupted() ? -1 : 0;
+}
 
 static int append_esfold(void *vctx, double *seconds)
 {
@@ -170,9 +276,12 @@ static int append_esfold(void *vctx, double *seconds)
     }
     t0 = bu_now();
     while (done < c->events && rc == 0 && !bu_interrupted()) {
+        double t1 = bu_now();
         snprintf(sid, sizeof sid, "acct-%d", s);
         rc = es_log_append(log, NULL, "account", sid, version[s], evs,
                            (size_t)c->commit);
+        if (c->lat_es)
+            c->lat_es[done / c->commit] = bu_now() - t1;
         version[s] += c->commit;
         done += c->commit;
         s = (s + 1) % STREAMS;
@@ -412,6 +521,42 @@ static int measure_append(bu_report *rep, const bu_options *o, const char *dir,
                         "events_per_s", "ev/s", (double)c.events);
     if (row && commit > 1)
         bu_row_metric(row, "commits_per_s", "commit/s", (double)c.events / commit);
+
+    /* Beside a synchronous, confirmed produce of the same commits. */
+    {
+        size_t ncommits = (size_t)(c.events / commit);
+        char label[64], fkey[48], desc[96];
+        c.lat_es = calloc(ncommits, sizeof *c.lat_es);
+        c.lat_lim = calloc(ncommits, sizeof *c.lat_lim);
+        if (c.lat_es == NULL || c.lat_lim == NULL ||
+            (rc = bu_measure_pair(what, o->reps, append_esfold, &c, confirmed_limit,
+                                  &c, &es, &lim)) != 0) {
+            free(c.lat_es);
+            free(c.lat_lim);
+            return rc ? rc : 1;
+        }
+        snprintf(key, sizeof key, "append_%d_confirmed", commit);
+        snprintf(desc, sizeof desc, "librdkafka idempotent produce of %d, "
+                 "confirmed, then the next", commit);
+        row = bu_report_row(rep, key, name, desc, &es, &lim, "events_per_s",
+                            "ev/s", (double)c.events);
+        if (row && commit > 1)
+            bu_row_metric(row, "commits_per_s", "commit/s", (double)c.events / commit);
+        for (int side = 0; side < 2; side++) {
+            double *lat = side ? c.lat_lim : c.lat_es;
+            const char *who = side ? "confirmed produce" : "esfold append";
+            snprintf(fkey, sizeof fkey, "append_%d_%s_p50_us", commit,
+                     side ? "confirmed" : "esfold");
+            snprintf(label, sizeof label, "commit of %d, %s: p50", commit, who);
+            bu_report_fact(rep, fkey, label, quantile_us(lat, ncommits, 0.5), "us", 0);
+            snprintf(fkey, sizeof fkey, "append_%d_%s_p99_us", commit,
+                     side ? "confirmed" : "esfold");
+            snprintf(label, sizeof label, "commit of %d, %s: p99", commit, who);
+            bu_report_fact(rep, fkey, label, quantile_us(lat, ncommits, 0.99), "us", 0);
+        }
+        free(c.lat_es);
+        free(c.lat_lim);
+    }
     return 0;
 }
 

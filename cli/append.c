@@ -272,6 +272,44 @@ done:
     return st;
 }
 
+/*
+ * The log could not tell whether the commit was written: exit status 3,
+ * never "failed". The message names the ids; --json lists them all, so
+ * that a retry with the same ids (a no-op if the first try was written)
+ * can be made from it.
+ */
+static int unknown_outcome(es__cli *cli, es_log *log, const char *tname,
+                           const char *stream, const input *in, int json)
+{
+    json_t *doc, *ids;
+    int st;
+    es__cli_fail(cli, "%s", es_errmsg(log));
+    fprintf(stderr,
+            "%s: the outcome is unknown: the %zu event%s may or may not be in "
+            "%s/%s. Append them again with the same ids (\"id\" on each line; "
+            "ids %s .. %s): that writes nothing if they are there\n",
+            cli->prog, in->n, in->n == 1 ? "" : "s", tname, stream,
+            in->events[0].id, in->events[in->n - 1].id);
+    if (!json)
+        return ES__CLI_UNKNOWN;
+    if ((ids = json_array()) == NULL)
+        return es__cli_fail(cli, "out of memory");
+    for (size_t i = 0; i < in->n; i++)
+        if (json_array_append_new(ids, json_string(in->events[i].id)) != 0) {
+            json_decref(ids);
+            return es__cli_fail(cli, "out of memory");
+        }
+    doc = json_pack("{s:s,s:s,s:s,s:I,s:o,s:s}", "outcome", "unknown",
+                    "aggregate_type", tname, "stream_id", stream,
+                    "events", (json_int_t)in->n, "ids", ids,
+                    "error", es_errmsg(log));
+    if (doc == NULL)
+        return es__cli_fail(cli, "out of memory");
+    st = es__cli_print_json(cli, doc);
+    json_decref(doc);
+    return st == ES__CLI_OK ? ES__CLI_UNKNOWN : st;
+}
+
 static int append_run(es__cli *cli, int argc, char **argv)
 {
     const char *v[ES__CLI_MAX_OPTS];
@@ -284,6 +322,7 @@ static int append_run(es__cli *cli, int argc, char **argv)
     es_log *log;
     input in;
     json_t *doc = NULL;
+    char (*ids)[ES_UUID_BUFSZ] = NULL;
     int nargs, st, rc;
 
     memset(&in, 0, sizeof in);
@@ -330,7 +369,25 @@ static int append_run(es__cli *cli, int argc, char **argv)
         goto done;
     if ((st = es__cli_log(cli, 0, &log)) != ES__CLI_OK)
         goto done;
+    /* Ids of its own for the events without one, so that an unknown
+     * outcome can name them for a retry. */
+    if ((ids = es__calloc(in.n, sizeof *ids)) == NULL) {
+        st = es__cli_fail(cli, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < in.n; i++)
+        if (in.events[i].id == NULL) {
+            if (es_uuid_v7(ids[i]) != 0) {
+                st = es__cli_fail(cli, "no random bytes for event ids");
+                goto done;
+            }
+            in.events[i].id = ids[i];
+        }
     rc = es_log_append(log, &res, tname, stream, expect, in.events, in.n);
+    if (rc == ES_EUNKNOWN) {
+        st = unknown_outcome(cli, log, tname, stream, &in, v[OPT_JSON] != NULL);
+        goto done;
+    }
     if (rc != 0) {
         st = es__cli_fail(cli, "%s", es_errmsg(log));
         goto done;
@@ -366,6 +423,7 @@ static int append_run(es__cli *cli, int argc, char **argv)
 done:
     json_decref(doc);
     input_free(&in);
+    es__free(ids);
     return st;
 }
 
@@ -395,7 +453,13 @@ const es__cli_command es__cli_append = {
         "--expect is the stream's version before the commit (a conflict fails\n"
         "with the stream's actual version), 0 when the stream must not exist,\n"
         "or 'any'. Appending event ids that are already in the stream writes\n"
-        "nothing and says so (a retry is harmless).\n",
+        "nothing and says so (a retry is harmless).\n"
+        "\n"
+        "Exit status 3: the outcome is unknown (the log could not tell in time\n"
+        "whether the commit was written, e.g. the broker froze). The events may\n"
+        "or may not be in the stream; the message (and --json, with \"outcome\":\n"
+        "\"unknown\" and every id) names their ids: append them again with the\n"
+        "same ids to settle it.\n",
     .opts = append_opts,
     .min_args = 2,
     .max_args = 2,

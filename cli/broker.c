@@ -11,10 +11,17 @@
  * for it, with the mock's fixed 4 partitions. TOPIC arguments are made at
  * start with P partitions instead.
  */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -43,11 +50,116 @@ static int parse_count(es__cli *cli, const char *what, const char *v, int64_t ma
     return 0;
 }
 
+/* The TCP port of a socket, 0 when it is not an IPv4/IPv6 socket. */
+static int sock_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return 0;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return 0;
+}
+
+/* Whether port is one of the bootstrap list's "host:port[,host:port]". */
+static int is_bootstrap_port(const char *bootstraps, int port)
+{
+    for (const char *p = bootstraps; p && *p;) {
+        const char *colon = strchr(p, ':'), *comma = strchr(p, ',');
+        if (colon && (!comma || colon < comma) && atoi(colon + 1) == port)
+            return 1;
+        p = comma ? comma + 1 : NULL;
+    }
+    return 0;
+}
+
+/*
+ * Calls fn on every socket of this process bound to a bootstrap port that
+ * is listening (listening 1) or accepted (0). Returns how many.
+ */
+static int each_socket(const char *bootstraps, int listening, int (*fn)(int fd))
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0;
+    if (d == NULL)
+        return 0;
+    while ((e = readdir(d)) != NULL) {
+        int fd = atoi(e->d_name), acc = 0, type = 0;
+        socklen_t len = sizeof acc;
+        if (e->d_name[0] < '0' || e->d_name[0] > '9' || fd == dirfd(d))
+            continue;
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 ||
+            type != SOCK_STREAM)
+            continue;
+        len = sizeof acc;
+        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) != 0 ||
+            acc != listening || !is_bootstrap_port(bootstraps, sock_port(fd)))
+            continue;
+        n += fn(fd);
+    }
+    closedir(d);
+    return n;
+}
+
+static int set_nodelay(int fd)
+{
+    int one = 1;
+    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0;
+}
+
+static int has_nodelay(int fd)
+{
+    int on = 0;
+    socklen_t len = sizeof on;
+    return getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) == 0 && on;
+}
+
+static int is_socket(int fd)
+{
+    (void)fd;
+    return 1;
+}
+
+/*
+ * Connects to the first bootstrap address and waits (up to 2 s) for the
+ * mock to accept: 1 when the accepted socket has TCP_NODELAY, 0 when not,
+ * -1 when it could not tell.
+ */
+static int check_accepted_nodelay(const char *bootstraps)
+{
+    struct sockaddr_in sa;
+    const char *colon = strchr(bootstraps, ':');
+    int fd, rc = -1;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)(colon ? atoi(colon + 1) : 0));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+        for (int i = 0; i < 200 && rc < 0; i++) {
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            int all = each_socket(bootstraps, 0, is_socket);
+            if (all > 0)
+                rc = each_socket(bootstraps, 0, has_nodelay) == all;
+            else
+                nanosleep(&ts, NULL);
+        }
+    }
+    close(fd);
+    return rc;
+}
+
 static int broker_run(es__cli *cli, int argc, char **argv)
 {
     const char *values[ES__CLI_MAX_OPTS] = {0};
     char *args[ES__CLI_MAX_ARGS];
-    int nargs = 0, st, brokers = 1, partitions = 4, i, sig = 0;
+    int nargs = 0, st, brokers = 1, partitions = 4, i, sig = 0, nodelay,
+        nodelay_checked;
     char errstr[512];
     rd_kafka_conf_t *conf;
     rd_kafka_t *rk;
@@ -90,6 +202,12 @@ static int broker_run(es__cli *cli, int argc, char **argv)
                                 rd_kafka_err2str(err));
         }
     }
+    /* librdkafka 2.0.2's mock leaves Nagle on for the connections it
+     * accepts: with two requests in flight a reply can wait ~40 ms for the
+     * client's delayed ACK. Real brokers set TCP_NODELAY; on Linux an
+     * accepted socket inherits it from the listening one. */
+    nodelay = each_socket(rd_kafka_mock_cluster_bootstraps(mc), 1, set_nodelay);
+    nodelay_checked = check_accepted_nodelay(rd_kafka_mock_cluster_bootstraps(mc));
     printf("%s\n", rd_kafka_mock_cluster_bootstraps(mc));
     fflush(stdout);
     fprintf(stderr,
@@ -102,10 +220,16 @@ static int broker_run(es__cli *cli, int argc, char **argv)
             "transactions\n"
             "  stay visible (the acceptance rule rejects them). New topics get "
             "4 partitions%s.\n"
+            "  TCP_NODELAY: set on %d listening socket(s)%s.\n"
             "  Stop with Ctrl-C (SIGINT) or SIGTERM.\n",
             cli->prog, rd_kafka_version_str(), brokers,
             rd_kafka_mock_cluster_bootstraps(mc),
-            nargs ? "; the named ones were made with --partitions" : "");
+            nargs ? "; the named ones were made with --partitions" : "",
+            nodelay,
+            nodelay_checked == 1   ? ", and an accepted connection has it"
+            : nodelay_checked == 0 ? ", BUT an accepted connection does not "
+                                     "have it (replies may stall ~40 ms)"
+                                   : " (not checked on an accepted connection)");
     fflush(stderr);
 
     while (sigwait(&set, &sig) == 0 && sig != SIGINT && sig != SIGTERM &&

@@ -28,6 +28,7 @@
 #define ES__CLI_OK 0
 #define ES__CLI_FAIL 1
 #define ES__CLI_USAGE 2
+#define ES__CLI_UNKNOWN 3 /* append: the outcome is unknown (ES_EUNKNOWN) */
 
 /* The context of one es_cli_main call. */
 typedef struct es__cli es__cli;

@@ -24,6 +24,7 @@ const char *es_strerror(int code)
     case ES_EUNHANDLED: return "unhandled event type";
     case ES_EUNSUPPORTED: return "not supported by this backend";
     case ES_ETIMEDOUT: return "timed out";
+    case ES_EUNKNOWN: return "outcome unknown (may or may not have been written)";
     default: return "unknown error";
     }
 }

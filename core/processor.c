@@ -286,6 +286,7 @@ int es_processor_execute(es_processor *p, es_execute_result *out,
                 out->actual_version = ar.actual_version;
             }
         }
+        /* Never decided again after ES_EUNKNOWN: the commit may count. */
         if (rc != ES_ECONFLICT)
             goto done;
     }

@@ -538,6 +538,8 @@ int es_repo_execute(es_repo *repo, es_execute_result *out,
                 after_append(repo, hooks, agg, &info, type, stream_id, &ar, &em);
             goto done;
         }
+        /* Anything but a conflict is the answer. ES_EUNKNOWN above all:
+         * the commit may count, and deciding again could write it twice. */
         if (rc != ES_ECONFLICT)
             goto done;
         out->actual_version = ar.actual_version;

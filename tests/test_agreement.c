@@ -764,7 +764,10 @@ static int writer_proc(const char *uri, int w, unsigned seed, const char *out)
                     (long long)res.first.offset);
             seen[s] = res.version;
         } else {
-            fprintf(f, "%s %s %d %s %d\n", rc == ES_ECONFLICT ? "conflict" : "error",
+            fprintf(f, "%s %s %d %s %d\n",
+                    rc == ES_ECONFLICT  ? "conflict"
+                    : rc == ES_EUNKNOWN ? "unknown"
+                                        : "error",
                     ids[0], n, sids[s], rc);
             if (rc != ES_ECONFLICT)
                 fprintf(stderr, "writer %d: %s\n", w, es_errmsg(log));
@@ -1156,7 +1159,7 @@ static void test_property_every_reader_agrees(void **state)
     char outs[WRITERS][512];
     int32_t parts;
     all_events all = {{0}, 0};
-    int oks = 0, conflicts = 0;
+    int oks = 0, conflicts = 0, unknowns = 0;
     (void)state;
 
     fprintf(stderr, "property test seed %u (ESFOLD_PROPERTY_SEED=%u reruns it)\n",
@@ -1241,17 +1244,27 @@ static void test_property_every_reader_agrees(void **state)
             } else if (strcmp(what, "conflict") == 0) {
                 conflicts++;
                 assert_null(e);
+            } else if (strcmp(what, "unknown") == 0) {
+                /* Settled one way for every reader: all of it or none. */
+                int have = 0;
+                for (int i = 0; i < n; i++) {
+                    char idi[80];
+                    snprintf(idi, sizeof idi, "%.*s%d", (int)(strlen(id0) - 1), id0, i);
+                    have += find_id(&all, idi) != NULL;
+                }
+                assert_true(have == 0 || have == n);
+                unknowns++;
             } else {
-                /* The broker is healthy here: nothing may fail. */
+                /* The broker is healthy here: nothing else may fail. */
                 fprintf(stderr, "writer %d: %s", w, line);
                 assert_string_equal(what, "conflict");
             }
         }
         fclose(f);
     }
-    fprintf(stderr, "property test: %d appended, %d conflicts, %zu events counted "
-                    "by every reader\n",
-            oks, conflicts, all.n);
+    fprintf(stderr, "property test: %d appended, %d conflicts, %d unknown, %zu "
+                    "events counted by every reader\n",
+            oks, conflicts, unknowns, all.n);
     assert_true(oks > 0);
     for (size_t i = 0; i < all.n; i++)
         es_event_free(all.ev[i]);

@@ -27,6 +27,7 @@ static void test_strerror_every_code(void **state)
         {ES_EUNHANDLED, "unhandled event type"},
         {ES_EUNSUPPORTED, "not supported by this backend"},
         {ES_ETIMEDOUT, "timed out"},
+        {ES_EUNKNOWN, "outcome unknown (may or may not have been written)"},
     };
     (void)state;
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -40,9 +41,10 @@ static void test_strerror_every_code(void **state)
     assert_int_equal(ES_EINVAL, -1);
     assert_int_equal(ES_EUNSUPPORTED, -11);
     assert_int_equal(ES_ETIMEDOUT, -12);
+    assert_int_equal(ES_EUNKNOWN, -13);
     /* anything else is "unknown", never NULL */
     assert_string_equal(es_strerror(1), "unknown error");
-    assert_string_equal(es_strerror(-13), "unknown error");
+    assert_string_equal(es_strerror(-14), "unknown error");
     assert_string_equal(es_strerror(-1000000), "unknown error");
     assert_string_equal(es_strerror(INT32_MIN), "unknown error");
 }

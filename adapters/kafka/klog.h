@@ -48,6 +48,7 @@ typedef struct part_cache {
 typedef struct dr_slot {
     int done;
     rd_kafka_resp_err_t err;
+    rd_kafka_msg_status_t status; /* persisted, possibly, not */
     int64_t offset;
     int32_t partition;
 } dr_slot;
@@ -116,12 +117,14 @@ int es__kcache_feed(es_log *log, kafka_log *k, const rd_kafka_message_t *m,
 
 /* ---- topic.c ----------------------------------------------------------- */
 
-/* The partition's low and high watermarks (two requests, each bounded by
- * the URI's timeout_ms), or only the high one (one request). */
+/* The partition's low and high watermarks (lo may be NULL: only hi is
+ * asked for, one request); each bounded by timeout_ms. */
 int es__ktopic_watermarks(es_log *log, kafka_log *k, topic_info *ti,
                           int32_t partition, int64_t *lo, int64_t *hi);
-int es__ktopic_end(es_log *log, kafka_log *k, topic_info *ti, int32_t partition,
-                   int64_t *hi);
+/* One end (which: RD_KAFKA_OFFSET_BEGINNING or _END) of a partition,
+ * within timeout_ms; a librdkafka error code. */
+int es__ktopic_offset(kafka_log *k, const char *topic, int32_t partition,
+                      int64_t which, int64_t *out);
 /* A URI with partitions=N only works with topics of N partitions. */
 int es__ktopic_check_count(es_log *log, kafka_log *k, const char *topic, int32_t n);
 /* The topic of aggregate type agg; *out NULL (and 0) when the topic does
@@ -138,12 +141,21 @@ int es__kproducer_ready(es_log *log, kafka_log *k);
 /*
  * Produces the commit (versions set) to partition p; slots get the
  * delivery reports. Returns 0 when every event was delivered (and the
- * transaction committed), else a code with the message set; *any_delivered
- * says whether some event may be in the log regardless.
+ * transaction committed). Else, with the message set: ES_EIO when nothing
+ * can be in the log (*maybe 0), ES_EUNKNOWN when some of it may be:
+ * *maybe has ES__KMAYBE_WRITTEN (read the partition back to learn what
+ * counts) and ES__KMAYBE_LATER when a record may still arrive after that
+ * (it was in flight when given up: the commit can still become whole).
+ * Every wait is bounded (docs/kafka.md, "Time bounds"): 3 x timeout_ms
+ * from the hand-over's start to the commit, and timeout_ms for an abort. A transaction that did not commit is aborted; a
+ * producer whose transaction could not be aborted, or that had a fatal
+ * error, is dropped and made again by the next append.
  */
+#define ES__KMAYBE_WRITTEN 1
+#define ES__KMAYBE_LATER 2
 int es__kproduce(es_log *log, kafka_log *k, topic_info *ti, int32_t p,
                  const char *sid, const es_event *evs, size_t n, dr_slot *slots,
-                 int *any_delivered);
+                 int *maybe);
 
 /* ---- writer.c ---------------------------------------------------------- */
 

@@ -55,7 +55,7 @@ static void kafka_close(void *self)
 static int kafka_open(es_log *log, void **self, const char *uri)
 {
     kafka_log *k;
-    char errstr[512], group[64], uuid[ES_UUID_BUFSZ], timeout[16];
+    char errstr[512], group[64], uuid[ES_UUID_BUFSZ], timeout[16], backoff[16];
     rd_kafka_conf_t *conf;
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t err;
@@ -70,12 +70,12 @@ static int kafka_open(es_log *log, void **self, const char *uri)
          * behind it: 10 ms made a load of a short stream take 13 ms. */
         "fetch.wait.max.ms", "1",
         "fetch.error.backoff.ms", "10",
-        /* After an outage the next reconnect comes within a second (the
-         * default backoff grows to 10 s), so that reads and the writer's
-         * offsets questions recover within their timeout_ms. */
-        "reconnect.backoff.max.ms", "1000",
         "isolation.level", "read_committed",
         "socket.timeout.ms", timeout,
+        /* Reconnect at least every timeout_ms / 4: librdkafka's default
+         * backoff grows to 10 s, and a broker back after an outage would
+         * stay unused for longer than a call may wait. */
+        "reconnect.backoff.max.ms", backoff,
         "group.id", group,
         NULL,
     };
@@ -97,6 +97,8 @@ static int kafka_open(es_log *log, void **self, const char *uri)
     snprintf(group, sizeof group, "esfold-reader-%s", uuid);
     snprintf(k->timeout, sizeof k->timeout, "%d", k->uri.timeout_ms);
     memcpy(timeout, k->timeout, sizeof timeout);
+    snprintf(backoff, sizeof backoff, "%d",
+             k->uri.timeout_ms / 4 > 100 ? k->uri.timeout_ms / 4 : 100);
     if ((conf = es__kafka_conf(&k->uri, extra, errstr, sizeof errstr)) == NULL) {
         kafka_close(k);
         return es__fail(&log->h, ES_EINVAL, "%s: %s", uri, errstr);
@@ -204,10 +206,9 @@ static int kafka_types(es_log *log, void *self, es_name_cb cb, void *user_data)
             (len >= 10 && strcmp(name + len - 10, ".snapshots") == 0))
             continue;
         for (j = 0; j < t->partition_cnt && !has; j++) {
-            int64_t lo, hi;
-            if (rd_kafka_query_watermark_offsets(k->consumer, name,
-                                                 t->partitions[j].id, &lo, &hi,
-                                                 k->uri.timeout_ms) == 0 &&
+            int64_t hi;
+            if (es__ktopic_offset(k, name, t->partitions[j].id,
+                                  RD_KAFKA_OFFSET_END, &hi) == 0 &&
                 hi > 0)
                 has = 1;
         }

@@ -11,65 +11,65 @@
 #include "klog.h"
 
 /*
- * One ListOffsets request: the partition's first offset (which =
- * RD_KAFKA_OFFSET_BEGINNING) or the offset its next record will get
- * (RD_KAFKA_OFFSET_END). rd_kafka_offsets_for_times keeps to its timeout
- * (twice timeout_ms at most: the leader's lookup, then the request);
- * after a timeout, once more behind a metadata request;
- * librdkafka 2.0.2's watermark query does not while a connection goes up
- * and down, and asks for both ends where a writer needs one.
+ * librdkafka 2.0.2's rd_kafka_query_watermark_offsets does not keep to its
+ * timeout when the broker is gone: with the broker killed (connection
+ * refused, reconnecting) or frozen (SIGSTOP), a query with a 3000 ms
+ * timeout did not return in 300 s; the metadata request before it only
+ * narrowed the window (a broker that dies between the two still hung the
+ * query: the 72 s appends of issue 7). rd_kafka_offsets_for_times with the
+ * special timestamps -2 (earliest) and -1 (latest) sends the same
+ * ListOffsets request and does keep its timeout (3.0 s, every time, in
+ * both cases). A list with the same partition twice gets one answer, so
+ * each end is its own request.
  */
-static int list_offset(es_log *log, kafka_log *k, topic_info *ti, int32_t partition,
-                       int64_t which, int64_t *out)
+int es__ktopic_offset(kafka_log *k, const char *topic, int32_t partition,
+                      int64_t which, int64_t *out)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_t *tp;
     rd_kafka_resp_err_t err;
+    int64_t deadline = es__kafka_now_ms() + k->uri.timeout_ms, left;
+    int try_ms = 100;
     if (l == NULL)
-        return es__fail(&log->h, ES_ENOMEM, "out of memory");
-    tp = rd_kafka_topic_partition_list_add(l, ti->name, partition);
-    tp->offset = which;
-    err = rd_kafka_offsets_for_times(k->consumer, l, k->uri.timeout_ms);
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
-        err = tp->err;
-    if (err == RD_KAFKA_RESP_ERR__TIMED_OUT || err == RD_KAFKA_RESP_ERR__TRANSPORT) {
-        /* The leader's connection is down or coming back (reconnect
-         * backoff): a metadata request waits for a broker, then ask once
-         * more. Three timeouts at most in all. */
-        const struct rd_kafka_metadata *md = NULL;
-        if (rd_kafka_metadata(k->consumer, 0, NULL, &md, k->uri.timeout_ms) ==
-            RD_KAFKA_RESP_ERR_NO_ERROR) {
-            rd_kafka_metadata_destroy(md);
-            tp->offset = which;
-            tp->err = RD_KAFKA_RESP_ERR_NO_ERROR;
-            err = rd_kafka_offsets_for_times(k->consumer, l, k->uri.timeout_ms);
-            if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
-                err = tp->err;
-        }
+        return RD_KAFKA_RESP_ERR__NOENT;
+    rd_kafka_topic_partition_list_add(l, topic, partition)->offset = which;
+    /* Tries of 100, 200, 400 ms ... within timeout_ms: a request sent
+     * while the connection was down waits out its whole timeout even when
+     * the broker is back (a 1500 ms try answered 9 s after the broker came
+     * back, tries of 100 ms within 0.5 s). */
+    for (;;) {
+        left = deadline - es__kafka_now_ms();
+        l->elems[0].offset = which;
+        err = rd_kafka_offsets_for_times(k->consumer, l,
+                                         (int)(left < try_ms ? left : try_ms));
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+            err = l->elems[0].err;
+        if ((err != RD_KAFKA_RESP_ERR__TIMED_OUT &&
+             err != RD_KAFKA_RESP_ERR__TRANSPORT) ||
+            es__kafka_now_ms() >= deadline)
+            break;
+        try_ms *= 2;
     }
-    *out = tp->offset;
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR && l->elems[0].offset < 0)
+        err = RD_KAFKA_RESP_ERR__BAD_MSG; /* no offset in the answer */
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        *out = l->elems[0].offset;
     rd_kafka_topic_partition_list_destroy(l);
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR && *out < 0)
-        err = RD_KAFKA_RESP_ERR__NO_OFFSET;
-    if (err)
-        return es__fail(&log->h, ES_EIO,
-                        "kafka: reading the %s offset of topic %s partition %d: %s",
-                        which == RD_KAFKA_OFFSET_BEGINNING ? "first" : "end",
-                        ti->name, (int)partition, rd_kafka_err2str(err));
-    return 0;
+    return err;
 }
 
 int es__ktopic_watermarks(es_log *log, kafka_log *k, topic_info *ti, int32_t partition,
-                          int64_t *lo, int64_t *hi)
+                      int64_t *lo, int64_t *hi)
 {
-    int rc = list_offset(log, k, ti, partition, RD_KAFKA_OFFSET_BEGINNING, lo);
-    return rc ? rc : list_offset(log, k, ti, partition, RD_KAFKA_OFFSET_END, hi);
-}
-
-int es__ktopic_end(es_log *log, kafka_log *k, topic_info *ti, int32_t partition,
-                   int64_t *hi)
-{
-    return list_offset(log, k, ti, partition, RD_KAFKA_OFFSET_END, hi);
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (lo)
+        err = es__ktopic_offset(k, ti->name, partition, RD_KAFKA_OFFSET_BEGINNING, lo);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        err = es__ktopic_offset(k, ti->name, partition, RD_KAFKA_OFFSET_END, hi);
+    if (err)
+        return es__fail(&log->h, ES_EIO,
+                        "kafka: reading the offsets of topic %s partition %d: %s",
+                        ti->name, (int)partition, rd_kafka_err2str(err));
+    return 0;
 }
 
 /*

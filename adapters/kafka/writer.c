@@ -66,7 +66,8 @@ static int writer_catch_up(es_log *log, kafka_log *k, topic_info *ti,
             return rc;
         if (end < 0)
             end = hi;
-    } else if (end < 0 && (rc = es__ktopic_end(log, k, ti, partition, &end)) != 0) {
+    } else if (end < 0 &&
+               (rc = es__ktopic_watermarks(log, k, ti, partition, NULL, &end)) != 0) {
         return rc;
     }
     *out = pc;
@@ -137,7 +138,6 @@ int es__kafka_find_id(es_log *log, void *self, const char *agg,
     topic_info *ti;
     part_cache *pc;
     lookup_ctx c;
-    int64_t lo, hi;
     int32_t p;
     int rc;
 
@@ -150,18 +150,10 @@ int es__kafka_find_id(es_log *log, void *self, const char *agg,
     c.ti = ti;
     c.agg = agg;
     p = es_partition_for(sid, strlen(sid), ti->partitions);
-    if ((rc = es__ktopic_watermarks(log, k, ti, p, &lo, &hi)) != 0 ||
-        (rc = writer_catch_up(log, k, ti, p, hi, &pc)) != 0)
+    if ((rc = writer_catch_up(log, k, ti, p, -1, &pc)) != 0)
         return rc;
     return lookup_id(&c, id, out, found);
 }
-
-/*
- * Produces the commit (versions set) to partition p; slots get the
- * delivery reports. Returns 0 when every event was delivered (and the
- * transaction committed), else a code with the message set; *any_delivered
- * says whether some event may be in the log regardless.
- */
 
 void es__kcache_free_all(part_cache *pc)
 {
@@ -171,6 +163,27 @@ void es__kcache_free_all(part_cache *pc)
         es__free(pc);
         pc = next;
     }
+}
+
+/*
+ * ES_EUNKNOWN: the commit may or may not be in the log. The message names
+ * the commit's ids, so that the caller can retry with the same ones (a
+ * no-op, duplicate = 1, when the first try was written).
+ */
+static int unknown(es_log *log, const char *agg, const char *sid,
+                   const es_event *events, size_t n, const char *failure,
+                   const char *readback)
+{
+    char rb[ES__ERRMSG_MAX / 4];
+    snprintf(rb, sizeof rb, "%s", readback); /* may be es_errmsg(log) */
+    return es__fail(&log->h, ES_EUNKNOWN,
+                    "appending to %s/%s: outcome unknown: the commit of %zu "
+                    "event%s (ids %s .. %s) may or may not have been written. "
+                    "Appending the same events again (the same ids) is safe: "
+                    "if they were written, it writes nothing and says "
+                    "duplicate. (%s; read back: %s)",
+                    agg, sid, n, n == 1 ? "" : "s", events[0].id,
+                    events[n - 1].id, failure, rb);
 }
 
 int es__kafka_append(es_log *log, void *self, es_append_result *out,
@@ -183,8 +196,8 @@ int es__kafka_append(es_log *log, void *self, es_append_result *out,
     es_event *evs = NULL;
     dr_slot *slots = NULL;
     int32_t p;
-    int rc, dup, attempt, delivered, fast;
-    int64_t cur = 0;
+    int rc, dup, attempt, maybe, fast;
+    int64_t hi = 0, cur = 0;
     size_t i;
 
     if ((rc = es__ktopic_find(log, k, agg, &ti)) != 0)
@@ -244,11 +257,12 @@ int es__kafka_append(es_log *log, void *self, es_append_result *out,
             evs[i].stream_id = sid;
             evs[i].version = cur + 1 + (int64_t)i;
         }
-        rc = es__kproduce(log, k, ti, p, sid, evs, n, slots, &delivered);
-        if (rc != 0 && !delivered)
-            goto done;
+        rc = es__kproduce(log, k, ti, p, sid, evs, n, slots, &maybe);
+        if (rc != 0 && !(maybe & ES__KMAYBE_WRITTEN))
+            goto done; /* definite: nothing of it can be in the log */
         {
-            /* Did it win? Read up to our own last offset. */
+            /* Did it win? Read up to our own last offset; after a failure,
+             * up to where the partition ends now. */
             int64_t last = -1;
             es_accepted_id where;
             int prc = rc;
@@ -272,27 +286,50 @@ int es__kafka_append(es_log *log, void *self, es_append_result *out,
                 if (rc)
                     goto done;
                 pc->fed = slots[n - 1].offset + 1;
-            } else if ((rc = writer_catch_up(log, k, ti, p, last + 1, &pc)) != 0) {
+            } else if (prc == 0) {
+                if ((rc = writer_catch_up(log, k, ti, p, last + 1, &pc)) != 0)
+                    goto done;
+            } else if ((rc = es__ktopic_watermarks(log, k, ti, p, NULL, &hi)) != 0 ||
+                       (rc = writer_catch_up(log, k, ti, p,
+                                             hi > last + 1 ? hi : last + 1, &pc)) != 0) {
+                rc = unknown(log, agg, sid, events, n, failure, es_errmsg(log));
                 goto done;
             }
             if (es_acceptor_find_id(pc->acc, evs[0].id, &where) &&
-                where.position.offset == slots[0].offset && slots[0].done) {
-                out->first_version = cur + 1;
-                out->version = cur + (int64_t)n;
-                out->first.partition = p;
-                out->first.offset = slots[0].offset;
-                out->last.partition = p;
-                out->last.offset = slots[n - 1].offset;
-                out->duplicate = 0;
+                (prc != 0 ||
+                 (where.position.offset == slots[0].offset && slots[0].done))) {
+                /* Ours (or, after a failure, the same commit by anyone:
+                 * the ids are its). */
+                es_accepted_id end = where;
+                find_id(k, ti, evs[n - 1].id, &end);
+                out->first_version = where.version;
+                out->version = where.version + (int64_t)n - 1;
+                out->first = where.position;
+                out->last = end.position;
+                /* After a failure, another handle's copy of the commit can
+                 * be the one that counts. */
+                out->duplicate = prc != 0 && slots[0].done && !slots[0].err &&
+                                 slots[0].offset != where.position.offset;
                 es__clear(&log->h); /* a failed commit that counts anyway */
                 rc = 0;
                 goto done;
             }
             if (prc != 0) {
+                if ((maybe & ES__KMAYBE_LATER) &&
+                    es_acceptor_version(pc->acc, sid) < evs[0].version) {
+                    /* Not there yet, and a record of it may still arrive
+                     * and make it whole: no one can tell yet. */
+                    rc = unknown(log, agg, sid, events, n, failure,
+                                 "reading the partition back to its end found "
+                                 "the commit incomplete or absent, and a "
+                                 "record of it may still arrive");
+                    goto done;
+                }
                 /* It failed part way, and what arrived does not count. */
-                rc = es__fail(&log->h, prc,
+                rc = es__fail(&log->h, ES_EIO,
                               "kafka: appending to %s/%s: the commit failed "
-                              "part way (what arrived does not count): %s",
+                              "part way (what arrived does not count, and no "
+                              "more of it can arrive): %s",
                               agg, sid, failure);
                 goto done;
             }

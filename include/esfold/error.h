@@ -27,7 +27,15 @@ enum {
     ES_EUSER = -9,       /* a user callback returned non-zero */
     ES_EUNHANDLED = -10, /* an event type the aggregate has no apply for */
     ES_EUNSUPPORTED = -11, /* the backend cannot do this */
-    ES_ETIMEDOUT = -12   /* a wait ran out of time */
+    ES_ETIMEDOUT = -12,  /* a wait ran out of time */
+    /* An append whose outcome could not be learnt in time (the broker
+     * froze, died or lost the connection after some of the commit may have
+     * reached it): the commit may or may not be in the log. The message
+     * names the stream and the commit's event ids; es_log_append again with
+     * the same events (the same ids) is safe: it writes nothing and says
+     * duplicate = 1 when the first try was written. Never re-decide on it:
+     * the events of the first try may count. */
+    ES_EUNKNOWN = -13
 };
 
 /* A static description of an error code ("version conflict"). Never NULL. */

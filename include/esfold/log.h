@@ -90,8 +90,11 @@ typedef struct es_append_result {
  *
  * Returns 0; ES_ECONFLICT ("appending to account/acct-42: version conflict:
  * expected 6, stream is at 7", the same words on every log, and
- * out->actual_version 7: only that field is set on a conflict); ES_EINVAL for a malformed event (naming its
- * index and field); ES_EIO.
+ * out->actual_version 7: only that field is set on a conflict); ES_EINVAL
+ * for a malformed event (naming its index and field); ES_EIO (nothing of
+ * the commit counts); ES_EUNKNOWN (Kafka: the outcome could not be learnt
+ * in time; the commit may or may not count: append the same events, same
+ * ids, again to settle it).
  */
 int es_log_append(es_log *log, es_append_result *out,
                   const char *aggregate_type, const char *stream_id,

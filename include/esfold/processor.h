@@ -91,7 +91,8 @@ void es_processor_free(es_processor *p); /* accepts NULL */
  * there that the hot state lacks drops the hot copy. Returns 0, ES_EREFUSED (reason in es_errmsg(p); nothing appended),
  * ES_ECONFLICT (still conflicting after every attempt), ES_EINVAL (a
  * stream this processor does not own), or a load/append error (the hot
- * copy is then dropped: the next command reloads).
+ * copy is then dropped: the next command reloads). ES_EUNKNOWN is returned
+ * as it is, never decided again (see es_repo_execute).
  */
 int es_processor_execute(es_processor *p, es_execute_result *out,
                          const char *stream_id, es_decide_fn decide,

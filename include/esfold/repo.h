@@ -215,7 +215,11 @@ typedef struct es_execute_options {
  * they were). Returns 0, ES_EREFUSED (the reason in es_errmsg(repo)),
  * ES_ECONFLICT (still conflicting after every attempt, or the stream is
  * not at opts->expected_version; out->actual_version says where it is),
- * or a load/append error.
+ * or a load/append error. ES_EUNKNOWN (the log could not tell whether the
+ * commit was written; the message names its ids) is returned as it is,
+ * never decided again: the first try may count, and a second decision
+ * would write its effect twice. Retry with the same command_id, or load
+ * the stream to see.
  *
  * Idempotent commands: with opts->command_id the log is first asked for
  * the id of the command's event 0. When it is there (a client retried a
