@@ -103,9 +103,22 @@ typedef struct es_range {
     int64_t time_us;
 } es_range;
 
-#define ES_RANGE_ALL ((es_range){ES_RANGE_END, 0, 0})
-#define ES_RANGE_TO_VERSION(v) ((es_range){ES_RANGE_VERSION, (v), 0})
-#define ES_RANGE_AS_OF(t) ((es_range){ES_RANGE_TIME, 0, (t)})
+/* A range of the given kind; ES_RANGE_ALL, ES_RANGE_TO_VERSION(v) and
+ * ES_RANGE_AS_OF(t) are its usual forms. A function rather than a compound
+ * literal, so that the macros are valid C and C++ alike. */
+static inline es_range es_range_make(es_range_kind kind, int64_t version,
+                                     int64_t time_us)
+{
+    es_range r;
+    r.kind = kind;
+    r.version = version;
+    r.time_us = time_us;
+    return r;
+}
+
+#define ES_RANGE_ALL es_range_make(ES_RANGE_END, 0, 0)
+#define ES_RANGE_TO_VERSION(v) es_range_make(ES_RANGE_VERSION, (v), 0)
+#define ES_RANGE_AS_OF(t) es_range_make(ES_RANGE_TIME, 0, (t))
 
 /*
  * Called for each event read. ev is borrowed for the duration of the call.
