@@ -69,7 +69,7 @@ ADAPTER_SRCS := \
 	adapters/kafka/snapshot.c
 
 CLI_SRCS := \
-	cli/cli.c cli/util.c cli/history.c cli/append.c cli/verify.c \
+	cli/cli.c cli/app.c cli/util.c cli/history.c cli/append.c cli/verify.c \
 	cli/broker.c cli/topics.c cli/snapshot.c
 
 LIB_SRCS := $(CORE_SRCS) $(SNAPSHOT_SRCS) $(ADAPTER_SRCS) $(CLI_SRCS)
@@ -80,9 +80,11 @@ LIB_SO   := $(BUILD)/libesfold.so
 ESFOLD   := $(BUILD)/esfold
 BANK     := $(BUILD)/bank
 AUCTION  := $(BUILD)/auction
+MINIMAL  := $(BUILD)/minimal
 
 BANK_SRCS := samples/bank/account.c samples/bank/main.c
 AUCTION_SRCS := samples/auction/auction.c samples/auction/main.c
+MINIMAL_SRCS := samples/minimal/counter.c samples/minimal/main.c
 
 TESTS := test_error test_time test_partition test_event test_codec test_accept test_log \
          test_aggregate test_upcast test_repo test_cli test_snapshot test_kafka \
@@ -96,7 +98,7 @@ HEADERS := $(wildcard include/esfold/*.h)
 
 .PHONY: all deps demo test bench install uninstall clean headers-check fuzz fuzz-deps \
         symbols-check
-all: $(LIB_A) $(LIB_SO) $(ESFOLD) $(BANK) $(AUCTION)
+all: $(LIB_A) $(LIB_SO) $(ESFOLD) $(BANK) $(AUCTION) $(MINIMAL)
 
 deps:
 	@sh scripts/deps.sh
@@ -133,6 +135,9 @@ $(BANK): $(BANK_SRCS:%.c=$(BUILD)/%.o) $(LIB_A)
 $(AUCTION): $(AUCTION_SRCS:%.c=$(BUILD)/%.o) $(LIB_A)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS)
 
+$(MINIMAL): $(MINIMAL_SRCS:%.c=$(BUILD)/%.o) $(LIB_A)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS)
+
 # Tests link the static library; test_cli also drives the bank sample's
 # aggregate through es_cli_main.
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/harness.o $(BUILD)/samples/bank/account.o $(LIB_A)
@@ -143,6 +148,9 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/harness.o $(BUILD)/samples/b
 $(BUILD)/tests/test_auction: $(BUILD)/samples/auction/auction.o
 $(BUILD)/tests/test_auction.o: ESFOLD_CFLAGS += \
 	-DAUCTION_PROJECTIONS_DIR='"$(CURDIR)/samples/auction/projections"'
+
+# test_cli also runs the minimal sample's program (its es_app).
+$(BUILD)/tests/test_cli: $(BUILD)/samples/minimal/counter.o
 
 # The Kafka tests also start the local broker (tests/kafka_harness.c).
 $(BUILD)/tests/test_kafka $(BUILD)/tests/test_agreement: $(BUILD)/tests/kafka_harness.o
@@ -181,6 +189,7 @@ symbols-check: $(LIB_SO)
 demo: all
 	@sh samples/bank/demo.sh $(BANK)
 	@sh samples/auction/demo.sh $(AUCTION)
+	@sh samples/minimal/demo.sh $(MINIMAL)
 
 # The same on Kafka: a local broker (`esfold broker`, librdkafka's mock
 # cluster, in memory), the bank and auction demos and commands against it,

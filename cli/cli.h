@@ -32,15 +32,12 @@
 /* The context of one es_cli_main call. */
 typedef struct es__cli es__cli;
 
-/* One option of a command. Every command also takes --help (-h) and
- * --log URI, which need no spec. */
-typedef struct es__cli_opt {
-    const char *name; /* without the dashes: "to-version" */
-    const char *arg;  /* the argument's name in help ("N"), NULL for a flag */
-    const char *help; /* one line */
-} es__cli_opt;
+/* One option of a command, the same as a program's own commands use
+ * (esfold/cli.h). Every command also takes --help (-h) and --log URI,
+ * which need no spec. */
+typedef es_app_option es__cli_opt;
 
-#define ES__CLI_MAX_OPTS 16
+#define ES__CLI_MAX_OPTS ES_APP_MAX_OPTIONS
 #define ES__CLI_MAX_ARGS 256 /* positional arguments of one command */
 
 typedef struct es__cli_command {
@@ -68,10 +65,23 @@ struct es__cli {
     const char *prog;            /* program name in messages */
     const es_app *app;           /* may be NULL */
     const char *log_uri;         /* --log, $ESFOLD_LOG or the default */
+    const char *snapshots_uri;   /* --snapshots, $ESFOLD_SNAPSHOTS, or NULL */
     const es__cli_command *cmd;  /* the running command */
     es_log *log;                 /* opened by es__cli_log */
     es_repo *repo;               /* made by es__cli_repo */
+    es_snapshot_store *store;    /* opened by es__cli_attach_snapshots */
+    /* A program's own command (app->commands), and the entry that runs it
+     * like a built-in one. */
+    const es_app_command *app_cmd;
+    es__cli_command app_entry;
 };
+
+/* The program's commands of an app, or NULL (an app of version 1 has
+ * none). */
+const es_app_command *es__cli_app_commands(const es_app *app);
+
+/* Runs cli->app_cmd (the run of cli->app_entry). */
+int es__cli_run_app_command(es__cli *cli, int argc, char **argv);
 
 /*
  * The log of --log, opened on first use. With must_exist, a sqlite: file

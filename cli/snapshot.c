@@ -38,6 +38,8 @@ static int open_store(es__cli *cli, const char *opt, int read_only,
     int rc;
 
     *out = NULL;
+    if (opt == NULL)
+        opt = cli->snapshots_uri; /* the global --snapshots, $ESFOLD_SNAPSHOTS */
     if (opt)
         uri = es__strdup(opt);
     else if ((rc = es_snapshot_default_uri(&uri, cli->log_uri)) == ES_ENOTFOUND)

@@ -181,7 +181,9 @@ int es__cli_parse(es__cli *cli, int argc, char **argv,
         size_t len;
         int k;
 
-        if (only_args || a[0] != '-' || a[1] == '\0') {
+        /* "-3" is a number, not an option. */
+        if (only_args || a[0] != '-' || a[1] == '\0' ||
+            (a[1] >= '0' && a[1] <= '9')) {
             if (*nargs == ES__CLI_MAX_ARGS)
                 return es__cli_usage(cli, "too many arguments (at most %d)",
                                      ES__CLI_MAX_ARGS);

@@ -20,13 +20,14 @@
 #include "esfold/esfold.h"
 #include "harness.h"
 #include "samples/bank/account.h"
+#include "samples/minimal/counter.h"
 
 /* ---- helpers ------------------------------------------------------------- */
 
 static const es_aggregate_type *const bank_types[] = { &bank_account_type, NULL };
 
 static const es_app bank_app = {
-    ES_APP_VERSION, "bank", bank_types, NULL, NULL
+    ES_APP_VERSION, "bank", bank_types, NULL, NULL, NULL, NULL
 };
 
 static int cli_fn(int argc, char **argv, void *user_data)
@@ -854,7 +855,7 @@ static void test_help(void **state)
     char usage[64];
     (void)state;
     assert_int_equal(run(NULL, NULL, "--help"), 0);
-    assert_contains(out, "Usage: bank [--log URI] COMMAND");
+    assert_contains(out, "Usage: bank [--log URI] [--snapshots URI] COMMAND");
     assert_contains(out, "Aggregate types compiled in: account");
     for (size_t i = 0; i < 3; i++) {
         snprintf(usage, sizeof usage, "\n  %s ", commands[i]);
@@ -875,6 +876,165 @@ static void test_help(void **state)
     assert_contains(out, "bank (esfold " ESFOLD_VERSION ")");
     assert_int_equal(run_app(NULL, NULL, NULL, "--version", NULL), 0);
     assert_string_equal(out, "esfold " ESFOLD_VERSION "\n");
+}
+
+static void test_version(void **state)
+{
+    int major = -1, minor = -1, patch = -1;
+    char text[32];
+    (void)state;
+    assert_string_equal(es_version(&major, &minor, &patch), ES_VERSION_STRING);
+    assert_int_equal(major, ES_VERSION_MAJOR);
+    assert_int_equal(minor, ES_VERSION_MINOR);
+    assert_int_equal(patch, ES_VERSION_PATCH);
+    snprintf(text, sizeof text, "%d.%d.%d", major, minor, patch);
+    assert_string_equal(es_version(NULL, NULL, NULL), text);
+    assert_int_equal(ES_VERSION_NUMBER, (major << 16) | (minor << 8) | patch);
+}
+
+/* ---- a program's own commands (es_app.commands) -------------------------- */
+
+static void test_minimal_sample(void **state)
+{
+    const char *uri = es_test_fresh_log_uri();
+    (void)state;
+    assert_int_equal(run_app(&counter_app, NULL, NULL, "--help", NULL), 0);
+    assert_contains(out, "Commands of minimal:\n  add ");
+    assert_contains(out, "add N (> 0) to counter ID");
+    assert_contains(out, "\nOperations on the event log:\n");
+    assert_contains(out, "\n  history ");
+    assert_int_equal(run_app(&counter_app, NULL, NULL, "add", "--help", NULL), 0);
+    assert_contains(out, "Usage: minimal [--log URI] add ID N");
+    assert_int_equal(run_app(&counter_app, uri, NULL, "add", "c1", "5", NULL), 0);
+    assert_string_equal(out, "counter c1: 5 (version 1)\n");
+    assert_int_equal(run_app(&counter_app, uri, NULL, "add", "c1", "2", NULL), 0);
+    assert_string_equal(out, "counter c1: 7 (version 2)\n");
+    assert_int_equal(run_app(&counter_app, uri, NULL, "add", "c1", "-3", NULL), 1);
+    assert_contains(err, "a counter only goes up: -3 is not > 0");
+    assert_int_equal(run_app(&counter_app, uri, NULL, "add", "c1", NULL), 2);
+    assert_contains(err, "minimal add: missing arguments: expected ID N");
+    assert_int_equal(run_app(&counter_app, uri, NULL, "add", "c1", "x", NULL), 2);
+    assert_contains(err, "N 'x' is not a number");
+    assert_int_equal(run_app(&counter_app, uri, NULL, "add", "c1", "1", "2", NULL), 2);
+    assert_int_equal(run_app(&counter_app, uri, NULL, "add", "c1", "1", "--bogus",
+                             NULL), 2);
+    assert_contains(err, "unknown option '--bogus'");
+    /* The operations commands fold with the type compiled in. */
+    assert_int_equal(run_app(&counter_app, uri, NULL, "history", "counter", "c1",
+                             NULL), 0);
+    assert_contains(out, "state {\"total\":7}");
+    assert_contains(out, "at version 2 (2 events)");
+}
+
+/* What the last run of probe_run was given. */
+static struct {
+    int calls, argc;
+    char arg0[64], note[64];
+    int flag, has_log, has_repo, has_snapshots, user_data_ok;
+    char snapshots_uri[256];
+} probe;
+
+static int probe_run(const es_app_call *call)
+{
+    probe.calls++;
+    probe.argc = call->argc;
+    snprintf(probe.arg0, sizeof probe.arg0, "%s", call->argc ? call->argv[0] : "");
+    snprintf(probe.note, sizeof probe.note, "%s",
+             call->values[0] ? call->values[0] : "(none)");
+    probe.flag = call->values[1] != NULL;
+    probe.has_log = call->log != NULL;
+    probe.has_repo = call->repo != NULL;
+    probe.has_snapshots = call->snapshots != NULL;
+    probe.user_data_ok = call->user_data == &probe;
+    snprintf(probe.snapshots_uri, sizeof probe.snapshots_uri, "%s",
+             call->snapshots_uri ? call->snapshots_uri : "(none)");
+    return call->values[1] ? 1 : 0; /* --fail: the command fails */
+}
+
+static const es_app_option probe_opts[] = {
+    { "note", "TEXT", "a value" },
+    { "fail", NULL, "a flag: the command fails" },
+    { NULL, NULL, NULL }
+};
+
+static const es_app_command probe_commands[] = {
+    { "probe", "[ARG...]", "records what it gets", "It only records.\n",
+      probe_opts, 0, -1, 0, probe_run },
+    { "peek", "ARG", "the same, reading only", NULL, probe_opts, 1, 1,
+      ES_APP_READ_ONLY, probe_run },
+    { NULL, NULL, NULL, NULL, NULL, 0, 0, 0, NULL }
+};
+
+static const es_snapshot_policy probe_policy = ES_SNAPSHOT_POLICY_INIT;
+
+static void test_app_commands(void **state)
+{
+    const char *uri = log_with_account();
+    char missing[4096], bad_store[4200];
+    es_app app = ES_APP_INIT;
+    (void)state;
+    app.name = "probe";
+    app.types = bank_types;
+    app.commands = probe_commands;
+    app.user_data = &probe;
+
+    memset(&probe, 0, sizeof probe);
+    assert_int_equal(run_app(&app, uri, NULL, "probe", "a", "--note", "hi", "b",
+                             NULL), 0);
+    assert_int_equal(probe.calls, 1);
+    assert_int_equal(probe.argc, 2);
+    assert_string_equal(probe.arg0, "a");
+    assert_string_equal(probe.note, "hi");
+    assert_false(probe.flag);
+    assert_true(probe.has_log && probe.has_repo && probe.user_data_ok);
+    assert_false(probe.has_snapshots); /* app.snapshots is NULL */
+    assert_int_equal(run_app(&app, uri, NULL, "probe", "--fail", NULL), 1);
+    assert_true(probe.flag);
+    assert_string_equal(probe.note, "(none)");
+    assert_int_equal(run_app(&app, uri, NULL, "probe", "--note", NULL), 2);
+    assert_contains(err, "--note needs a value (TEXT)");
+    assert_int_equal(probe.calls, 2);
+    /* help lists every option, and the command's own text */
+    assert_int_equal(run_app(&app, NULL, NULL, "help", "probe", NULL), 0);
+    assert_contains(out, "Usage: probe [--log URI] probe [ARG...]");
+    assert_contains(out, "It only records.");
+    assert_contains(out, "--note TEXT");
+    assert_contains(out, "--fail ");
+
+    /* A reading command does not create a log where none is. */
+    snprintf(missing, sizeof missing, "sqlite:%s", es_test_path("none.db"));
+    assert_int_equal(run_app(&app, missing, NULL, "peek", "x", NULL), 1);
+    assert_contains(err, "no such log file");
+    assert_int_equal(probe.calls, 2);
+
+    /* With a policy, a store is attached: the log's own file by default;
+     * one given with --snapshots must open. */
+    app.snapshots = &probe_policy;
+    if (strncmp(uri, "sqlite:", 7) == 0) {
+        assert_int_equal(run_app(&app, uri, NULL, "peek", "x", NULL), 0);
+        assert_true(probe.has_snapshots);
+        assert_string_equal(probe.snapshots_uri, "(none)");
+    }
+    snprintf(bad_store, sizeof bad_store, "sqlite:%s/no/such/dir/s.db",
+             es_test_tmpdir());
+    {
+        char *argv[] = { "probe", "--log", (char *)uri, "--snapshots", bad_store,
+                         "probe", NULL };
+        probe.calls = 0;
+        assert_int_equal(es_test_capture(cli_fn, 6, argv, &app, &out, &err), 1);
+        assert_contains(err, "probe: error: cannot open the snapshot store");
+        assert_int_equal(probe.calls, 0);
+    }
+
+    /* A program built against version 1 of es_app has no command table. */
+    {
+        es_app v1 = { 1, "old", bank_types, NULL, NULL, probe_commands, NULL };
+        assert_int_equal(run_app(&v1, uri, NULL, "probe", NULL), 2);
+        assert_contains(err, "unknown command 'probe'");
+        v1.version = 3;
+        assert_int_equal(run_app(&v1, uri, NULL, "verify", NULL), 1);
+        assert_contains(err, "es_app version 3 is not supported");
+    }
 }
 
 static void test_usage_errors(void **state)
@@ -935,6 +1095,9 @@ int main(void)
         cmocka_unit_test(test_kafka_lines_only_with_verbose),
         cmocka_unit_test(test_unopenable_sqlite_paths_are_explained),
         cmocka_unit_test(test_help),
+        cmocka_unit_test(test_version),
+        cmocka_unit_test(test_minimal_sample),
+        cmocka_unit_test(test_app_commands),
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_log_from_environment_and_bad_uri),
     };
