@@ -54,7 +54,8 @@ ALL_LIBS    = $(ESFOLD_LIBS) $(LDLIBS)
 CORE_SRCS := \
 	core/version.c core/error.c core/alloc.c core/time.c core/partition.c core/uuid.c \
 	core/event.c core/codec.c core/accept.c core/log.c core/aggregate.c core/upcast.c \
-	core/execute.c core/repo.c core/processor.c
+	core/execute.c core/repo.c core/processor.c \
+	core/streams.c
 
 SNAPSHOT_SRCS := \
 	snapshots/store.c snapshots/select.c snapshots/policy.c snapshots/repo.c
@@ -70,7 +71,7 @@ ADAPTER_SRCS := \
 
 CLI_SRCS := \
 	cli/cli.c cli/app.c cli/util.c cli/history.c cli/append.c cli/verify.c \
-	cli/broker.c cli/topics.c cli/snapshot.c
+	cli/broker.c cli/topics.c cli/snapshot.c cli/streams.c
 
 LIB_SRCS := $(CORE_SRCS) $(SNAPSHOT_SRCS) $(ADAPTER_SRCS) $(CLI_SRCS)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)

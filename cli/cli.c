@@ -16,6 +16,7 @@ static const es__cli_command *const commands[] = {
     &es__cli_broker,
     &es__cli_topics,
     &es__cli_snapshot,
+    &es__cli_streams,
     NULL
 };
 
@@ -216,6 +217,18 @@ int es_cli_main(int argc, char **argv, const es_app *app)
     if (verbose)
         es_set_diagnostic_fn(show_diagnostic, &cli);
     status = cmd->run(&cli, argc - i, argv + i);
+    if (cli.json && status != ES__CLI_OK && !cli.json_printed) {
+        /* The JSON contract: one object on stdout, also on failure. */
+        json_t *doc = es__cli_json_doc();
+        json_t *e = es__cli_error_json(&cli);
+        if (doc && e && json_object_set_new(doc, "error", e) == 0) {
+            e = NULL;
+            es__cli_print_json(&cli, doc);
+        }
+        json_decref(e);
+        json_decref(doc);
+    }
+    json_decref(cli.err_extra);
     es_repo_free(cli.repo); /* before the store it borrows */
     es_snapshot_store_close(cli.store);
     es_log_close(cli.log);

@@ -304,13 +304,72 @@ static void test_history_as_of_before_first_event(void **state)
 static void test_history_unknown_stream(void **state)
 {
     const char *uri = log_with_account();
+    json_t *doc, *e;
     (void)state;
     assert_int_equal(run(uri, NULL, "history", "account", "xyz"), 1);
     assert_string_equal(out, "");
     assert_contains(err, "bank: no events in account/xyz");
     assert_int_equal(run(uri, NULL, "history", "account", "xyz", "--json"), 1);
-    assert_string_equal(out, "");
     assert_contains(err, "no events in account/xyz");
+    /* The JSON contract: one object on stdout, also on failure. */
+    doc = parse(out);
+    assert_int_equal(int_at(doc, "format"), 1);
+    e = json_object_get(doc, "error");
+    assert_string_equal(str_at(e, "code"), "not_found");
+    assert_string_equal(str_at(e, "message"), "no events in account/xyz");
+    json_decref(doc);
+}
+
+/* Deposited/1 -> Deposited/2: the amount is kept, a note added. */
+static json_t *deposited_v2(json_t *payload, void *user_data)
+{
+    (void)user_data;
+    json_object_set_new(payload, "note", json_string("upcast"));
+    return payload;
+}
+
+static int upcasting_setup(es_repo *repo, void *user_data)
+{
+    (void)user_data;
+    return es_upcasters_add(es_repo_upcasters(repo), "Deposited", 1, NULL, 2,
+                            deposited_v2, NULL);
+}
+
+/* history shows the schema the log holds beside the one apply saw. */
+static void test_history_stored_schema(void **state)
+{
+    const char *uri = log_with_account();
+    es_app app = ES_APP_INIT;
+    json_t *doc, *events;
+    (void)state;
+    app.name = "bank";
+    app.types = bank_types;
+    app.setup = upcasting_setup;
+    assert_int_equal(run_app(&app, uri, NULL, "history", "account", "acct-1", NULL), 0);
+    assert_contains(out, "AccountOpened  (schema 1)  id");
+    assert_contains(out, "Deposited  (schema 2, stored 1)  id");
+    assert_contains(out, "\"note\":\"upcast\"");
+    assert_int_equal(run_app(&app, uri, NULL, "history", "account", "acct-1",
+                             "--json", NULL), 0);
+    doc = parse(out);
+    events = json_object_get(doc, "events");
+    assert_int_equal(json_array_size(events), 3);
+    assert_int_equal(int_at(json_array_get(events, 1), "schema"), 2);
+    assert_int_equal(int_at(json_array_get(events, 1), "stored_schema"), 1);
+    assert_int_equal(int_at(json_array_get(events, 0), "stored_schema"), 1);
+    json_decref(doc);
+    /* Read as stored (no type compiled in): both are the log's. */
+    assert_int_equal(run_app(NULL, uri, NULL, "history", "account", "acct-1",
+                             "--json", NULL), 0);
+    doc = parse(out);
+    events = json_object_get(doc, "events");
+    assert_int_equal(int_at(json_array_get(events, 1), "schema"), 1);
+    assert_int_equal(int_at(json_array_get(events, 1), "stored_schema"), 1);
+    assert_true(json_is_null(json_object_get(json_array_get(events, 1), "state")));
+    assert_true(json_is_null(json_object_get(doc, "state")));
+    assert_true(json_is_null(json_object_get(doc, "error")));
+    assert_int_equal(int_at(doc, "count"), 3);
+    json_decref(doc);
 }
 
 static void test_history_bad_arguments(void **state)
@@ -478,10 +537,11 @@ static void test_append_folds_before_writing(void **state)
     doc = parse(out);
     events = json_object_get(doc, "events");
     assert_int_equal(json_array_size(events), 5);
-    assert_non_null(json_object_get(json_array_get(events, 3), "state"));
-    assert_null(json_object_get(json_array_get(events, 4), "state"));
-    assert_null(json_object_get(doc, "state"));
-    assert_contains(str_at(doc, "error"), "Deposited");
+    assert_true(json_is_object(json_object_get(json_array_get(events, 3), "state")));
+    assert_true(json_is_null(json_object_get(json_array_get(events, 4), "state")));
+    assert_true(json_is_null(json_object_get(doc, "state")));
+    assert_string_equal(str_at(json_object_get(doc, "error"), "code"), "invalid");
+    assert_contains(str_at(json_object_get(doc, "error"), "message"), "Deposited");
     json_decref(doc);
 }
 
@@ -560,6 +620,68 @@ static const char *log_with_streams(void)
                               "{\"type\":\"Deposited\",\"data\":{\"amount\":5}}\n",
                          "append", "account", "acct-3", "--expect", "0"), 0);
     return uri;
+}
+
+/* ---- streams --------------------------------------------------------------- */
+
+static void test_streams(void **state)
+{
+    const char *uri = log_with_streams();
+    json_t *doc, *list, *first;
+    (void)state;
+    assert_int_equal(run(uri, NULL, "streams", "account"), 0);
+    assert_contains(out, "acct-1  version 3  p");
+    assert_contains(out, "\nacct-2  version 1  p");
+    assert_contains(out, "\nacct-3  version 2  p");
+    assert_contains(out, "-- account: 3 streams\n");
+    assert_true(strstr(out, "acct-1") < strstr(out, "acct-2"));
+    assert_int_equal(run(uri, NULL, "streams", "account", "--json"), 0);
+    doc = parse(out);
+    assert_int_equal(int_at(doc, "format"), 1);
+    assert_string_equal(str_at(doc, "aggregate_type"), "account");
+    assert_int_equal(int_at(doc, "count"), 3);
+    list = json_object_get(doc, "streams");
+    assert_int_equal(json_array_size(list), 3);
+    first = json_array_get(list, 0);
+    assert_string_equal(str_at(first, "stream_id"), "acct-1");
+    assert_int_equal(int_at(first, "version"), 3);
+    assert_int_equal(int_at(first, "partition"),
+                     es_partition_for("acct-1", 6, (int32_t)4));
+    json_decref(doc);
+    /* A type without events: nothing, and a hint. */
+    assert_int_equal(run(uri, NULL, "streams", "acount"), 0);
+    assert_contains(out, "-- acount: 0 streams (no events of this type in the log)");
+    assert_int_equal(run(uri, NULL, "streams", "acount", "--json"), 0);
+    doc = parse(out);
+    assert_int_equal(int_at(doc, "count"), 0);
+    assert_int_equal(json_array_size(json_object_get(doc, "streams")), 0);
+    json_decref(doc);
+}
+
+/* With --json, a failure is one JSON object on stdout too. */
+static void test_json_errors(void **state)
+{
+    char missing[4096];
+    json_t *doc, *e;
+    (void)state;
+    snprintf(missing, sizeof missing, "sqlite:%s", es_test_path("none.db"));
+    assert_int_equal(run(missing, NULL, "streams", "account", "--json"), 1);
+    doc = parse(out);
+    assert_int_equal(int_at(doc, "format"), 1);
+    e = json_object_get(doc, "error");
+    assert_string_equal(str_at(e, "code"), "not_found");
+    assert_contains(str_at(e, "message"), "no such log file");
+    assert_contains(err, "no such log file"); /* and on stderr, for people */
+    json_decref(doc);
+    assert_int_equal(run(missing, NULL, "streams", "--json"), 2);
+    doc = parse(out);
+    e = json_object_get(doc, "error");
+    assert_string_equal(str_at(e, "code"), "usage");
+    assert_contains(str_at(e, "message"), "missing arguments");
+    json_decref(doc);
+    /* Without --json, stdout stays empty. */
+    assert_int_equal(run(missing, NULL, "streams", "account"), 1);
+    assert_string_equal(out, "");
 }
 
 static void test_verify_clean(void **state)
@@ -1074,6 +1196,7 @@ int main(void)
         cmocka_unit_test(test_history_as_of),
         cmocka_unit_test(test_history_as_of_before_first_event),
         cmocka_unit_test(test_history_unknown_stream),
+        cmocka_unit_test(test_history_stored_schema),
         cmocka_unit_test(test_history_bad_arguments),
         cmocka_unit_test(test_history_type_not_compiled_in),
         cmocka_unit_test(test_append_expect_is_checked),
@@ -1083,6 +1206,8 @@ int main(void)
         cmocka_unit_test(test_append_folds_before_writing),
         cmocka_unit_test(test_append_json_and_retry),
         cmocka_unit_test(test_append_empty_input),
+        cmocka_unit_test(test_streams),
+        cmocka_unit_test(test_json_errors),
         cmocka_unit_test(test_verify_clean),
         cmocka_unit_test(test_verify_names_a_type_without_events),
         cmocka_unit_test(test_verify_malformed_payload),
