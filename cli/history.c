@@ -293,7 +293,7 @@ static int history_run(es__cli *cli, int argc, char **argv)
             json_object_set_new(doc, "stream_id", es__json_str(stream)) ||
             json_object_set_new(doc, "to", range_json(range)) ||
             json_object_set(doc, "events", h.events) ||
-            json_object_set_new(doc, "count", json_integer(h.count)) ||
+            json_object_set_new(doc, "event_count", json_integer(h.count)) ||
             json_object_set_new(doc, "version", json_integer(h.version)) ||
             json_object_set(doc, "state", h.state ? h.state : json_null()) ||
             json_object_set_new(doc, "error",

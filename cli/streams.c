@@ -71,7 +71,7 @@ static int streams_run(es__cli *cli, int argc, char **argv)
         return es__cli_fail_code(cli, rc, NULL);
     }
     if (doc) {
-        st = json_object_set_new(doc, "count", json_integer(l.count)) == 0
+        st = json_object_set_new(doc, "stream_count", json_integer(l.count)) == 0
                  ? es__cli_print_json(cli, doc)
                  : es__cli_fail(cli, "out of memory");
         json_decref(doc);

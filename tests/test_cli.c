@@ -368,7 +368,7 @@ static void test_history_stored_schema(void **state)
     assert_true(json_is_null(json_object_get(json_array_get(events, 1), "state")));
     assert_true(json_is_null(json_object_get(doc, "state")));
     assert_true(json_is_null(json_object_get(doc, "error")));
-    assert_int_equal(int_at(doc, "count"), 3);
+    assert_int_equal(int_at(doc, "event_count"), 3);
     json_decref(doc);
 }
 
@@ -442,6 +442,18 @@ static void test_append_conflict(void **state)
     assert_contains(err, "version conflict: expected 2, stream is at 3");
     assert_int_equal(run(uri, dep, "append", "account", "acct-1", "--expect", "0"), 1);
     assert_contains(err, "version conflict");
+    /* As data: the error object carries both versions. */
+    assert_int_equal(run(uri, dep, "append", "account", "acct-1", "--expect", "2",
+                         "--json"), 1);
+    {
+        json_t *doc = parse(out), *e = json_object_get(doc, "error");
+        assert_int_equal(int_at(doc, "format"), 1);
+        assert_string_equal(str_at(e, "code"), "conflict");
+        assert_contains(str_at(e, "message"), "expected 2, stream is at 3");
+        assert_int_equal(int_at(e, "expected"), 2);
+        assert_int_equal(int_at(e, "actual"), 3);
+        json_decref(doc);
+    }
     assert_int_equal(run(uri, NULL, "history", "account", "acct-1", "--json"), 0);
     {
         json_t *doc = parse(out);
@@ -560,7 +572,7 @@ static void test_append_json_and_retry(void **state)
     assert_int_equal(run(uri, input, "append", "account", "a", "--expect", "0",
                          "--json"), 0);
     doc = parse(out);
-    assert_int_equal(int_at(doc, "events"), 2);
+    assert_int_equal(int_at(doc, "event_count"), 2);
     assert_int_equal(int_at(doc, "first_version"), 1);
     assert_int_equal(int_at(doc, "version"), 2);
     assert_true(json_is_false(json_object_get(doc, "duplicate")));
@@ -639,7 +651,7 @@ static void test_streams(void **state)
     doc = parse(out);
     assert_int_equal(int_at(doc, "format"), 1);
     assert_string_equal(str_at(doc, "aggregate_type"), "account");
-    assert_int_equal(int_at(doc, "count"), 3);
+    assert_int_equal(int_at(doc, "stream_count"), 3);
     list = json_object_get(doc, "streams");
     assert_int_equal(json_array_size(list), 3);
     first = json_array_get(list, 0);
@@ -653,7 +665,7 @@ static void test_streams(void **state)
     assert_contains(out, "-- acount: 0 streams (no events of this type in the log)");
     assert_int_equal(run(uri, NULL, "streams", "acount", "--json"), 0);
     doc = parse(out);
-    assert_int_equal(int_at(doc, "count"), 0);
+    assert_int_equal(int_at(doc, "stream_count"), 0);
     assert_int_equal(json_array_size(json_object_get(doc, "streams")), 0);
     json_decref(doc);
 }
@@ -694,10 +706,50 @@ static void test_verify_clean(void **state)
     assert_int_equal(run(uri, NULL, "verify", "account", "--json"), 0);
     doc = parse(out);
     assert_true(json_is_true(json_object_get(doc, "ok")));
-    assert_int_equal(int_at(doc, "events"), 6);
-    assert_int_equal(int_at(doc, "streams"), 3);
+    assert_int_equal(int_at(doc, "event_count"), 6);
+    assert_int_equal(int_at(doc, "stream_count"), 3);
     assert_int_equal(json_array_size(json_object_get(doc, "problems")), 0);
     assert_int_equal(json_array_size(json_object_get(doc, "rejected")), 0);
+    json_decref(doc);
+}
+
+/* With the type compiled in, verify folds every stream: one that does not
+ * load is a problem, which --structure alone does not see. */
+static void test_verify_folds_streams(void **state)
+{
+    const char *uri = log_with_streams();
+    json_t *doc, *p, *t;
+    (void)state;
+    assert_int_equal(run(uri, "{\"type\":\"Frobbed\",\"data\":{}}\n", "append",
+                         "account", "acct-2", "--expect", "1", "--unchecked"), 0);
+    assert_int_equal(run(uri, NULL, "verify"), 1);
+    assert_contains(out, "  account/acct-2 v2: does not load: ");
+    assert_contains(out, "Frobbed");
+    assert_contains(out, "account: 4 partitions, 3 streams, 7 events, 3 folded, 1 problem\n");
+    assert_contains(out, "verify: FAILED: 1 problem; ");
+    assert_int_equal(run(uri, NULL, "verify", "--json"), 1);
+    doc = parse(out);
+    assert_int_equal(int_at(doc, "format"), 1);
+    assert_false(json_is_true(json_object_get(doc, "ok")));
+    assert_int_equal(int_at(doc, "folded_count"), 3);
+    p = json_array_get(json_object_get(doc, "problems"), 0);
+    assert_string_equal(str_at(p, "kind"), "fold_failed");
+    assert_string_equal(str_at(p, "stream_id"), "acct-2");
+    assert_int_equal(int_at(p, "version"), 2);
+    assert_contains(str_at(p, "message"), "Frobbed");
+    t = json_array_get(json_object_get(doc, "by_type"), 0);
+    assert_int_equal(int_at(t, "folded_count"), 3);
+    json_decref(doc);
+    /* The structure alone is sound. */
+    assert_int_equal(run(uri, NULL, "verify", "--structure"), 0);
+    assert_contains(out, "verify: OK: 1 type, 4 partitions, 3 streams, 7 events\n");
+    assert_false(strstr(out, "folded"));
+    /* Without the type compiled in, nothing is folded: null in JSON. */
+    assert_int_equal(run_app(NULL, uri, NULL, "verify", "--json", NULL), 0);
+    doc = parse(out);
+    assert_true(json_is_null(json_object_get(doc, "folded_count")));
+    t = json_array_get(json_object_get(doc, "by_type"), 0);
+    assert_true(json_is_null(json_object_get(t, "folded_count")));
     json_decref(doc);
 }
 
@@ -728,6 +780,11 @@ static void test_verify_malformed_payload(void **state)
     /* The rest of the partition is still read: v3 is checked (and shows the
      * hole the bad record leaves). */
     assert_contains(out, "version 2 is missing");
+    /* ... and, the account type being compiled in, acct-1 does not load. */
+    assert_contains(out, "account/acct-1 v2: does not load: ");
+    assert_contains(out, "verify: FAILED: 3 problems; 1 type, 4 partitions, "
+                         "3 streams, 5 events");
+    assert_int_equal(run(uri, NULL, "verify", "--structure"), 1);
     assert_contains(out, "verify: FAILED: 2 problems; 1 type, 4 partitions, "
                          "3 streams, 5 events");
 
@@ -1209,6 +1266,7 @@ int main(void)
         cmocka_unit_test(test_streams),
         cmocka_unit_test(test_json_errors),
         cmocka_unit_test(test_verify_clean),
+        cmocka_unit_test(test_verify_folds_streams),
         cmocka_unit_test(test_verify_names_a_type_without_events),
         cmocka_unit_test(test_verify_malformed_payload),
         cmocka_unit_test(test_verify_deleted_row),
