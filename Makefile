@@ -183,9 +183,21 @@ headers-check:
 	  "and with $(CXX) $(CXX_CHECK); tests/cxx_headers.cpp compiles"
 
 # libesfold.so exports the public API and nothing else: no es__ name, and
-# nothing that is not es_ (the tests print what leaked).
-symbols-check: $(LIB_SO)
+# nothing that is not es_ (the tests print what leaked); and that API is
+# enough: the minimal and bank samples link against the shared library
+# alone, and the minimal one runs a command through it.
+SHARED_DIR := $(BUILD)/shared
+symbols-check: $(LIB_SO) $(MINIMAL_SRCS:%.c=$(BUILD)/%.o) $(BANK_SRCS:%.c=$(BUILD)/%.o)
 	@sh tests/symbols.sh $(LIB_SO)
+	@mkdir -p $(SHARED_DIR) && ln -sf ../libesfold.so $(SHARED_DIR)/libesfold.so.0
+	@$(CC) $(ALL_LDFLAGS) -o $(SHARED_DIR)/minimal $(MINIMAL_SRCS:%.c=$(BUILD)/%.o) \
+	  $(LIB_SO) $(ALL_LIBS)
+	@$(CC) $(ALL_LDFLAGS) -o $(SHARED_DIR)/bank $(BANK_SRCS:%.c=$(BUILD)/%.o) \
+	  $(LIB_SO) $(ALL_LIBS)
+	@out=$$(LD_LIBRARY_PATH=$(SHARED_DIR) $(SHARED_DIR)/minimal --log sqlite::memory: \
+	  add c1 5) && [ "$$out" = "counter c1: 5 (version 1)" ] || \
+	  { echo "symbols: the minimal sample does not run on libesfold.so: $$out" >&2; exit 1; }
+	@echo "symbols: the minimal and bank samples link against libesfold.so alone; minimal runs"
 
 demo: all
 	@sh samples/bank/demo.sh $(BANK)

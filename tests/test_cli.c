@@ -17,6 +17,7 @@
 #include <librdkafka/rdkafka.h>
 #include <sqlite3.h>
 
+#include "cli/cli.h"
 #include "esfold/esfold.h"
 #include "harness.h"
 #include "samples/bank/account.h"
@@ -1057,6 +1058,35 @@ static void test_help(void **state)
     assert_string_equal(out, "esfold " ESFOLD_VERSION "\n");
 }
 
+/* Every command's --help lists every option it takes, with its argument,
+ * and the main --help names every command. */
+static void test_help_lists_every_option(void **state)
+{
+    static const es__cli_command *const commands[] = {
+        &es__cli_history, &es__cli_append, &es__cli_verify, &es__cli_streams,
+        &es__cli_broker, &es__cli_topics, &es__cli_snapshot, NULL
+    };
+    char want[160];
+    (void)state;
+    assert_int_equal(run(NULL, NULL, "--help"), 0);
+    for (size_t i = 0; commands[i]; i++) {
+        snprintf(want, sizeof want, "\n  %s ", commands[i]->name);
+        assert_contains(out, want);
+    }
+    assert_contains(out, "--snapshots URI");
+    assert_contains(out, "--verbose");
+    for (size_t i = 0; commands[i]; i++) {
+        assert_int_equal(run(NULL, NULL, commands[i]->name, "--help"), 0);
+        for (const es__cli_opt *o = commands[i]->opts; o && o->name; o++) {
+            snprintf(want, sizeof want, "--%s%s%s ", o->name, o->arg ? " " : "",
+                     o->arg ? o->arg : "");
+            assert_contains(out, want);
+        }
+        assert_contains(out, "--log URI");
+        assert_contains(out, "--help");
+    }
+}
+
 static void test_version(void **state)
 {
     int major = -1, minor = -1, patch = -1;
@@ -1278,6 +1308,7 @@ int main(void)
         cmocka_unit_test(test_kafka_lines_only_with_verbose),
         cmocka_unit_test(test_unopenable_sqlite_paths_are_explained),
         cmocka_unit_test(test_help),
+        cmocka_unit_test(test_help_lists_every_option),
         cmocka_unit_test(test_version),
         cmocka_unit_test(test_minimal_sample),
         cmocka_unit_test(test_app_commands),
