@@ -75,6 +75,16 @@ int es__cli_run_app_command(es__cli *cli, int argc, char **argv)
     es_repo *repo;
     int rc, nargs;
 
+    size_t nopts = 0;
+
+    /* The program's table is input too: values has room for
+     * ES_APP_MAX_OPTIONS. */
+    while (cmd->opts && cmd->opts[nopts].name)
+        nopts++;
+    if (nopts > ES_APP_MAX_OPTIONS || cmd->run == NULL)
+        return es__cli_fail(cli, "command '%s' of the program is not valid: %s",
+                            cmd->name, cmd->run == NULL ? "it has no run function"
+                                                        : "more than 16 options");
     if ((rc = es__cli_parse(cli, argc, argv, values, args, &nargs)) >= 0)
         return rc;
     if ((rc = es__cli_repo(cli, (cmd->flags & ES_APP_READ_ONLY) != 0, &repo)) !=

@@ -1235,6 +1235,19 @@ static void test_app_commands(void **state)
         assert_int_equal(probe.calls, 0);
     }
 
+    /* A table entry without run is refused, not called. */
+    {
+        static const es_app_command broken[] = {
+            { "nothing", "", "no run", NULL, NULL, 0, 0, 0, NULL },
+            { NULL, NULL, NULL, NULL, NULL, 0, 0, 0, NULL }
+        };
+        es_app b = app;
+        b.commands = broken;
+        assert_int_equal(run_app(&b, uri, NULL, "nothing", NULL), 1);
+        assert_contains(err, "command 'nothing' of the program is not valid: "
+                             "it has no run function");
+    }
+
     /* A program built against version 1 of es_app has no command table. */
     {
         es_app v1 = { 1, "old", bank_types, NULL, NULL, probe_commands, NULL };
