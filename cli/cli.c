@@ -13,10 +13,10 @@ static const es__cli_command *const commands[] = {
     &es__cli_history,
     &es__cli_append,
     &es__cli_verify,
+    &es__cli_streams,
     &es__cli_broker,
     &es__cli_topics,
     &es__cli_snapshot,
-    &es__cli_streams,
     NULL
 };
 

@@ -55,10 +55,10 @@ typedef struct es__cli_command {
 extern const es__cli_command es__cli_history;
 extern const es__cli_command es__cli_append;
 extern const es__cli_command es__cli_verify;
+extern const es__cli_command es__cli_streams;  /* cli/streams.c */
 extern const es__cli_command es__cli_broker; /* cli/broker.c */
 extern const es__cli_command es__cli_topics; /* cli/topics.c */
 extern const es__cli_command es__cli_snapshot; /* cli/snapshot.c */
-extern const es__cli_command es__cli_streams;  /* cli/streams.c */
 
 /* ---- The context --------------------------------------------------------- */
 

@@ -489,6 +489,18 @@ static int by_string(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* The ids in m (borrowed from it), in no order, into an array to
+ * es__free; NULL when out of memory. */
+static char **stream_ids(const stream_map *m, size_t *n)
+{
+    char **ids = es__calloc(m->n + 1, sizeof *ids);
+    *n = 0;
+    for (size_t i = 0; ids && i < m->cap; i++)
+        if (m->slots[i].id)
+            ids[(*n)++] = m->slots[i].id;
+    return ids;
+}
+
 static int count_folded(const es_event *ev, const void *state, void *user_data)
 {
     (void)state;
@@ -505,13 +517,10 @@ static int count_folded(const es_event *ev, const void *state, void *user_data)
 static int fold_streams(verify_ctx *c, es_repo *repo,
                         const es_aggregate_type *type)
 {
-    char **ids = es__calloc(c->streams_map.n + 1, sizeof *ids);
     size_t n = 0;
+    char **ids = stream_ids(&c->streams_map, &n);
     if (ids == NULL)
         return es__cli_fail(c->cli, "out of memory");
-    for (size_t i = 0; i < c->streams_map.cap; i++)
-        if (c->streams_map.slots[i].id)
-            ids[n++] = c->streams_map.slots[i].id;
     qsort(ids, n, sizeof *ids, by_string);
     for (size_t i = 0; i < n; i++) {
         int64_t last = 0;
@@ -666,8 +675,6 @@ static int verify_run(es__cli *cli, int argc, char **argv)
         c.ts.folded = -1;
         if ((st = scan_type(&c, todo.v[i])) != ES__CLI_OK)
             goto done;
-        c.ts.partitions = c.nparts;
-        c.ts.streams = (int64_t)c.streams_map.n;
         if (type) {
             es_repo *repo;
             c.ts.folded = 0;
@@ -676,6 +683,9 @@ static int verify_run(es__cli *cli, int argc, char **argv)
                 goto done;
             c.folded = (c.folded < 0 ? 0 : c.folded) + c.ts.folded;
         }
+
+        c.ts.partitions = c.nparts;
+        c.ts.streams = (int64_t)c.streams_map.n;
         stream_map_free(&c.streams_map);
         c.types++;
         c.partitions += c.ts.partitions;

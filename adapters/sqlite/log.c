@@ -1046,6 +1046,6 @@ const es__log_backend es__sqlite_log_backend = {
     .partition_count = sqlite_partition_count,
     .head = sqlite_head,
     .types = sqlite_types,
-    .check = sqlite_check,
     .streams = sqlite_streams,
+    .check = sqlite_check,
 };

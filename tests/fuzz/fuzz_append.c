@@ -24,7 +24,7 @@ static const es_aggregate_type *const types[] = { &bank_account_type, NULL };
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static FILE *devnull;
-    static const es_app app = { ES_APP_VERSION, "bank", types, NULL, NULL, NULL, NULL };
+    static const es_app app = {.version = ES_APP_VERSION, .name = "bank", .types = types};
     char *argv[] = { "bank", "--log", "sqlite::memory:", "append", "account",
                      "acct-1", "--expect", "any", NULL };
     FILE *saved_in = stdin, *saved_out = stdout, *saved_err = stderr;

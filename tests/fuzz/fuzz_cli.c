@@ -28,7 +28,7 @@ static int dropped(const char *w)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static FILE *devnull;
-    static const es_app app = { ES_APP_VERSION, "bank", types, NULL, NULL, NULL, NULL };
+    static const es_app app = {.version = ES_APP_VERSION, .name = "bank", .types = types};
     char *copy = malloc(size + 1), *argv[32];
     FILE *in, *saved_in = stdin, *saved_out = stdout, *saved_err = stderr;
     int argc = 0, status;
