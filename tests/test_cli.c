@@ -1250,7 +1250,8 @@ static void test_app_commands(void **state)
 
     /* A program built against version 1 of es_app has no command table. */
     {
-        es_app v1 = { 1, "old", bank_types, NULL, NULL, probe_commands, NULL };
+        es_app v1 = { .version = 1, .name = "old", .types = bank_types,
+                      .commands = probe_commands };
         assert_int_equal(run_app(&v1, uri, NULL, "probe", NULL), 2);
         assert_contains(err, "unknown command 'probe'");
         v1.version = 3;

@@ -94,5 +94,8 @@ static const es_aggregate_type *const counter_types[] = { &counter_type, NULL };
 /* 5. The program: its command, and the esfold operations commands
  * (history, verify, streams, ...) with the counter type compiled in. */
 const es_app counter_app = {
-    ES_APP_VERSION, "minimal", counter_types, NULL, NULL, counter_commands, NULL
+    .version = ES_APP_VERSION,
+    .name = "minimal",
+    .types = counter_types,
+    .commands = counter_commands,
 };
