@@ -11,13 +11,22 @@
 #   make install    into $(PREFIX) (default /usr/local), with esfold.pc
 #   make clean
 #
-# Every target that builds first runs scripts/deps.sh (flags are read from
-# pkg-config lazily, after it), which installs the
-# Debian packages esfold needs when they are missing.
+# `make demo`, `make test`, `make bench` (and `make soak`, `make demo-kafka`)
+# first run scripts/deps.sh, which installs the Debian packages esfold
+# needs when they are missing (flags are read from pkg-config lazily, after
+# it). A plain `make` or `make install` never runs apt-get: it builds with
+# what is installed.
+#
+# Your CFLAGS, CPPFLAGS, LDFLAGS and LDLIBS are added to esfold's own
+# (ESFOLD_CFLAGS, ESFOLD_LDFLAGS, ESFOLD_LIBS), after them, so that yours
+# win where they conflict: `make CFLAGS=-O0`, `make LDFLAGS=-Wl,-z,now`.
 
 PREFIX  ?= /usr/local
 CC      ?= cc
-VERSION := 0.1.0
+CXX     ?= c++
+# The version: include/esfold/version.h is its only source.
+VERSION := $(shell sed -n 's/^\#define ES_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)$$/\2/p' \
+             include/esfold/version.h | paste -sd.)
 
 ifeq ($(SANITIZE),1)
 BUILD   ?= build/san
@@ -32,16 +41,21 @@ endif
 PKGS    := jansson sqlite3 rdkafka libpq
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wno-unused-parameter
-CFLAGS  = -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SANFLAGS) -fPIC -Iinclude -I. \
-           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDFLAGS = $(SANFLAGS)
-LDLIBS  = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+ESFOLD_CFLAGS  = -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SANFLAGS) -fPIC -Iinclude -I. \
+                 $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+ESFOLD_LDFLAGS = $(SANFLAGS)
+ESFOLD_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+# What every compile and link line uses: esfold's flags, then the user's.
+ALL_CFLAGS  = $(ESFOLD_CFLAGS) $(CPPFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(ESFOLD_LDFLAGS) $(LDFLAGS)
+ALL_LIBS    = $(ESFOLD_LIBS) $(LDLIBS)
 
 # --- the library: an explicit list, in the order data flows ---------------
 CORE_SRCS := \
-	core/error.c core/alloc.c core/time.c core/partition.c core/uuid.c \
+	core/version.c core/error.c core/alloc.c core/time.c core/partition.c core/uuid.c \
 	core/event.c core/codec.c core/accept.c core/log.c core/aggregate.c core/upcast.c \
-	core/execute.c core/repo.c core/processor.c core/map.c
+	core/execute.c core/repo.c core/processor.c core/map.c \
+	core/streams.c
 
 SNAPSHOT_SRCS := \
 	snapshots/store.c snapshots/select.c snapshots/policy.c snapshots/repo.c
@@ -61,8 +75,8 @@ ADAPTER_SRCS := \
 	adapters/kafka/snapshot.c
 
 CLI_SRCS := \
-	cli/cli.c cli/util.c cli/history.c cli/append.c cli/verify.c \
-	cli/broker.c cli/topics.c cli/snapshot.c cli/project.c
+	cli/cli.c cli/app.c cli/util.c cli/history.c cli/append.c cli/verify.c \
+	cli/broker.c cli/topics.c cli/snapshot.c cli/streams.c cli/project.c
 
 LIB_SRCS := $(CORE_SRCS) $(SNAPSHOT_SRCS) $(PROJECTION_SRCS) $(ADAPTER_SRCS) $(CLI_SRCS)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
@@ -72,9 +86,11 @@ LIB_SO   := $(BUILD)/libesfold.so
 ESFOLD   := $(BUILD)/esfold
 BANK     := $(BUILD)/bank
 AUCTION  := $(BUILD)/auction
+MINIMAL  := $(BUILD)/minimal
 
 BANK_SRCS := samples/bank/account.c samples/bank/main.c
 AUCTION_SRCS := samples/auction/auction.c samples/auction/main.c
+MINIMAL_SRCS := samples/minimal/counter.c samples/minimal/main.c
 
 TESTS := test_error test_time test_partition test_event test_codec test_accept test_map test_log \
          test_aggregate test_upcast test_repo test_cli test_snapshot test_kafka \
@@ -86,42 +102,61 @@ BENCH_BINS := $(BENCHES:%=$(BUILD)/bench/%)
 
 HEADERS := $(wildcard include/esfold/*.h)
 
-.PHONY: all deps demo test bench install uninstall clean headers-check fuzz fuzz-deps
-all: deps $(LIB_A) $(LIB_SO) $(ESFOLD) $(BANK) $(AUCTION)
+.PHONY: all deps demo test bench install uninstall clean headers-check fuzz fuzz-deps \
+        symbols-check
+all: $(LIB_A) $(LIB_SO) $(ESFOLD) $(BANK) $(AUCTION) $(MINIMAL)
 
 deps:
 	@sh scripts/deps.sh
 
-$(BUILD)/%.o: %.c $(HEADERS) $(wildcard core/*.h snapshots/*.h projections/*.h adapters/*/*.h cli/*.h samples/*/*.h tests/*.h) | deps
+# Only the targets that run things install what they need; with -j the
+# packages must be there before the first compile, hence the order-only
+# prerequisite, present only when one of those targets is asked for.
+DEPS_GOALS := demo demo-kafka test bench soak
+NEED_DEPS  := $(if $(filter $(DEPS_GOALS),$(MAKECMDGOALS)),deps)
+
+# Each object records the headers it includes (-MMD -MP, in a .d beside
+# it), so that a changed header rebuilds just the objects that include it.
+$(BUILD)/%.o: %.c | $(NEED_DEPS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 $(LIB_A): $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(LIB_SO): $(LIB_OBJS)
-	$(CC) -shared $(LDFLAGS) -Wl,-soname,libesfold.so.0 -o $@ $^ $(LDLIBS)
+# esfold.map exports the public API alone: every es_ name but no es__ one.
+$(LIB_SO): $(LIB_OBJS) esfold.map
+	$(CC) -shared $(ALL_LDFLAGS) -Wl,-soname,libesfold.so.$(word 1,$(subst ., ,$(VERSION))) \
+	  -Wl,--version-script=esfold.map -o $@ $(LIB_OBJS) $(ALL_LIBS)
 
 $(ESFOLD): $(BUILD)/cli/main.o $(LIB_A)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS)
 
 $(BANK): $(BANK_SRCS:%.c=$(BUILD)/%.o) $(LIB_A)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS)
 
 $(AUCTION): $(AUCTION_SRCS:%.c=$(BUILD)/%.o) $(LIB_A)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS)
+
+$(MINIMAL): $(MINIMAL_SRCS:%.c=$(BUILD)/%.o) $(LIB_A)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS)
 
 # Tests link the static library; test_cli also drives the bank sample's
 # aggregate through es_cli_main.
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/harness.o $(BUILD)/samples/bank/account.o $(LIB_A)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS) -lcmocka
 
 # test_auction folds and decides the auction sample's aggregate, and runs
 # the SQL of its projection files.
 $(BUILD)/tests/test_auction: $(BUILD)/samples/auction/auction.o
-$(BUILD)/tests/test_auction.o: CFLAGS += \
+$(BUILD)/tests/test_auction.o: ESFOLD_CFLAGS += \
 	-DAUCTION_PROJECTIONS_DIR='"$(CURDIR)/samples/auction/projections"'
+
+# test_cli also runs the minimal sample's program (its es_app).
+$(BUILD)/tests/test_cli: $(BUILD)/samples/minimal/counter.o
 
 # The Kafka tests also start the local broker (tests/kafka_harness.c).
 $(BUILD)/tests/test_kafka $(BUILD)/tests/test_agreement: $(BUILD)/tests/kafka_harness.o
@@ -131,32 +166,59 @@ $(BUILD)/tests/test_kafka $(BUILD)/tests/test_agreement: $(BUILD)/tests/kafka_ha
 $(BUILD)/tests/test_snapshot: $(BUILD)/tests/test_snapshot.o $(BUILD)/tests/harness.o \
 		$(BUILD)/tests/pg_harness.o $(BUILD)/tests/kafka_harness.o \
 		$(BUILD)/samples/bank/account.o $(LIB_A)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS) -lcmocka
 
 # test_projection starts PostgreSQL and the local Kafka broker too.
 $(BUILD)/tests/test_projection: $(BUILD)/tests/test_projection.o $(BUILD)/tests/harness.o \
 		$(BUILD)/tests/pg_harness.o $(BUILD)/tests/kafka_harness.o \
 		$(BUILD)/samples/bank/account.o $(LIB_A)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS) -lcmocka
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/bench/benchutil.o $(BUILD)/samples/bank/account.o $(LIB_A)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS)
 
 # bench_projection starts its own throwaway PostgreSQL (tests/pg_harness.c).
 $(BUILD)/bench/bench_projection: $(BUILD)/bench/bench_projection.o $(BUILD)/bench/benchutil.o \
 		$(BUILD)/tests/pg_harness.o $(BUILD)/samples/bank/account.o $(LIB_A)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS)
 
-# Each public header must compile alone, strictly.
+# Each public header must compile alone, strictly, as C and as C++; and
+# tests/cxx_headers.cpp, which uses every macro of the headers (the _INIT
+# and ES_RANGE_* ones), must compile as C++11.
+CXX_CHECK := -std=c++11 -Wall -Wextra -pedantic -Werror
 headers-check:
 	@for h in $(HEADERS); do \
 	  echo "#include \"$$h\"" | $(CC) -std=c11 -Wall -Wextra -pedantic -Werror -Iinclude \
 	    $(shell pkg-config --cflags jansson) -x c -fsyntax-only - || exit 1; \
-	done; echo "headers: $(words $(HEADERS)) compile alone with -std=c11 -pedantic -Werror"
+	  echo "#include \"$$h\"" | $(CXX) $(CXX_CHECK) -Iinclude \
+	    $(shell pkg-config --cflags jansson) -x c++ -fsyntax-only - || exit 1; \
+	done; \
+	$(CXX) $(CXX_CHECK) -Iinclude $(shell pkg-config --cflags jansson) \
+	  -fsyntax-only tests/cxx_headers.cpp || exit 1; \
+	echo "headers: $(words $(HEADERS)) compile alone with -std=c11 -pedantic -Werror" \
+	  "and with $(CXX) $(CXX_CHECK); tests/cxx_headers.cpp compiles"
+
+# libesfold.so exports the public API and nothing else: no es__ name, and
+# nothing that is not es_ (the tests print what leaked); and that API is
+# enough: the minimal and bank samples link against the shared library
+# alone, and the minimal one runs a command through it.
+SHARED_DIR := $(BUILD)/shared
+symbols-check: $(LIB_SO) $(MINIMAL_SRCS:%.c=$(BUILD)/%.o) $(BANK_SRCS:%.c=$(BUILD)/%.o)
+	@sh tests/symbols.sh $(LIB_SO)
+	@mkdir -p $(SHARED_DIR) && ln -sf ../libesfold.so $(SHARED_DIR)/libesfold.so.0
+	@$(CC) $(ALL_LDFLAGS) -o $(SHARED_DIR)/minimal $(MINIMAL_SRCS:%.c=$(BUILD)/%.o) \
+	  $(LIB_SO) $(ALL_LIBS)
+	@$(CC) $(ALL_LDFLAGS) -o $(SHARED_DIR)/bank $(BANK_SRCS:%.c=$(BUILD)/%.o) \
+	  $(LIB_SO) $(ALL_LIBS)
+	@out=$$(LD_LIBRARY_PATH=$(SHARED_DIR) $(SHARED_DIR)/minimal --log sqlite::memory: \
+	  add c1 5) && [ "$$out" = "counter c1: 5 (version 1)" ] || \
+	  { echo "symbols: the minimal sample does not run on libesfold.so: $$out" >&2; exit 1; }
+	@echo "symbols: the minimal and bank samples link against libesfold.so alone; minimal runs"
 
 demo: all
 	@sh samples/bank/demo.sh $(BANK)
 	@sh samples/auction/demo.sh $(AUCTION)
+	@sh samples/minimal/demo.sh $(MINIMAL)
 
 # The same on Kafka: a local broker (`esfold broker`, librdkafka's mock
 # cluster, in memory), the bank and auction demos and commands against it,
@@ -183,13 +245,14 @@ demo-kafka: all
 	printf '\nThe demos passed on Kafka (the broker is stopped now: its log was in memory).\n'
 
 test: all $(TEST_BINS) $(ESFOLD)
-	@$(MAKE) --no-print-directory headers-check
+	@$(MAKE) --no-print-directory headers-check symbols-check
 	@ESFOLD_TEST_WRAPPER='$(TEST_WRAPPER)' sh tests/run.sh $(BUILD) $(RUN_TESTS)
 
 bench: all $(BENCH_BINS)
 	@for b in $(BENCH_BINS); do $$b || exit 1; done
 
 install: all
+	@test -n "$(VERSION)" || { echo "install: no version in include/esfold/version.h" >&2; exit 1; }
 	install -d $(DESTDIR)$(PREFIX)/include/esfold $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
 	install -m 644 $(HEADERS) $(DESTDIR)$(PREFIX)/include/esfold/
 	install -m 644 $(LIB_A) $(DESTDIR)$(PREFIX)/lib/
@@ -238,22 +301,22 @@ FUZZ_CFLAGS       = -std=c11 -D_GNU_SOURCE -O1 -g $(WARN) $(FUZZ_SAN) \
 
 test: $(FUZZ_REPLAY_BINS)
 
-$(FUZZ_TARGETS:%=$(BUILD)/tests/fuzz/%.o): tests/fuzz/fuzz.h tests/fuzz/rows.h
-
-$(BUILD)/tests/fuzz/driver.o: tests/fuzz/driver.c tests/fuzz/fuzz.h | deps
+$(BUILD)/tests/fuzz/driver.o: tests/fuzz/driver.c | $(NEED_DEPS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -DFUZZ_CORPUS_DIR='"$(CURDIR)/tests/fuzz/corpus"' -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -MMD -MP -DFUZZ_CORPUS_DIR='"$(CURDIR)/tests/fuzz/corpus"' -c -o $@ $<
 
 $(FUZZ_REPLAY_BINS): $(BUILD)/tests/fuzz/%: $(BUILD)/tests/fuzz/%.o \
 		$(BUILD)/tests/fuzz/driver.o $(BUILD)/samples/bank/account.o $(LIB_A)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS)
 
 fuzz-deps: deps
 	@sh scripts/deps.sh fuzz
 
-$(FUZZ_BUILD)/%.o: %.c $(HEADERS) $(wildcard core/*.h snapshots/*.h projections/*.h adapters/*/*.h cli/*.h samples/*/*.h tests/fuzz/*.h) | fuzz-deps
+$(FUZZ_BUILD)/%.o: %.c | fuzz-deps
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+-include $(shell find $(FUZZ_BUILD) -name '*.d' 2>/dev/null)
 
 $(FUZZ_BUILD)/libesfold.a: $(LIB_SRCS:%.c=$(FUZZ_BUILD)/%.o)
 	@rm -f $@
@@ -261,7 +324,7 @@ $(FUZZ_BUILD)/libesfold.a: $(LIB_SRCS:%.c=$(FUZZ_BUILD)/%.o)
 
 $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%): $(FUZZ_BUILD)/%: $(FUZZ_BUILD)/tests/fuzz/%.o \
 		$(FUZZ_BUILD)/samples/bank/account.o $(FUZZ_BUILD)/libesfold.a
-	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer $(LDFLAGS) -o $@ $^ $(ALL_LIBS)
 
 fuzz: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%)
 	@for t in $(FUZZ_TARGETS); do \

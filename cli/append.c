@@ -15,9 +15,9 @@ enum { OPT_EXPECT, OPT_JSON, OPT_UNCHECKED };
 static const es__cli_opt append_opts[] = {
     { "expect", "V", "the stream's version now: N, 0 (no stream yet) or any "
                      "(required)" },
-    { "json", NULL, "print the result as JSON" },
-    { "unchecked", NULL, "do not check the events against the compiled-in "
-                         "aggregate type" },
+    { "json", NULL, "print the result as one JSON object (docs/cli.md)" },
+    { "unchecked", NULL, "do not fold the events onto the stream first (the "
+                         "check of a type compiled in)" },
     { NULL, NULL, NULL }
 };
 
@@ -274,15 +274,14 @@ done:
 
 /*
  * The log could not tell whether the commit was written: exit status 3,
- * never "failed". The message names the ids; --json lists them all, so
- * that a retry with the same ids (a no-op if the first try was written)
- * can be made from it.
+ * never "failed". The message names the ids; with --json the error object
+ * lists them all (code "unknown"), so that a retry with the same ids (a
+ * no-op if the first try was written) can be made from it.
  */
 static int unknown_outcome(es__cli *cli, es_log *log, const char *tname,
-                           const char *stream, const input *in, int json)
+                           const char *stream, const input *in)
 {
-    json_t *doc, *ids;
-    int st;
+    json_t *ids;
     es__cli_fail(cli, "%s", es_errmsg(log));
     fprintf(stderr,
             "%s: the outcome is unknown: the %zu event%s may or may not be in "
@@ -290,8 +289,6 @@ static int unknown_outcome(es__cli *cli, es_log *log, const char *tname,
             "ids %s .. %s): that writes nothing if they are there\n",
             cli->prog, in->n, in->n == 1 ? "" : "s", tname, stream,
             in->events[0].id, in->events[in->n - 1].id);
-    if (!json)
-        return ES__CLI_UNKNOWN;
     if ((ids = json_array()) == NULL)
         return es__cli_fail(cli, "out of memory");
     for (size_t i = 0; i < in->n; i++)
@@ -299,15 +296,36 @@ static int unknown_outcome(es__cli *cli, es_log *log, const char *tname,
             json_decref(ids);
             return es__cli_fail(cli, "out of memory");
         }
-    doc = json_pack("{s:s,s:s,s:s,s:I,s:o,s:s}", "outcome", "unknown",
-                    "aggregate_type", tname, "stream_id", stream,
-                    "events", (json_int_t)in->n, "ids", ids,
-                    "error", es_errmsg(log));
-    if (doc == NULL)
-        return es__cli_fail(cli, "out of memory");
-    st = es__cli_print_json(cli, doc);
-    json_decref(doc);
-    return st == ES__CLI_OK ? ES__CLI_UNKNOWN : st;
+    es__cli_fail_code(cli, ES_EUNKNOWN,
+                      json_pack("{s:s,s:s,s:s,s:I,s:o}", "outcome", "unknown",
+                                "aggregate_type", tname, "stream_id", stream,
+                                "event_count", (json_int_t)in->n, "ids", ids));
+    return ES__CLI_UNKNOWN;
+}
+
+static int last_version(const es_event *ev, void *user_data)
+{
+    *(int64_t *)user_data = ev->version;
+    return 0;
+}
+
+/* A conflict as data: the error object gets the expected version (null
+ * for any) and the stream's actual one (null when it cannot be read). */
+static int conflict(es__cli *cli, es_log *log, const char *type,
+                    const char *stream, int64_t expect)
+{
+    char msg[ES__ERRMSG_MAX];
+    int64_t actual = 0;
+    int rc;
+    snprintf(msg, sizeof msg, "%s", es_errmsg(log));
+    rc = es_log_read_stream(log, type, stream, NULL, last_version, &actual);
+    es__cli_fail(cli, "%s", msg);
+    return es__cli_fail_code(cli, ES_ECONFLICT,
+                             json_pack("{s:o,s:o}", "expected",
+                                       expect == ES_EXPECT_ANY ? json_null()
+                                                               : json_integer(expect),
+                                       "actual", rc == 0 ? json_integer(actual)
+                                                         : json_null()));
 }
 
 static int append_run(es__cli *cli, int argc, char **argv)
@@ -385,18 +403,23 @@ static int append_run(es__cli *cli, int argc, char **argv)
         }
     rc = es_log_append(log, &res, tname, stream, expect, in.events, in.n);
     if (rc == ES_EUNKNOWN) {
-        st = unknown_outcome(cli, log, tname, stream, &in, v[OPT_JSON] != NULL);
+        st = unknown_outcome(cli, log, tname, stream, &in);
+        goto done;
+    }
+    if (rc == ES_ECONFLICT) {
+        st = conflict(cli, log, tname, stream, expect);
         goto done;
     }
     if (rc != 0) {
-        st = es__cli_fail(cli, "%s", es_errmsg(log));
+        es__cli_fail(cli, "%s", es_errmsg(log));
+        st = es__cli_fail_code(cli, rc, NULL);
         goto done;
     }
     if (v[OPT_JSON]) {
-        doc = json_pack("{s:o,s:o,s:I,s:I,s:I,s:{s:{s:i,s:I},s:{s:i,s:I}},s:b}",
+        json_t *body = json_pack("{s:o,s:o,s:I,s:I,s:I,s:{s:{s:i,s:I},s:{s:i,s:I}},s:b}",
                         "aggregate_type", es__json_str(tname), "stream_id",
                         es__json_str(stream),
-                        "events", (json_int_t)in.n,
+                        "event_count", (json_int_t)in.n,
                         "first_version", (json_int_t)res.first_version,
                         "version", (json_int_t)res.version,
                         "positions",
@@ -405,6 +428,9 @@ static int append_run(es__cli *cli, int argc, char **argv)
                         "last", "partition", (int)res.last.partition,
                         "offset", (json_int_t)res.last.offset,
                         "duplicate", res.duplicate);
+        if (body && (doc = es__cli_json_doc()) != NULL)
+            json_object_update(doc, body);
+        json_decref(body);
         st = doc ? es__cli_print_json(cli, doc) : es__cli_fail(cli, "out of memory");
         goto done;
     }
@@ -444,11 +470,15 @@ const es__cli_command es__cli_append = {
         "other key, or any malformed line, is reported with its line number and\n"
         "nothing is appended.\n"
         "\n"
-        "When TYPE is compiled into this program, the events are also folded\n"
-        "onto the stream's current state first, and an event type the\n"
-        "aggregate does not handle, or an event its apply function rejects, is\n"
-        "refused: it would make the stream unloadable for good. --unchecked\n"
-        "skips that check.\n"
+        "When TYPE is compiled into this program, the events are checked: they\n"
+        "are folded onto the stream's current state first, through the\n"
+        "program's upcasters and the aggregate's apply functions, and an event\n"
+        "type the aggregate does not handle, or an event its apply function\n"
+        "rejects, is refused: it would make the stream unloadable for good.\n"
+        "The check is apply's, not decide's: the aggregate's invariants (a\n"
+        "balance that must not go negative, say) are not checked, since an\n"
+        "appended event is a fact, not a command. --unchecked skips the check\n"
+        "(verify then reports a stream that does not load).\n"
         "\n"
         "--expect is the stream's version before the commit (a conflict fails\n"
         "with the stream's actual version), 0 when the stream must not exist,\n"

@@ -33,15 +33,12 @@
 /* The context of one es_cli_main call. */
 typedef struct es__cli es__cli;
 
-/* One option of a command. Every command also takes --help (-h) and
- * --log URI, which need no spec. */
-typedef struct es__cli_opt {
-    const char *name; /* without the dashes: "to-version" */
-    const char *arg;  /* the argument's name in help ("N"), NULL for a flag */
-    const char *help; /* one line */
-} es__cli_opt;
+/* One option of a command, the same as a program's own commands use
+ * (esfold/cli.h). Every command also takes --help (-h) and --log URI,
+ * which need no spec. */
+typedef es_app_option es__cli_opt;
 
-#define ES__CLI_MAX_OPTS 16
+#define ES__CLI_MAX_OPTS ES_APP_MAX_OPTIONS
 #define ES__CLI_MAX_ARGS 256 /* positional arguments of one command */
 
 typedef struct es__cli_command {
@@ -59,6 +56,7 @@ typedef struct es__cli_command {
 extern const es__cli_command es__cli_history;
 extern const es__cli_command es__cli_append;
 extern const es__cli_command es__cli_verify;
+extern const es__cli_command es__cli_streams;  /* cli/streams.c */
 extern const es__cli_command es__cli_broker; /* cli/broker.c */
 extern const es__cli_command es__cli_topics; /* cli/topics.c */
 extern const es__cli_command es__cli_snapshot; /* cli/snapshot.c */
@@ -71,10 +69,57 @@ struct es__cli {
     const char *prog;            /* program name in messages */
     const es_app *app;           /* may be NULL */
     const char *log_uri;         /* --log, $ESFOLD_LOG or the default */
+    const char *snapshots_uri;   /* --snapshots, $ESFOLD_SNAPSHOTS, or NULL */
     const es__cli_command *cmd;  /* the running command */
     es_log *log;                 /* opened by es__cli_log */
     es_repo *repo;               /* made by es__cli_repo */
+    es_snapshot_store *store;    /* opened by es__cli_attach_snapshots */
+    /* A program's own command (app->commands), and the entry that runs it
+     * like a built-in one. */
+    const es_app_command *app_cmd;
+    es__cli_command app_entry;
+    /* The JSON contract (docs/cli.md, "JSON output"): with --json, one
+     * object on stdout, also on failure. json is set by es__cli_parse when
+     * the command's --json is given; json_printed by es__cli_print_json.
+     * When a command in JSON mode fails without printing, es_cli_main
+     * prints {"format": 1, "error": {...}} from the last failure: its code
+     * (err_code, an ES_E* code, ES__CLI_EUSAGE, or 0 for "failed"), its
+     * message (err) and err_extra's fields. */
+    int json, json_printed;
+    int err_code;
+    char err[1024];
+    json_t *err_extra;
 };
+
+/* The version of the JSON documents the commands print ("format"). */
+#define ES__CLI_JSON_FORMAT 1
+
+/* err_code of a usage error. */
+#define ES__CLI_EUSAGE 1
+
+/* A new JSON object whose first field is "format": ES__CLI_JSON_FORMAT;
+ * NULL when out of memory. */
+json_t *es__cli_json_doc(void);
+
+/* The name of an error code in JSON ("conflict", "not_found", "usage",
+ * ...; "failed" for 0). */
+const char *es__cli_error_name(int code);
+
+/* The error object of the last failure: {"code", "message", + err_extra},
+ * a new reference or NULL when out of memory. */
+json_t *es__cli_error_json(const es__cli *cli);
+
+/* Sets the code of the last failure (and adds to err_extra the fields of
+ * extra, a reference stolen; may be NULL); returns ES__CLI_FAIL. Call it
+ * after es__cli_fail. */
+int es__cli_fail_code(es__cli *cli, int code, json_t *extra);
+
+/* The program's commands of an app, or NULL (an app of version 1 has
+ * none). */
+const es_app_command *es__cli_app_commands(const es_app *app);
+
+/* Runs cli->app_cmd (the run of cli->app_entry). */
+int es__cli_run_app_command(es__cli *cli, int argc, char **argv);
 
 /*
  * The log of --log, opened on first use. With must_exist, a sqlite: file
@@ -141,14 +186,16 @@ char *es__cli_json_compact(const json_t *value);
 void es__cli_json_free(char *text);
 
 /* value as indented JSON and a newline on stdout; ES__CLI_OK or
- * ES__CLI_FAIL. */
+ * ES__CLI_FAIL. Marks the command's JSON document as printed. */
 int es__cli_print_json(es__cli *cli, const json_t *value);
 
 /* "v3  2026-03-01T10:00:00Z  Deposited  (schema 1)  id ...  p0@4" and the
  * indented data/meta/ids lines of ev, then "state" when state is not NULL.
+ * stored_schema, when > 0 and not ev's, is the schema the log holds, ev's
+ * being that of an upcaster: "(schema 2, stored 1)".
  * Returns ES__CLI_OK or ES__CLI_FAIL (out of memory). */
 int es__cli_print_event(es__cli *cli, FILE *f, const es_event *ev,
-                        const json_t *state);
+                        int32_t stored_schema, const json_t *state);
 
 /* Flushes stdout; a failed write is ES__CLI_FAIL with a message. */
 int es__cli_finish(es__cli *cli, int status);

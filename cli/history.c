@@ -14,7 +14,7 @@ static const es__cli_opt history_opts[] = {
     { "to-version", "N", "stop after version N" },
     { "as-of", "TIME", "stop at the last event that occurred at or before TIME "
                        "(ISO 8601)" },
-    { "json", NULL, "print one JSON document" },
+    { "json", NULL, "print one JSON object (docs/cli.md, \"JSON output\")" },
     { NULL, NULL, NULL }
 };
 
@@ -29,7 +29,58 @@ typedef struct history_ctx {
     int64_t count;
     int64_t version;
     int status;                    /* set when a callback failed */
+    /* The payload schemas as stored, by version - 1 (read before a fold,
+     * whose events carry the upcast schema); NULL: the events are read as
+     * stored. */
+    int32_t *stored;
+    size_t cap;
 } history_ctx;
+
+static int on_stored(const es_event *ev, void *user_data)
+{
+    history_ctx *h = user_data;
+    size_t cap = h->cap;
+    if (ev->version < 1 || ev->version > INT32_MAX)
+        return 0; /* the fold will say what is wrong */
+    while ((int64_t)cap < ev->version)
+        cap = cap ? 2 * cap : 64;
+    if (cap != h->cap) {
+        if (es__grow((void **)&h->stored, h->cap * sizeof *h->stored,
+                     cap * sizeof *h->stored) != 0)
+            return 1;
+        memset(h->stored + h->cap, 0, (cap - h->cap) * sizeof *h->stored);
+        h->cap = cap;
+    }
+    h->stored[ev->version - 1] = ev->schema;
+    return 0;
+}
+
+/* The stored schemas of the stream's events within range, read before a
+ * fold upcasts them. */
+static int read_stored(history_ctx *h, es_log *log, const char *type,
+                       const char *stream, es_range range)
+{
+    es_read_options ro = ES_READ_OPTIONS_INIT;
+    int rc;
+    ro.to = range;
+    rc = es_log_read_stream(log, type, stream, &ro, on_stored, h);
+    if (rc == ES_EUSER)
+        return es__cli_fail(h->cli, "out of memory");
+    if (rc != 0) {
+        es__cli_fail(h->cli, "%s", es_errmsg(log));
+        return es__cli_fail_code(h->cli, rc, NULL);
+    }
+    return ES__CLI_OK;
+}
+
+/* The schema ev had in the log: ev's own when it was read as stored. */
+static int32_t stored_schema(const history_ctx *h, const es_event *ev)
+{
+    if (h->stored && ev->version >= 1 && (size_t)ev->version <= h->cap &&
+        h->stored[ev->version - 1] > 0)
+        return h->stored[ev->version - 1];
+    return ev->schema;
+}
 
 static int on_event(history_ctx *h, const es_event *ev, const void *state)
 {
@@ -46,7 +97,10 @@ static int on_event(history_ctx *h, const es_event *ev, const void *state)
     }
     if (h->json) {
         json_t *o = es_event_to_json(ev);
-        if (o == NULL || (sj && json_object_set(o, "state", sj) != 0) ||
+        if (o == NULL ||
+            json_object_set_new(o, "stored_schema",
+                                json_integer(stored_schema(h, ev))) != 0 ||
+            json_object_set(o, "state", sj ? sj : json_null()) != 0 ||
             json_array_append_new(h->events, o) != 0) {
             json_decref(sj);
             h->status = es__cli_fail(h->cli, "out of memory");
@@ -60,7 +114,7 @@ static int on_event(history_ctx *h, const es_event *ev, const void *state)
             printf("%s\n", h->note);
             h->note = NULL; /* once */
         }
-        rc = es__cli_print_event(h->cli, stdout, ev, sj);
+        rc = es__cli_print_event(h->cli, stdout, ev, stored_schema(h, ev), sj);
     }
     json_decref(sj);
     if (rc != ES__CLI_OK) {
@@ -113,18 +167,22 @@ static int no_events(es__cli *cli, es_log *log, const char *type,
     int64_t first_us = 0;
     int rc;
 
-    if (r.kind != ES_RANGE_TIME)
-        return es__cli_fail(cli, "no events in %s/%s", type, stream);
+    if (r.kind != ES_RANGE_TIME) {
+        es__cli_fail(cli, "no events in %s/%s", type, stream);
+        return es__cli_fail_code(cli, ES_ENOTFOUND, NULL);
+    }
     es_time_format(when, sizeof when, r.time_us);
     /* Say when the stream does begin: the auditor asked too early. */
     ro.to = ES_RANGE_TO_VERSION(1);
     rc = es_log_read_stream(log, type, stream, &ro, on_first, &first_us);
     if (rc == ES_EUSER && first_us != 0) {
         es_time_format(first, sizeof first, first_us);
-        return es__cli_fail(cli, "no events in %s/%s as of %s (its first event "
-                            "is at %s)", type, stream, when, first);
+        es__cli_fail(cli, "no events in %s/%s as of %s (its first event "
+                     "is at %s)", type, stream, when, first);
+    } else {
+        es__cli_fail(cli, "no events in %s/%s as of %s", type, stream, when);
     }
-    return es__cli_fail(cli, "no events in %s/%s as of %s", type, stream, when);
+    return es__cli_fail_code(cli, ES_ENOTFOUND, NULL);
 }
 
 static int history_run(es__cli *cli, int argc, char **argv)
@@ -139,7 +197,7 @@ static int history_run(es__cli *cli, int argc, char **argv)
     es_log *log = NULL;
     json_t *doc = NULL;
     char note[ES_NAME_MAX + 128], fold_error[ES__ERRMSG_MAX] = "";
-    int nargs, st, rc;
+    int nargs, st, rc, fold_rc = 0;
 
     if ((st = es__cli_parse(cli, argc, argv, v, args, &nargs)) >= 0)
         return st;
@@ -177,6 +235,8 @@ static int history_run(es__cli *cli, int argc, char **argv)
         if ((st = es__cli_repo(cli, 1, &repo)) != ES__CLI_OK)
             goto done;
         log = es_repo_log(repo);
+        if ((st = read_stored(&h, log, tname, stream, range)) != ES__CLI_OK)
+            goto done;
         rc = es_repo_replay(repo, NULL, h.type, stream, range, on_replay, &h);
         if (rc != 0 && h.status) {
             st = h.status;
@@ -186,6 +246,7 @@ static int history_run(es__cli *cli, int argc, char **argv)
             /* An auditor still wants to see every event, above all the one
              * the fold failed on: show the rest without state, then fail. */
             snprintf(fold_error, sizeof fold_error, "%s", es_errmsg(repo));
+            fold_rc = rc;
             snprintf(note, sizeof note, "(state not shown from version %lld "
                      "on: the fold failed)", (long long)h.count + 1);
             h.type = NULL;
@@ -208,7 +269,12 @@ static int history_run(es__cli *cli, int argc, char **argv)
         if (rc != 0) {
             if (fold_error[0])
                 es__cli_fail(cli, "%s", fold_error);
-            st = h.status ? h.status : es__cli_fail(cli, "%s", es_errmsg(log));
+            if (h.status)
+                st = h.status;
+            else {
+                es__cli_fail(cli, "%s", es_errmsg(log));
+                st = es__cli_fail_code(cli, rc, NULL);
+            }
             goto done;
         }
         if (h.json && h.count > 0 && !fold_error[0])
@@ -220,14 +286,22 @@ static int history_run(es__cli *cli, int argc, char **argv)
     }
 
     if (h.json) {
-        doc = json_pack("{s:o,s:o,s:o,s:O,s:I}", "aggregate_type",
-                        es__json_str(tname), "stream_id", es__json_str(stream),
-                        "to", range_json(range),
-                        "events", h.events, "version", (json_int_t)h.version);
+        /* Every member always: absent values are null. */
+        doc = es__cli_json_doc();
         if (doc == NULL ||
-            (h.state && json_object_set(doc, "state", h.state) != 0) ||
-            (fold_error[0] && json_object_set_new(doc, "error",
-                                                  es__json_str(fold_error)) != 0)) {
+            json_object_set_new(doc, "aggregate_type", es__json_str(tname)) ||
+            json_object_set_new(doc, "stream_id", es__json_str(stream)) ||
+            json_object_set_new(doc, "to", range_json(range)) ||
+            json_object_set(doc, "events", h.events) ||
+            json_object_set_new(doc, "event_count", json_integer(h.count)) ||
+            json_object_set_new(doc, "version", json_integer(h.version)) ||
+            json_object_set(doc, "state", h.state ? h.state : json_null()) ||
+            json_object_set_new(doc, "error",
+                                fold_error[0]
+                                    ? json_pack("{s:s,s:o}", "code",
+                                                es__cli_error_name(fold_rc),
+                                                "message", es__json_str(fold_error))
+                                    : json_null())) {
             st = es__cli_fail(cli, "out of memory");
             goto done;
         }
@@ -248,6 +322,7 @@ static int history_run(es__cli *cli, int argc, char **argv)
     if (fold_error[0] && st == ES__CLI_OK)
         st = es__cli_fail(cli, "%s", fold_error);
 done:
+    es__free(h.stored);
     json_decref(doc);
     json_decref(h.events);
     json_decref(h.state);
@@ -264,7 +339,9 @@ const es__cli_command es__cli_history = {
         "position (pPARTITION@OFFSET), payload, metadata, correlation and\n"
         "causation ids. When TYPE is compiled into this program (and can encode\n"
         "its state), events are folded as a load would fold them (upcasters\n"
-        "applied) and the state after each event is printed too.\n"
+        "applied) and the state after each event is printed too; an event an\n"
+        "upcaster changed shows both schemas, \"(schema 2, stored 1)\"\n"
+        "(stored_schema in JSON).\n"
         "\n"
         "--to-version N stops after version N; --as-of TIME stops at the last\n"
         "event that occurred at or before TIME, e.g. 2026-03-01T10:00:00Z,\n"

@@ -24,7 +24,7 @@ static const es__cli_opt snapshot_opts[] = {
                           "else the log's sqlite: file or kafka:// cluster)" },
     { "keep", "N", "prune: how many of the newest snapshots of each stream "
                    "stay (required)" },
-    { "json", NULL, "list: print one JSON document" },
+    { "json", NULL, "list: print one JSON object (docs/cli.md)" },
     { NULL, NULL, NULL }
 };
 
@@ -39,6 +39,8 @@ static int open_store(es__cli *cli, const char *opt, int read_only,
     int rc;
 
     *out = NULL;
+    if (opt == NULL)
+        opt = cli->snapshots_uri; /* the global --snapshots, $ESFOLD_SNAPSHOTS */
     if (opt)
         uri = es__strdup(opt);
     else if ((rc = es_snapshot_default_uri(&uri, cli->log_uri)) == ES_ENOTFOUND)
@@ -224,19 +226,25 @@ static int on_snapshot(const es_snapshot *snap, void *user_data)
     else
         es_time_format(horizon, sizeof horizon, snap->horizon_us);
     if (c->arr) {
-        json_t *o = json_pack("{s:I, s:{s:i, s:I}, s:o, s:s, s:I, s:s, s:i, "
-                              "s:s, s:I, s:o, s:o, s:b, s:o?}",
+        /* The state as JSON, not as an escaped string; null when it does
+         * not parse (a damaged snapshot: "problem" says so). */
+        json_t *state = json_loads(snap->state, JSON_DECODE_ANY, NULL);
+        json_t *o = json_pack("{s:I, s:{s:i, s:I}, s:o, s:s, s:I, s:o, s:i, "
+                              "s:s, s:I, s:o, s:o, s:b, s:o}",
                               "version", (json_int_t)snap->version,
                               "position", "partition", (int)snap->position.partition,
                               "offset", (json_int_t)snap->position.offset,
                               "event_id", es__json_str(snap->event_id),
-                              "time", when, "time_us", (json_int_t)snap->time_us,
-                              "horizon", horizon, "state_schema",
-                              (int)snap->state_schema, "taken", taken,
+                              "occurred_at", when,
+                              "occurred_us", (json_int_t)snap->time_us,
+                              "horizon_at", snap->horizon_us == INT64_MAX
+                                                ? json_null() : json_string(horizon),
+                              "state_schema", (int)snap->state_schema,
+                              "taken_at", taken,
                               "state_bytes", (json_int_t)strlen(snap->state),
-                              "state", es__json_str(snap->state), "checksum",
+                              "state", state ? state : json_null(), "checksum",
                               es__json_str(snap->checksum), "ok", !bad,
-                              "problem", bad ? es__json_str(err.text) : NULL);
+                              "problem", bad ? es__json_str(err.text) : json_null());
         if (o == NULL || json_array_append_new(c->arr, o) != 0) {
             c->oom = 1;
             return 1;
@@ -272,11 +280,17 @@ static int list(es__cli *cli, es_snapshot_store *store, char **args, int nargs,
     else if (rc != 0)
         st = es__cli_fail(cli, "%s", es_errmsg(store));
     else if (json) {
-        json_t *doc = json_pack("{s:o, s:o, s:o, s:O}", "store",
-                                es__json_str(es_snapshot_store_uri(store)),
-                                "aggregate_type", es__json_str(args[1]),
-                                "stream_id", es__json_str(args[2]),
-                                "snapshots", c.arr);
+        json_t *body = json_pack("{s:o, s:o, s:o, s:O, s:I, s:I}", "store",
+                                 es__json_str(es_snapshot_store_uri(store)),
+                                 "aggregate_type", es__json_str(args[1]),
+                                 "stream_id", es__json_str(args[2]),
+                                 "snapshots", c.arr,
+                                 "snapshot_count", (json_int_t)c.count,
+                                 "corrupt_count", (json_int_t)c.corrupt);
+        json_t *doc = body ? es__cli_json_doc() : NULL;
+        if (doc)
+            json_object_update(doc, body);
+        json_decref(body);
         st = doc ? es__cli_print_json(cli, doc) : es__cli_fail(cli, "out of memory");
         json_decref(doc);
     } else if (c.count == 0) {

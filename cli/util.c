@@ -51,9 +51,11 @@ int es__cli_log(es__cli *cli, int must_exist, es_log **out)
     int rc;
     *out = NULL;
     if (cli->log == NULL) {
-        if (must_exist && sqlite_file_missing(cli->log_uri, path, sizeof path))
-            return es__cli_fail(cli, "%s: no such log file (give the log with "
-                                "--log URI or $ESFOLD_LOG)", cli->log_uri);
+        if (must_exist && sqlite_file_missing(cli->log_uri, path, sizeof path)) {
+            es__cli_fail(cli, "%s: no such log file (give the log with "
+                         "--log URI or $ESFOLD_LOG)", cli->log_uri);
+            return es__cli_fail_code(cli, ES_ENOTFOUND, NULL);
+        }
         /* A reading command opens a SQLite file read-only: it never
          * creates or changes a file (adapters/sqlite/schema.c). */
         if (must_exist && (ro = es__cli_read_only_uri(cli->log_uri)) == NULL)
@@ -65,7 +67,7 @@ int es__cli_log(es__cli *cli, int must_exist, es_log **out)
                                               : es_strerror(rc));
             es_log_close(cli->log);
             cli->log = NULL;
-            return ES__CLI_FAIL;
+            return es__cli_fail_code(cli, rc, NULL);
         }
     }
     *out = cli->log;
@@ -112,26 +114,79 @@ int es__cli_fail(es__cli *cli, const char *fmt, ...)
 {
     va_list ap;
     fflush(stdout); /* keep the order of what was printed before */
-    fprintf(stderr, "%s: ", cli->prog);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(cli->err, sizeof cli->err, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    cli->err_code = 0;
+    json_decref(cli->err_extra);
+    cli->err_extra = NULL;
+    fprintf(stderr, "%s: %s\n", cli->prog, cli->err);
     return ES__CLI_FAIL;
+}
+
+int es__cli_fail_code(es__cli *cli, int code, json_t *extra)
+{
+    cli->err_code = code;
+    if (extra) {
+        if (cli->err_extra == NULL)
+            cli->err_extra = extra;
+        else {
+            json_object_update(cli->err_extra, extra);
+            json_decref(extra);
+        }
+    }
+    return ES__CLI_FAIL;
+}
+
+const char *es__cli_error_name(int code)
+{
+    switch (code) {
+    case ES__CLI_EUSAGE: return "usage";
+    case ES_EINVAL: return "invalid";
+    case ES_ENOMEM: return "out_of_memory";
+    case ES_EIO: return "io";
+    case ES_ENOTFOUND: return "not_found";
+    case ES_ECONFLICT: return "conflict";
+    case ES_ETRUNCATED: return "truncated";
+    case ES_ECORRUPT: return "corrupt";
+    case ES_EREFUSED: return "refused";
+    case ES_EUSER: return "stopped";
+    case ES_EUNHANDLED: return "unhandled";
+    case ES_EUNSUPPORTED: return "unsupported";
+    case ES_ETIMEDOUT: return "timed_out";
+    case ES_EUNKNOWN: return "unknown";
+    default: return "failed";
+    }
+}
+
+json_t *es__cli_error_json(const es__cli *cli)
+{
+    json_t *e = json_pack("{s:s, s:s}", "code", es__cli_error_name(cli->err_code),
+                          "message", cli->err);
+    if (e && cli->err_extra)
+        json_object_update(e, cli->err_extra);
+    return e;
+}
+
+json_t *es__cli_json_doc(void)
+{
+    return json_pack("{s:i}", "format", ES__CLI_JSON_FORMAT);
 }
 
 int es__cli_usage(es__cli *cli, const char *fmt, ...)
 {
     va_list ap;
     fflush(stdout);
-    if (cli->cmd)
-        fprintf(stderr, "%s %s: ", cli->prog, cli->cmd->name);
-    else
-        fprintf(stderr, "%s: ", cli->prog);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(cli->err, sizeof cli->err, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    cli->err_code = ES__CLI_EUSAGE;
+    json_decref(cli->err_extra);
+    cli->err_extra = NULL;
+    if (cli->cmd)
+        fprintf(stderr, "%s %s: %s\n", cli->prog, cli->cmd->name, cli->err);
+    else
+        fprintf(stderr, "%s: %s\n", cli->prog, cli->err);
     if (cli->cmd)
         fprintf(stderr, "Try '%s %s --help'.\n", cli->prog, cli->cmd->name);
     else
@@ -176,12 +231,23 @@ int es__cli_parse(es__cli *cli, int argc, char **argv,
     for (i = 0; i < ES__CLI_MAX_OPTS; i++)
         values[i] = NULL;
     *nargs = 0;
+    /* A command that takes --json answers in JSON from the start, usage
+     * errors included. */
+    for (i = 0; cmd->opts && cmd->opts[i].name; i++)
+        if (strcmp(cmd->opts[i].name, "json") == 0)
+            break;
+    if (cmd->opts && cmd->opts[i].name)
+        for (int k = 1; k < argc && strcmp(argv[k], "--") != 0; k++)
+            if (strcmp(argv[k], "--json") == 0)
+                cli->json = 1;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *eq, *value;
         size_t len;
         int k;
 
-        if (only_args || a[0] != '-' || a[1] == '\0') {
+        /* "-3" is a number, not an option. */
+        if (only_args || a[0] != '-' || a[1] == '\0' ||
+            (a[1] >= '0' && a[1] <= '9')) {
             if (*nargs == ES__CLI_MAX_ARGS)
                 return es__cli_usage(cli, "too many arguments (at most %d)",
                                      ES__CLI_MAX_ARGS);
@@ -258,6 +324,7 @@ void es__cli_json_free(char *text)
 
 int es__cli_print_json(es__cli *cli, const json_t *value)
 {
+    cli->json_printed = 1;
     if (json_dumpf(value, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
                                       JSON_ENCODE_ANY) != 0)
         return es__cli_fail(cli, "writing JSON: %s", strerror(errno));
@@ -277,13 +344,18 @@ static int print_json_line(es__cli *cli, FILE *f, const char *label,
 }
 
 int es__cli_print_event(es__cli *cli, FILE *f, const es_event *ev,
-                        const json_t *state)
+                        int32_t stored_schema, const json_t *state)
 {
-    char when[ES_TIME_BUFSZ];
+    char when[ES_TIME_BUFSZ], schema[64];
     int rc;
     es_time_format(when, sizeof when, ev->occurred_us);
-    fprintf(f, "v%lld  %s  %s  (schema %d)  id %s  p%d@%lld\n",
-            (long long)ev->version, when, ev->type, (int)ev->schema,
+    if (stored_schema > 0 && stored_schema != ev->schema)
+        snprintf(schema, sizeof schema, "schema %d, stored %d", (int)ev->schema,
+                 (int)stored_schema);
+    else
+        snprintf(schema, sizeof schema, "schema %d", (int)ev->schema);
+    fprintf(f, "v%lld  %s  %s  (%s)  id %s  p%d@%lld\n",
+            (long long)ev->version, when, ev->type, schema,
             ev->id ? ev->id : "-", (int)ev->position.partition,
             (long long)ev->position.offset);
     if ((rc = print_json_line(cli, f, "data", ev->payload)) != ES__CLI_OK)

@@ -4,7 +4,11 @@
  * version 1 and goes up by one, no version or event id appears twice,
  * every record decodes, and every stream sits in the partition its key
  * hashes to. Events the acceptance rule rejects (esfold/accept.h) are
- * listed with their verdict; they are not problems.
+ * listed with their verdict; they are not problems. Then, for each type
+ * compiled into the program (unless --structure), every stream is folded
+ * as a load folds it (upcasters applied), and each that does not load is a
+ * problem (fold_failed): an event appended with --unchecked, an apply that
+ * refuses an old payload.
  *
  * Memory: one entry per stream of the type being checked (its id and last
  * version) and a 64-bit hash per event id of the whole log (16 bytes an
@@ -21,10 +25,12 @@
 #include "core/internal.h"
 #include "core/map.h"
 
-enum { OPT_JSON };
+enum { OPT_JSON, OPT_STRUCTURE };
 
 static const es__cli_opt verify_opts[] = {
-    { "json", NULL, "print the report as one JSON document" },
+    { "json", NULL, "print the report as one JSON object (docs/cli.md)" },
+    { "structure", NULL, "the structural check alone: do not fold the streams "
+                         "of the types compiled in" },
     { NULL, NULL, NULL }
 };
 
@@ -120,6 +126,7 @@ typedef struct dup_id {
 
 typedef struct type_stats {
     int64_t partitions, streams, events, problems;
+    int64_t folded; /* streams folded; -1: the type was not folded */
 } type_stats;
 
 typedef struct verify_ctx {
@@ -129,7 +136,7 @@ typedef struct verify_ctx {
     json_t *problems;       /* --json */
     json_t *by_type;        /* --json */
     int64_t nproblems;
-    int64_t types, partitions, streams, events;
+    int64_t types, partitions, streams, events, folded;
     /* The type and partition being read. */
     const char *type;
     int32_t partition, nparts;
@@ -451,6 +458,75 @@ static int on_storage_problem(const char *kind, const char *message,
     return c->failed;
 }
 
+/* ---- Folding ---------------------------------------------------------------- */
+
+static int by_string(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The ids in m (borrowed from it), in no order, into an array to
+ * es__free; NULL when out of memory. */
+static char **stream_ids(const stream_map *m, size_t *n)
+{
+    char **ids = es__calloc(m->len + 1, sizeof *ids);
+    const char *key;
+    *n = 0;
+    for (size_t i = 0; ids && es__map_next(m, &i, &key, NULL);)
+        ids[(*n)++] = (char *)key;
+    return ids;
+}
+
+static int count_folded(const es_event *ev, const void *state, void *user_data)
+{
+    (void)state;
+    *(int64_t *)user_data = ev->version;
+    return 0;
+}
+
+/*
+ * Folds every stream of the type being checked (the ids of c->streams_map,
+ * in byte order) with the program's type, as es_repo_replay folds them;
+ * each that fails is a fold_failed problem at the event it failed on.
+ * ES__CLI_OK, or ES__CLI_FAIL (out of memory, no repository).
+ */
+static int fold_streams(verify_ctx *c, es_repo *repo,
+                        const es_aggregate_type *type)
+{
+    size_t n = 0;
+    char **ids = stream_ids(&c->streams_map, &n);
+    if (ids == NULL)
+        return es__cli_fail(c->cli, "out of memory");
+    qsort(ids, n, sizeof *ids, by_string);
+    for (size_t i = 0; i < n; i++) {
+        int64_t last = 0;
+        int rc = es_repo_replay(repo, NULL, type, ids[i], ES_RANGE_ALL,
+                                count_folded, &last);
+        c->ts.folded++;
+        if (rc == 0)
+            continue;
+        c->nproblems++;
+        c->ts.problems++;
+        if (c->json) {
+            json_t *p = json_pack("{s:s,s:o,s:o,s:I,s:n,s:o}", "kind",
+                                  "fold_failed", "aggregate_type",
+                                  es__json_str(c->type), "stream_id",
+                                  es__json_str(ids[i]), "version",
+                                  (json_int_t)(last + 1), "position",
+                                  "message", es__json_str(es_errmsg(repo)));
+            if (p == NULL || json_array_append_new(c->problems, p) != 0) {
+                es__free(ids);
+                return es__cli_fail(c->cli, "out of memory");
+            }
+        } else {
+            printf("  %s/%s v%lld: does not load: %s\n", c->type, ids[i],
+                   (long long)(last + 1), es_errmsg(repo));
+        }
+    }
+    es__free(ids);
+    return ES__CLI_OK;
+}
+
 /* ---- Type names --------------------------------------------------------- */
 
 typedef struct names {
@@ -506,6 +582,7 @@ static int verify_run(es__cli *cli, int argc, char **argv)
     if ((st = es__cli_parse(cli, argc, argv, v, args, &nargs)) >= 0)
         return st;
     memset(&c, 0, sizeof c);
+    c.folded = -1;
     c.cli = cli;
     c.json = v[OPT_JSON] != NULL;
     if ((st = es__cli_log(cli, 1, &c.log)) != ES__CLI_OK)
@@ -568,9 +645,21 @@ static int verify_run(es__cli *cli, int argc, char **argv)
     }
 
     for (i = 0; i < todo.n; i++) {
+        const es_aggregate_type *type = v[OPT_STRUCTURE] ? NULL
+                                        : es__cli_find_type(cli, todo.v[i]);
         memset(&c.ts, 0, sizeof c.ts);
+        c.ts.folded = -1;
         if ((st = scan_type(&c, todo.v[i])) != ES__CLI_OK)
             goto done;
+        if (type) {
+            es_repo *repo;
+            c.ts.folded = 0;
+            if ((st = es__cli_repo(cli, 1, &repo)) != ES__CLI_OK ||
+                (st = fold_streams(&c, repo, type)) != ES__CLI_OK)
+                goto done;
+            c.folded = (c.folded < 0 ? 0 : c.folded) + c.ts.folded;
+        }
+
         c.ts.partitions = c.nparts;
         c.ts.streams = (int64_t)c.streams_map.len;
         stream_map_free(&c.streams_map);
@@ -579,12 +668,14 @@ static int verify_run(es__cli *cli, int argc, char **argv)
         c.streams += c.ts.streams;
         c.events += c.ts.events;
         if (c.json) {
-            json_t *t = json_pack("{s:o,s:I,s:I,s:I,s:I}", "aggregate_type",
-                                  es__json_str(todo.v[i]), "partitions",
-                                  (json_int_t)c.ts.partitions, "streams",
-                                  (json_int_t)c.ts.streams, "events",
-                                  (json_int_t)c.ts.events, "problems",
-                                  (json_int_t)c.ts.problems);
+            json_t *t = json_pack("{s:o,s:I,s:I,s:I,s:o,s:I}", "aggregate_type",
+                                  es__json_str(todo.v[i]), "partition_count",
+                                  (json_int_t)c.ts.partitions, "stream_count",
+                                  (json_int_t)c.ts.streams, "event_count",
+                                  (json_int_t)c.ts.events, "folded_count",
+                                  c.ts.folded < 0 ? json_null()
+                                                  : json_integer(c.ts.folded),
+                                  "problem_count", (json_int_t)c.ts.problems);
             if (t == NULL || json_array_append_new(c.by_type, t) != 0) {
                 st = es__cli_fail(cli, "out of memory");
                 goto done;
@@ -596,6 +687,8 @@ static int verify_run(es__cli *cli, int argc, char **argv)
                    (long long)c.ts.streams,
                    plural(c.ts.streams, "stream", "streams"),
                    (long long)c.ts.events, plural(c.ts.events, "event", "events"));
+            if (c.ts.folded >= 0)
+                printf(", %lld folded", (long long)c.ts.folded);
             if (c.ts.problems)
                 printf(", %lld %s", (long long)c.ts.problems,
                        plural(c.ts.problems, "problem", "problems"));
@@ -637,16 +730,22 @@ static int verify_run(es__cli *cli, int argc, char **argv)
 
 
     if (c.json) {
-        doc = json_pack("{s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:O,s:O,s:O}",
+        json_t *body;
+        body = json_pack("{s:b,s:I,s:I,s:I,s:I,s:o,s:I,s:I,s:O,s:O,s:O}",
                         "ok", c.nproblems == 0,
-                        "types", (json_int_t)c.types,
-                        "partitions", (json_int_t)c.partitions,
-                        "streams", (json_int_t)c.streams,
-                        "events", (json_int_t)c.events,
+                        "type_count", (json_int_t)c.types,
+                        "partition_count", (json_int_t)c.partitions,
+                        "stream_count", (json_int_t)c.streams,
+                        "event_count", (json_int_t)c.events,
+                        "folded_count", c.folded < 0 ? json_null()
+                                                     : json_integer(c.folded),
                         "problem_count", (json_int_t)c.nproblems,
                         "rejected_count", (json_int_t)c.rejected,
                         "problems", c.problems, "by_type", c.by_type,
                         "rejected", c.rejected_list);
+        if (body && (doc = es__cli_json_doc()) != NULL)
+            json_object_update(doc, body);
+        json_decref(body);
         if (doc == NULL) {
             st = es__cli_fail(cli, "out of memory");
             goto done;
@@ -691,7 +790,7 @@ done:
 const es__cli_command es__cli_verify = {
     .name = "verify",
     .summary = "check every stream of the log for gaps, duplicates and damage",
-    .synopsis = "[TYPE...] [--json]",
+    .synopsis = "[TYPE...] [--structure] [--json]",
     .help =
         "Reads every partition of every aggregate type (or of the TYPEs given)\n"
         "and reports, with the stream, version and position (pPARTITION@OFFSET)\n"
@@ -708,6 +807,10 @@ const es__cli_command es__cli_verify = {
         "  - on SQLite, damage to the file itself found by SQLite's integrity\n"
         "    check (integrity), and es_streams or es_partitions rows that\n"
         "    disagree with the events (streams, partitions)\n"
+        "  - for each TYPE compiled into this program, streams that do not\n"
+        "    load: every stream is folded as a load folds it, upcasters\n"
+        "    applied (fold_failed, at the version the fold stopped on);\n"
+        "    --structure skips this and checks the structure alone\n"
         "Events the acceptance rule rejects (on Kafka: a racing writer that\n"
         "lost, a zombie, a producer retry, a torn commit) are listed with their\n"
         "verdict (stale, gap, interleaved, incomplete); every reader skips\n"

@@ -126,6 +126,10 @@ typedef struct es__log_backend {
     int (*head)(es_log *log, void *self, int64_t *out,
                 const char *aggregate_type, int32_t partition);
     int (*types)(es_log *log, void *self, es_name_cb cb, void *user_data);
+    /* Optional (NULL: core/streams.c reads every partition): the streams
+     * of a type, in byte order of ids; see es_log_streams. */
+    int (*streams)(es_log *log, void *self, const char *aggregate_type,
+                   es_stream_cb cb, void *user_data);
 
     /* Optional (NULL: every stored event is accepted by construction, and
      * core/log.c serves es_log_scan_partition from read_partition): reads

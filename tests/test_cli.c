@@ -17,16 +17,18 @@
 #include <librdkafka/rdkafka.h>
 #include <sqlite3.h>
 
+#include "cli/cli.h"
 #include "esfold/esfold.h"
 #include "harness.h"
 #include "samples/bank/account.h"
+#include "samples/minimal/counter.h"
 
 /* ---- helpers ------------------------------------------------------------- */
 
 static const es_aggregate_type *const bank_types[] = { &bank_account_type, NULL };
 
 static const es_app bank_app = {
-    ES_APP_VERSION, "bank", bank_types, NULL, NULL, NULL
+    ES_APP_VERSION, "bank", bank_types, NULL, NULL, NULL, NULL, NULL
 };
 
 static int cli_fn(int argc, char **argv, void *user_data)
@@ -303,13 +305,72 @@ static void test_history_as_of_before_first_event(void **state)
 static void test_history_unknown_stream(void **state)
 {
     const char *uri = log_with_account();
+    json_t *doc, *e;
     (void)state;
     assert_int_equal(run(uri, NULL, "history", "account", "xyz"), 1);
     assert_string_equal(out, "");
     assert_contains(err, "bank: no events in account/xyz");
     assert_int_equal(run(uri, NULL, "history", "account", "xyz", "--json"), 1);
-    assert_string_equal(out, "");
     assert_contains(err, "no events in account/xyz");
+    /* The JSON contract: one object on stdout, also on failure. */
+    doc = parse(out);
+    assert_int_equal(int_at(doc, "format"), 1);
+    e = json_object_get(doc, "error");
+    assert_string_equal(str_at(e, "code"), "not_found");
+    assert_string_equal(str_at(e, "message"), "no events in account/xyz");
+    json_decref(doc);
+}
+
+/* Deposited/1 -> Deposited/2: the amount is kept, a note added. */
+static json_t *deposited_v2(json_t *payload, void *user_data)
+{
+    (void)user_data;
+    json_object_set_new(payload, "note", json_string("upcast"));
+    return payload;
+}
+
+static int upcasting_setup(es_repo *repo, void *user_data)
+{
+    (void)user_data;
+    return es_upcasters_add(es_repo_upcasters(repo), "Deposited", 1, NULL, 2,
+                            deposited_v2, NULL);
+}
+
+/* history shows the schema the log holds beside the one apply saw. */
+static void test_history_stored_schema(void **state)
+{
+    const char *uri = log_with_account();
+    es_app app = ES_APP_INIT;
+    json_t *doc, *events;
+    (void)state;
+    app.name = "bank";
+    app.types = bank_types;
+    app.setup = upcasting_setup;
+    assert_int_equal(run_app(&app, uri, NULL, "history", "account", "acct-1", NULL), 0);
+    assert_contains(out, "AccountOpened  (schema 1)  id");
+    assert_contains(out, "Deposited  (schema 2, stored 1)  id");
+    assert_contains(out, "\"note\":\"upcast\"");
+    assert_int_equal(run_app(&app, uri, NULL, "history", "account", "acct-1",
+                             "--json", NULL), 0);
+    doc = parse(out);
+    events = json_object_get(doc, "events");
+    assert_int_equal(json_array_size(events), 3);
+    assert_int_equal(int_at(json_array_get(events, 1), "schema"), 2);
+    assert_int_equal(int_at(json_array_get(events, 1), "stored_schema"), 1);
+    assert_int_equal(int_at(json_array_get(events, 0), "stored_schema"), 1);
+    json_decref(doc);
+    /* Read as stored (no type compiled in): both are the log's. */
+    assert_int_equal(run_app(NULL, uri, NULL, "history", "account", "acct-1",
+                             "--json", NULL), 0);
+    doc = parse(out);
+    events = json_object_get(doc, "events");
+    assert_int_equal(int_at(json_array_get(events, 1), "schema"), 1);
+    assert_int_equal(int_at(json_array_get(events, 1), "stored_schema"), 1);
+    assert_true(json_is_null(json_object_get(json_array_get(events, 1), "state")));
+    assert_true(json_is_null(json_object_get(doc, "state")));
+    assert_true(json_is_null(json_object_get(doc, "error")));
+    assert_int_equal(int_at(doc, "event_count"), 3);
+    json_decref(doc);
 }
 
 static void test_history_bad_arguments(void **state)
@@ -382,6 +443,18 @@ static void test_append_conflict(void **state)
     assert_contains(err, "version conflict: expected 2, stream is at 3");
     assert_int_equal(run(uri, dep, "append", "account", "acct-1", "--expect", "0"), 1);
     assert_contains(err, "version conflict");
+    /* As data: the error object carries both versions. */
+    assert_int_equal(run(uri, dep, "append", "account", "acct-1", "--expect", "2",
+                         "--json"), 1);
+    {
+        json_t *doc = parse(out), *e = json_object_get(doc, "error");
+        assert_int_equal(int_at(doc, "format"), 1);
+        assert_string_equal(str_at(e, "code"), "conflict");
+        assert_contains(str_at(e, "message"), "expected 2, stream is at 3");
+        assert_int_equal(int_at(e, "expected"), 2);
+        assert_int_equal(int_at(e, "actual"), 3);
+        json_decref(doc);
+    }
     assert_int_equal(run(uri, NULL, "history", "account", "acct-1", "--json"), 0);
     {
         json_t *doc = parse(out);
@@ -477,10 +550,11 @@ static void test_append_folds_before_writing(void **state)
     doc = parse(out);
     events = json_object_get(doc, "events");
     assert_int_equal(json_array_size(events), 5);
-    assert_non_null(json_object_get(json_array_get(events, 3), "state"));
-    assert_null(json_object_get(json_array_get(events, 4), "state"));
-    assert_null(json_object_get(doc, "state"));
-    assert_contains(str_at(doc, "error"), "Deposited");
+    assert_true(json_is_object(json_object_get(json_array_get(events, 3), "state")));
+    assert_true(json_is_null(json_object_get(json_array_get(events, 4), "state")));
+    assert_true(json_is_null(json_object_get(doc, "state")));
+    assert_string_equal(str_at(json_object_get(doc, "error"), "code"), "invalid");
+    assert_contains(str_at(json_object_get(doc, "error"), "message"), "Deposited");
     json_decref(doc);
 }
 
@@ -499,7 +573,7 @@ static void test_append_json_and_retry(void **state)
     assert_int_equal(run(uri, input, "append", "account", "a", "--expect", "0",
                          "--json"), 0);
     doc = parse(out);
-    assert_int_equal(int_at(doc, "events"), 2);
+    assert_int_equal(int_at(doc, "event_count"), 2);
     assert_int_equal(int_at(doc, "first_version"), 1);
     assert_int_equal(int_at(doc, "version"), 2);
     assert_true(json_is_false(json_object_get(doc, "duplicate")));
@@ -561,6 +635,68 @@ static const char *log_with_streams(void)
     return uri;
 }
 
+/* ---- streams --------------------------------------------------------------- */
+
+static void test_streams(void **state)
+{
+    const char *uri = log_with_streams();
+    json_t *doc, *list, *first;
+    (void)state;
+    assert_int_equal(run(uri, NULL, "streams", "account"), 0);
+    assert_contains(out, "acct-1  version 3  p");
+    assert_contains(out, "\nacct-2  version 1  p");
+    assert_contains(out, "\nacct-3  version 2  p");
+    assert_contains(out, "-- account: 3 streams\n");
+    assert_true(strstr(out, "acct-1") < strstr(out, "acct-2"));
+    assert_int_equal(run(uri, NULL, "streams", "account", "--json"), 0);
+    doc = parse(out);
+    assert_int_equal(int_at(doc, "format"), 1);
+    assert_string_equal(str_at(doc, "aggregate_type"), "account");
+    assert_int_equal(int_at(doc, "stream_count"), 3);
+    list = json_object_get(doc, "streams");
+    assert_int_equal(json_array_size(list), 3);
+    first = json_array_get(list, 0);
+    assert_string_equal(str_at(first, "stream_id"), "acct-1");
+    assert_int_equal(int_at(first, "version"), 3);
+    assert_int_equal(int_at(first, "partition"),
+                     es_partition_for("acct-1", 6, (int32_t)4));
+    json_decref(doc);
+    /* A type without events: nothing, and a hint. */
+    assert_int_equal(run(uri, NULL, "streams", "acount"), 0);
+    assert_contains(out, "-- acount: 0 streams (no events of this type in the log)");
+    assert_int_equal(run(uri, NULL, "streams", "acount", "--json"), 0);
+    doc = parse(out);
+    assert_int_equal(int_at(doc, "stream_count"), 0);
+    assert_int_equal(json_array_size(json_object_get(doc, "streams")), 0);
+    json_decref(doc);
+}
+
+/* With --json, a failure is one JSON object on stdout too. */
+static void test_json_errors(void **state)
+{
+    char missing[4096];
+    json_t *doc, *e;
+    (void)state;
+    snprintf(missing, sizeof missing, "sqlite:%s", es_test_path("none.db"));
+    assert_int_equal(run(missing, NULL, "streams", "account", "--json"), 1);
+    doc = parse(out);
+    assert_int_equal(int_at(doc, "format"), 1);
+    e = json_object_get(doc, "error");
+    assert_string_equal(str_at(e, "code"), "not_found");
+    assert_contains(str_at(e, "message"), "no such log file");
+    assert_contains(err, "no such log file"); /* and on stderr, for people */
+    json_decref(doc);
+    assert_int_equal(run(missing, NULL, "streams", "--json"), 2);
+    doc = parse(out);
+    e = json_object_get(doc, "error");
+    assert_string_equal(str_at(e, "code"), "usage");
+    assert_contains(str_at(e, "message"), "missing arguments");
+    json_decref(doc);
+    /* Without --json, stdout stays empty. */
+    assert_int_equal(run(missing, NULL, "streams", "account"), 1);
+    assert_string_equal(out, "");
+}
+
 static void test_verify_clean(void **state)
 {
     const char *uri = log_with_streams();
@@ -571,10 +707,50 @@ static void test_verify_clean(void **state)
     assert_int_equal(run(uri, NULL, "verify", "account", "--json"), 0);
     doc = parse(out);
     assert_true(json_is_true(json_object_get(doc, "ok")));
-    assert_int_equal(int_at(doc, "events"), 6);
-    assert_int_equal(int_at(doc, "streams"), 3);
+    assert_int_equal(int_at(doc, "event_count"), 6);
+    assert_int_equal(int_at(doc, "stream_count"), 3);
     assert_int_equal(json_array_size(json_object_get(doc, "problems")), 0);
     assert_int_equal(json_array_size(json_object_get(doc, "rejected")), 0);
+    json_decref(doc);
+}
+
+/* With the type compiled in, verify folds every stream: one that does not
+ * load is a problem, which --structure alone does not see. */
+static void test_verify_folds_streams(void **state)
+{
+    const char *uri = log_with_streams();
+    json_t *doc, *p, *t;
+    (void)state;
+    assert_int_equal(run(uri, "{\"type\":\"Frobbed\",\"data\":{}}\n", "append",
+                         "account", "acct-2", "--expect", "1", "--unchecked"), 0);
+    assert_int_equal(run(uri, NULL, "verify"), 1);
+    assert_contains(out, "  account/acct-2 v2: does not load: ");
+    assert_contains(out, "Frobbed");
+    assert_contains(out, "account: 4 partitions, 3 streams, 7 events, 3 folded, 1 problem\n");
+    assert_contains(out, "verify: FAILED: 1 problem; ");
+    assert_int_equal(run(uri, NULL, "verify", "--json"), 1);
+    doc = parse(out);
+    assert_int_equal(int_at(doc, "format"), 1);
+    assert_false(json_is_true(json_object_get(doc, "ok")));
+    assert_int_equal(int_at(doc, "folded_count"), 3);
+    p = json_array_get(json_object_get(doc, "problems"), 0);
+    assert_string_equal(str_at(p, "kind"), "fold_failed");
+    assert_string_equal(str_at(p, "stream_id"), "acct-2");
+    assert_int_equal(int_at(p, "version"), 2);
+    assert_contains(str_at(p, "message"), "Frobbed");
+    t = json_array_get(json_object_get(doc, "by_type"), 0);
+    assert_int_equal(int_at(t, "folded_count"), 3);
+    json_decref(doc);
+    /* The structure alone is sound. */
+    assert_int_equal(run(uri, NULL, "verify", "--structure"), 0);
+    assert_contains(out, "verify: OK: 1 type, 4 partitions, 3 streams, 7 events\n");
+    assert_false(strstr(out, "folded"));
+    /* Without the type compiled in, nothing is folded: null in JSON. */
+    assert_int_equal(run_app(NULL, uri, NULL, "verify", "--json", NULL), 0);
+    doc = parse(out);
+    assert_true(json_is_null(json_object_get(doc, "folded_count")));
+    t = json_array_get(json_object_get(doc, "by_type"), 0);
+    assert_true(json_is_null(json_object_get(t, "folded_count")));
     json_decref(doc);
 }
 
@@ -605,6 +781,11 @@ static void test_verify_malformed_payload(void **state)
     /* The rest of the partition is still read: v3 is checked (and shows the
      * hole the bad record leaves). */
     assert_contains(out, "version 2 is missing");
+    /* ... and, the account type being compiled in, acct-1 does not load. */
+    assert_contains(out, "account/acct-1 v2: does not load: ");
+    assert_contains(out, "verify: FAILED: 3 problems; 1 type, 4 partitions, "
+                         "3 streams, 5 events");
+    assert_int_equal(run(uri, NULL, "verify", "--structure"), 1);
     assert_contains(out, "verify: FAILED: 2 problems; 1 type, 4 partitions, "
                          "3 streams, 5 events");
 
@@ -854,7 +1035,7 @@ static void test_help(void **state)
     char usage[64];
     (void)state;
     assert_int_equal(run(NULL, NULL, "--help"), 0);
-    assert_contains(out, "Usage: bank [--log URI] COMMAND");
+    assert_contains(out, "Usage: bank [--log URI] [--snapshots URI] COMMAND");
     assert_contains(out, "Aggregate types compiled in: account");
     for (size_t i = 0; i < 3; i++) {
         snprintf(usage, sizeof usage, "\n  %s ", commands[i]);
@@ -875,6 +1056,208 @@ static void test_help(void **state)
     assert_contains(out, "bank (esfold " ESFOLD_VERSION ")");
     assert_int_equal(run_app(NULL, NULL, NULL, "--version", NULL), 0);
     assert_string_equal(out, "esfold " ESFOLD_VERSION "\n");
+}
+
+/* Every command's --help lists every option it takes, with its argument,
+ * and the main --help names every command. */
+static void test_help_lists_every_option(void **state)
+{
+    static const es__cli_command *const commands[] = {
+        &es__cli_history, &es__cli_append, &es__cli_verify, &es__cli_streams,
+        &es__cli_broker, &es__cli_topics, &es__cli_snapshot, NULL
+    };
+    char want[160];
+    (void)state;
+    assert_int_equal(run(NULL, NULL, "--help"), 0);
+    for (size_t i = 0; commands[i]; i++) {
+        snprintf(want, sizeof want, "\n  %s ", commands[i]->name);
+        assert_contains(out, want);
+    }
+    assert_contains(out, "--snapshots URI");
+    assert_contains(out, "--verbose");
+    for (size_t i = 0; commands[i]; i++) {
+        assert_int_equal(run(NULL, NULL, commands[i]->name, "--help"), 0);
+        for (const es__cli_opt *o = commands[i]->opts; o && o->name; o++) {
+            snprintf(want, sizeof want, "--%s%s%s ", o->name, o->arg ? " " : "",
+                     o->arg ? o->arg : "");
+            assert_contains(out, want);
+        }
+        assert_contains(out, "--log URI");
+        assert_contains(out, "--help");
+    }
+}
+
+static void test_version(void **state)
+{
+    int major = -1, minor = -1, patch = -1;
+    char text[32];
+    (void)state;
+    assert_string_equal(es_version(&major, &minor, &patch), ES_VERSION_STRING);
+    assert_int_equal(major, ES_VERSION_MAJOR);
+    assert_int_equal(minor, ES_VERSION_MINOR);
+    assert_int_equal(patch, ES_VERSION_PATCH);
+    snprintf(text, sizeof text, "%d.%d.%d", major, minor, patch);
+    assert_string_equal(es_version(NULL, NULL, NULL), text);
+    assert_int_equal(ES_VERSION_NUMBER, (major << 16) | (minor << 8) | patch);
+}
+
+/* ---- a program's own commands (es_app.commands) -------------------------- */
+
+static void test_minimal_sample(void **state)
+{
+    const char *uri = es_test_fresh_log_uri();
+    (void)state;
+    assert_int_equal(run_app(&counter_app, NULL, NULL, "--help", NULL), 0);
+    assert_contains(out, "Commands of minimal:\n  add ");
+    assert_contains(out, "add N (> 0) to counter ID");
+    assert_contains(out, "\nOperations on the event log:\n");
+    assert_contains(out, "\n  history ");
+    assert_int_equal(run_app(&counter_app, NULL, NULL, "add", "--help", NULL), 0);
+    assert_contains(out, "Usage: minimal [--log URI] add ID N");
+    assert_int_equal(run_app(&counter_app, uri, NULL, "add", "c1", "5", NULL), 0);
+    assert_string_equal(out, "counter c1: 5 (version 1)\n");
+    assert_int_equal(run_app(&counter_app, uri, NULL, "add", "c1", "2", NULL), 0);
+    assert_string_equal(out, "counter c1: 7 (version 2)\n");
+    assert_int_equal(run_app(&counter_app, uri, NULL, "add", "c1", "-3", NULL), 1);
+    assert_contains(err, "a counter only goes up: -3 is not > 0");
+    assert_int_equal(run_app(&counter_app, uri, NULL, "add", "c1", NULL), 2);
+    assert_contains(err, "minimal add: missing arguments: expected ID N");
+    assert_int_equal(run_app(&counter_app, uri, NULL, "add", "c1", "x", NULL), 2);
+    assert_contains(err, "N 'x' is not a number");
+    assert_int_equal(run_app(&counter_app, uri, NULL, "add", "c1", "1", "2", NULL), 2);
+    assert_int_equal(run_app(&counter_app, uri, NULL, "add", "c1", "1", "--bogus",
+                             NULL), 2);
+    assert_contains(err, "unknown option '--bogus'");
+    /* The operations commands fold with the type compiled in. */
+    assert_int_equal(run_app(&counter_app, uri, NULL, "history", "counter", "c1",
+                             NULL), 0);
+    assert_contains(out, "state {\"total\":7}");
+    assert_contains(out, "at version 2 (2 events)");
+}
+
+/* What the last run of probe_run was given. */
+static struct {
+    int calls, argc;
+    char arg0[64], note[64];
+    int flag, has_log, has_repo, has_snapshots, user_data_ok;
+    char snapshots_uri[256];
+} probe;
+
+static int probe_run(const es_app_call *call)
+{
+    probe.calls++;
+    probe.argc = call->argc;
+    snprintf(probe.arg0, sizeof probe.arg0, "%s", call->argc ? call->argv[0] : "");
+    snprintf(probe.note, sizeof probe.note, "%s",
+             call->values[0] ? call->values[0] : "(none)");
+    probe.flag = call->values[1] != NULL;
+    probe.has_log = call->log != NULL;
+    probe.has_repo = call->repo != NULL;
+    probe.has_snapshots = call->snapshots != NULL;
+    probe.user_data_ok = call->user_data == &probe;
+    snprintf(probe.snapshots_uri, sizeof probe.snapshots_uri, "%s",
+             call->snapshots_uri ? call->snapshots_uri : "(none)");
+    return call->values[1] ? 1 : 0; /* --fail: the command fails */
+}
+
+static const es_app_option probe_opts[] = {
+    { "note", "TEXT", "a value" },
+    { "fail", NULL, "a flag: the command fails" },
+    { NULL, NULL, NULL }
+};
+
+static const es_app_command probe_commands[] = {
+    { "probe", "[ARG...]", "records what it gets", "It only records.\n",
+      probe_opts, 0, -1, 0, probe_run },
+    { "peek", "ARG", "the same, reading only", NULL, probe_opts, 1, 1,
+      ES_APP_READ_ONLY, probe_run },
+    { NULL, NULL, NULL, NULL, NULL, 0, 0, 0, NULL }
+};
+
+static const es_snapshot_policy probe_policy = ES_SNAPSHOT_POLICY_INIT;
+
+static void test_app_commands(void **state)
+{
+    const char *uri = log_with_account();
+    char missing[4096], bad_store[4200];
+    es_app app = ES_APP_INIT;
+    (void)state;
+    app.name = "probe";
+    app.types = bank_types;
+    app.commands = probe_commands;
+    app.user_data = &probe;
+
+    memset(&probe, 0, sizeof probe);
+    assert_int_equal(run_app(&app, uri, NULL, "probe", "a", "--note", "hi", "b",
+                             NULL), 0);
+    assert_int_equal(probe.calls, 1);
+    assert_int_equal(probe.argc, 2);
+    assert_string_equal(probe.arg0, "a");
+    assert_string_equal(probe.note, "hi");
+    assert_false(probe.flag);
+    assert_true(probe.has_log && probe.has_repo && probe.user_data_ok);
+    assert_false(probe.has_snapshots); /* app.snapshots is NULL */
+    assert_int_equal(run_app(&app, uri, NULL, "probe", "--fail", NULL), 1);
+    assert_true(probe.flag);
+    assert_string_equal(probe.note, "(none)");
+    assert_int_equal(run_app(&app, uri, NULL, "probe", "--note", NULL), 2);
+    assert_contains(err, "--note needs a value (TEXT)");
+    assert_int_equal(probe.calls, 2);
+    /* help lists every option, and the command's own text */
+    assert_int_equal(run_app(&app, NULL, NULL, "help", "probe", NULL), 0);
+    assert_contains(out, "Usage: probe [--log URI] probe [ARG...]");
+    assert_contains(out, "It only records.");
+    assert_contains(out, "--note TEXT");
+    assert_contains(out, "--fail ");
+
+    /* A reading command does not create a log where none is. */
+    snprintf(missing, sizeof missing, "sqlite:%s", es_test_path("none.db"));
+    assert_int_equal(run_app(&app, missing, NULL, "peek", "x", NULL), 1);
+    assert_contains(err, "no such log file");
+    assert_int_equal(probe.calls, 2);
+
+    /* With a policy, a store is attached: the log's own file by default;
+     * one given with --snapshots must open. */
+    app.snapshots = &probe_policy;
+    if (strncmp(uri, "sqlite:", 7) == 0) {
+        assert_int_equal(run_app(&app, uri, NULL, "peek", "x", NULL), 0);
+        assert_true(probe.has_snapshots);
+        assert_string_equal(probe.snapshots_uri, "(none)");
+    }
+    snprintf(bad_store, sizeof bad_store, "sqlite:%s/no/such/dir/s.db",
+             es_test_tmpdir());
+    {
+        char *argv[] = { "probe", "--log", (char *)uri, "--snapshots", bad_store,
+                         "probe", NULL };
+        probe.calls = 0;
+        assert_int_equal(es_test_capture(cli_fn, 6, argv, &app, &out, &err), 1);
+        assert_contains(err, "probe: error: cannot open the snapshot store");
+        assert_int_equal(probe.calls, 0);
+    }
+
+    /* A table entry without run is refused, not called. */
+    {
+        static const es_app_command broken[] = {
+            { "nothing", "", "no run", NULL, NULL, 0, 0, 0, NULL },
+            { NULL, NULL, NULL, NULL, NULL, 0, 0, 0, NULL }
+        };
+        es_app b = app;
+        b.commands = broken;
+        assert_int_equal(run_app(&b, uri, NULL, "nothing", NULL), 1);
+        assert_contains(err, "command 'nothing' of the program is not valid: "
+                             "it has no run function");
+    }
+
+    /* A program built against version 1 of es_app has no command table. */
+    {
+        es_app v1 = { .version = 1, .name = "old", .types = bank_types,
+                      .commands = probe_commands };
+        assert_int_equal(run_app(&v1, uri, NULL, "probe", NULL), 2);
+        assert_contains(err, "unknown command 'probe'");
+        v1.version = 3;
+        assert_int_equal(run_app(&v1, uri, NULL, "verify", NULL), 1);
+        assert_contains(err, "es_app version 3 is not supported");
+    }
 }
 
 static void test_usage_errors(void **state)
@@ -914,6 +1297,7 @@ int main(void)
         cmocka_unit_test(test_history_as_of),
         cmocka_unit_test(test_history_as_of_before_first_event),
         cmocka_unit_test(test_history_unknown_stream),
+        cmocka_unit_test(test_history_stored_schema),
         cmocka_unit_test(test_history_bad_arguments),
         cmocka_unit_test(test_history_type_not_compiled_in),
         cmocka_unit_test(test_append_expect_is_checked),
@@ -923,7 +1307,10 @@ int main(void)
         cmocka_unit_test(test_append_folds_before_writing),
         cmocka_unit_test(test_append_json_and_retry),
         cmocka_unit_test(test_append_empty_input),
+        cmocka_unit_test(test_streams),
+        cmocka_unit_test(test_json_errors),
         cmocka_unit_test(test_verify_clean),
+        cmocka_unit_test(test_verify_folds_streams),
         cmocka_unit_test(test_verify_names_a_type_without_events),
         cmocka_unit_test(test_verify_malformed_payload),
         cmocka_unit_test(test_verify_deleted_row),
@@ -935,6 +1322,10 @@ int main(void)
         cmocka_unit_test(test_kafka_lines_only_with_verbose),
         cmocka_unit_test(test_unopenable_sqlite_paths_are_explained),
         cmocka_unit_test(test_help),
+        cmocka_unit_test(test_help_lists_every_option),
+        cmocka_unit_test(test_version),
+        cmocka_unit_test(test_minimal_sample),
+        cmocka_unit_test(test_app_commands),
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_log_from_environment_and_bad_uri),
     };

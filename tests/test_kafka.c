@@ -802,7 +802,7 @@ static void test_cli_reports_unknown_outcome(void **state)
     rd_kafka_t *rk;
     rd_kafka_mock_cluster_t *mc = mock_new(&rk, uri, sizeof uri, "timeout_ms=800");
     es_log *log = open_log(uri);
-    json_t *doc, *ids;
+    json_t *doc, *ids, *err;
     const char *id;
     seen s = {0};
     int st;
@@ -818,14 +818,19 @@ static void test_cli_reports_unknown_outcome(void **state)
     assert_int_equal(st, 3);
     doc = json_loads(out, 0, NULL);
     assert_non_null(doc);
-    assert_string_equal(json_string_value(json_object_get(doc, "outcome")), "unknown");
-    assert_string_equal(json_string_value(json_object_get(doc, "stream_id")), "cli-u");
-    ids = json_object_get(doc, "ids");
+    /* The JSON contract: one document, the outcome in its error object. */
+    assert_int_equal(json_integer_value(json_object_get(doc, "format")), 1);
+    err = json_object_get(doc, "error");
+    assert_non_null(err);
+    assert_string_equal(json_string_value(json_object_get(err, "code")), "unknown");
+    assert_string_equal(json_string_value(json_object_get(err, "outcome")), "unknown");
+    assert_string_equal(json_string_value(json_object_get(err, "stream_id")), "cli-u");
+    ids = json_object_get(err, "ids");
     assert_int_equal(json_array_size(ids), 1);
     id = json_string_value(json_array_get(ids, 0));
     assert_non_null(id);
-    assert_contains(json_string_value(json_object_get(doc, "error")), id);
-    assert_contains(json_string_value(json_object_get(doc, "error")),
+    assert_contains(json_string_value(json_object_get(err, "message")), id);
+    assert_contains(json_string_value(json_object_get(err, "message")),
                     "may or may not have been written");
 
     /* The retry with the id: appended once, whatever the first try did. */

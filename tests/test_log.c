@@ -784,6 +784,53 @@ static void test_types(void **state)
     es_log_close(log);
 }
 
+/* "id@version/partition;" for each stream listed. */
+static int collect_stream(const es_stream_info *info, void *user_data)
+{
+    char *text = user_data;
+    size_t used = strlen(text);
+    snprintf(text + used, 512 - used, "%s@%lld/%d;", info->stream_id,
+             (long long)info->version, (int)info->partition);
+    return 0;
+}
+
+static int stop_stream(const es_stream_info *info, void *user_data)
+{
+    return 1;
+}
+
+static void test_streams(void **state)
+{
+    es_log *log = es_test_open_fresh_log();
+    char text[512] = "", want[512];
+    int32_t parts = 0;
+
+    assert_int_equal(es_log_streams(log, "account", collect_stream, text), 0);
+    assert_string_equal(text, "");
+    assert_int_equal(append_n(log, NULL, "account", "a-2", ES_EXPECT_ANY, "Opened", 1), 0);
+    assert_int_equal(append_n(log, NULL, "account", "b-1", ES_EXPECT_ANY, "Opened", 2), 0);
+    assert_int_equal(append_n(log, NULL, "account", "a-10", ES_EXPECT_ANY, "Opened", 1), 0);
+    assert_int_equal(append_n(log, NULL, "account", "a-2", ES_EXPECT_ANY, "Opened", 2), 0);
+    assert_int_equal(append_n(log, NULL, "order", "o-1", ES_EXPECT_ANY, "Placed", 1), 0);
+    assert_int_equal(es_log_partition_count(log, &parts, "account"), 0);
+    /* Byte order of ids, the version of each, its partition. */
+    snprintf(want, sizeof want, "a-10@1/%d;a-2@3/%d;b-1@2/%d;",
+             (int)es_partition_for("a-10", 4, parts),
+             (int)es_partition_for("a-2", 3, parts),
+             (int)es_partition_for("b-1", 3, parts));
+    assert_int_equal(es_log_streams(log, "account", collect_stream, text), 0);
+    assert_string_equal(text, want);
+    text[0] = '\0';
+    assert_int_equal(es_log_streams(log, "order", collect_stream, text), 0);
+    snprintf(want, sizeof want, "o-1@1/%d;", (int)es_partition_for("o-1", 3, parts));
+    assert_string_equal(text, want);
+    assert_int_equal(es_log_streams(log, "account", stop_stream, NULL), ES_EUSER);
+    assert_contains(es_errmsg(log), "the callback stopped at a-10");
+    assert_int_equal(es_log_streams(log, NULL, collect_stream, text), ES_EINVAL);
+    assert_int_equal(es_log_streams(log, "account", NULL, NULL), ES_EINVAL);
+    es_log_close(log);
+}
+
 /* ---- handles and files --------------------------------------------------- */
 
 static void test_two_handles(void **state)
@@ -1229,6 +1276,7 @@ int main(void)
         cmocka_unit_test(test_partition_assignment_and_head),
         cmocka_unit_test(test_read_partition),
         cmocka_unit_test(test_types),
+        cmocka_unit_test(test_streams),
         cmocka_unit_test(test_two_handles),
         cmocka_unit_test(test_reopen),
         cmocka_unit_test(test_partition_count_is_fixed),

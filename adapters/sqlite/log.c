@@ -80,6 +80,7 @@ enum {
     S_READ_STREAM,
     S_READ_PARTITION,
     S_TYPES,
+    S_STREAMS,
     S__COUNT
 };
 
@@ -113,6 +114,8 @@ static const char *const stmt_sql[S__COUNT] = {
                          " WHERE agg_type = ?1 AND partition_no = ?2"
                          " AND log_offset >= ?3 ORDER BY log_offset LIMIT ?4",
     [S_TYPES] = "SELECT DISTINCT agg_type FROM es_partitions ORDER BY agg_type",
+    [S_STREAMS] = "SELECT stream_id, version FROM es_streams WHERE agg_type = ?1"
+                  " AND version > 0 ORDER BY stream_id",
 };
 
 typedef struct sqlite_log {
@@ -671,6 +674,42 @@ done:
     return rc;
 }
 
+static int sqlite_streams(es_log *log, void *self, const char *agg,
+                          es_stream_cb cb, void *user_data)
+{
+    sqlite_log *s = self;
+    sqlite3_stmt *st = NULL;
+    es_stream_info info;
+    int rc;
+
+    if ((rc = acquire(log, s, S_STREAMS, &st)) != 0)
+        return rc;
+    bind_str(st, 1, agg);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        info.stream_id = (const char *)sqlite3_column_text(st, 0);
+        if (info.stream_id == NULL)
+            continue;
+        info.version = sqlite3_column_int64(st, 1);
+        info.partition = es_partition_for(info.stream_id, strlen(info.stream_id),
+                                          s->partitions);
+        if (cb(&info, user_data) != 0) {
+            rc = es__fail(&log->h, ES_EUSER,
+                          "listing the streams of %s: the callback stopped at %s",
+                          agg, info.stream_id);
+            goto done;
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        rc = es__sqlite_fail(&log->h, s->db, rc, "%s: listing the streams of %s",
+                             s->ctx, agg);
+        goto done;
+    }
+    rc = 0;
+done:
+    release(s, S_STREAMS, st);
+    return rc;
+}
+
 /* ---- check --------------------------------------------------------------- */
 
 /* The cross-checks of es_log_check: each row is one disagreement, as
@@ -938,6 +977,7 @@ const es__log_backend es__sqlite_log_backend = {
     .partition_count = sqlite_partition_count,
     .head = sqlite_head,
     .types = sqlite_types,
+    .streams = sqlite_streams,
     .check = sqlite_check,
     .find_id = sqlite_find_id,
 };

@@ -5,8 +5,7 @@
 #ifndef ESFOLD_H
 #define ESFOLD_H
 
-#define ESFOLD_VERSION "0.1.0"
-
+#include "version.h"
 #include "error.h"
 #include "time.h"
 #include "partition.h"

@@ -113,9 +113,22 @@ typedef struct es_range {
     int64_t time_us;
 } es_range;
 
-#define ES_RANGE_ALL ((es_range){ES_RANGE_END, 0, 0})
-#define ES_RANGE_TO_VERSION(v) ((es_range){ES_RANGE_VERSION, (v), 0})
-#define ES_RANGE_AS_OF(t) ((es_range){ES_RANGE_TIME, 0, (t)})
+/* A range of the given kind; ES_RANGE_ALL, ES_RANGE_TO_VERSION(v) and
+ * ES_RANGE_AS_OF(t) are its usual forms. A function rather than a compound
+ * literal, so that the macros are valid C and C++ alike. */
+static inline es_range es_range_make(es_range_kind kind, int64_t version,
+                                     int64_t time_us)
+{
+    es_range r;
+    r.kind = kind;
+    r.version = version;
+    r.time_us = time_us;
+    return r;
+}
+
+#define ES_RANGE_ALL es_range_make(ES_RANGE_END, 0, 0)
+#define ES_RANGE_TO_VERSION(v) es_range_make(ES_RANGE_VERSION, (v), 0)
+#define ES_RANGE_AS_OF(t) es_range_make(ES_RANGE_TIME, 0, (t))
 
 /*
  * Called for each event read. ev is borrowed for the duration of the call.
@@ -211,6 +224,27 @@ int es_log_head(es_log *log, int64_t *out, const char *aggregate_type,
 /* Calls cb with the name of every aggregate type that has events. */
 typedef int (*es_name_cb)(const char *name, void *user_data);
 int es_log_types(es_log *log, es_name_cb cb, void *user_data);
+
+/* One stream of an aggregate type, as es_log_streams lists it. */
+typedef struct es_stream_info {
+    const char *stream_id; /* borrowed for the call */
+    int64_t version;       /* of its last accepted event (>= 1) */
+    int32_t partition;     /* the partition that holds it */
+} es_stream_info;
+
+typedef int (*es_stream_cb)(const es_stream_info *info, void *user_data);
+
+/*
+ * Calls cb for every stream of aggregate_type that has accepted events, in
+ * byte order of stream ids. On SQLite it reads the table of stream
+ * versions (cheap); on Kafka it reads every partition of the type from its
+ * beginning, as es_log_read_partition (a full scan: an operator's call,
+ * not a hot path; it keeps the ids in memory). A type without events
+ * lists nothing. cb returning non-zero stops (ES_EUSER). Returns 0,
+ * ES_EUSER, ES_EINVAL, ES_ETRUNCATED, ES_EIO, ES_ENOMEM.
+ */
+int es_log_streams(es_log *log, const char *aggregate_type, es_stream_cb cb,
+                   void *user_data);
 
 /*
  * Checks the storage under the log, beyond what reads see: on SQLite the

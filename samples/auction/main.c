@@ -1,9 +1,9 @@
 /*
  * samples/auction/main.c - the `auction` program: a scripted demo of the
- * auction aggregate, single commands on auctions, and, for every other
- * command, the esfold operations commands (history, verify, snapshot, ...)
- * with the auction type compiled in: the program is its own operations
- * tool.
+ * auction aggregate and single commands on auctions, in the command table
+ * of es_cli_main (esfold/cli.h), which also gives it every esfold
+ * operations command (history, verify, snapshot, ...) with the auction
+ * type compiled in: the program is its own operations tool.
  *
  *   auction [--log URI] demo
  *   auction [--log URI] open ID ITEM SELLER START INCREMENT CLOSES_AT [--at TIME]
@@ -19,95 +19,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "auction.h"
 
 static const es_aggregate_type *const auction_types[] = { &auction_type, NULL };
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-        "usage: auction [--log URI] COMMAND [ARGS]\n"
-        "\n"
-        "Auction commands (TIME is ISO 8601, like 2026-03-01T10:00:00Z; --at\n"
-        "is when the command happens, now by default):\n"
-        "  demo                              run the scripted demo (needs a fresh log)\n"
-        "  open ID ITEM SELLER START INCREMENT CLOSES_AT [--at TIME]\n"
-        "                                    open auction ID for bids until CLOSES_AT;\n"
-        "                                    amounts like 50.00\n"
-        "  bid ID BIDDER AMOUNT [--at TIME]  bid AMOUNT: at least START, then the\n"
-        "                                    highest bid + INCREMENT\n"
-        "  close ID [--at TIME]              close at or after CLOSES_AT: the\n"
-        "                                    highest bidder wins\n"
-        "  show ID [--as-of TIME | --to-version N]\n"
-        "                                    the auction now, as of a time, or after\n"
-        "                                    version N\n"
-        "\n"
-        "Every other command is an esfold operations command, run with the\n"
-        "auction type compiled in, e.g.:\n"
-        "  history auction ID [--as-of TIME] every event and the state after it\n"
-        "  verify                            check the log\n"
-        "\n"
-        "The log is --log URI, else $ESFOLD_LOG, else " ES_LOG_DEFAULT_URI ".\n");
-}
-
-/* ---- The log and the repository ------------------------------------------ */
-
-typedef struct house {
-    es_log *log;
-    es_repo *repo;
-} house;
-
-static int house_open(house *h, const char *uri)
-{
-    int rc;
-    memset(h, 0, sizeof *h);
-    if ((rc = es_log_open(&h->log, uri)) != 0) {
-        fprintf(stderr, "auction: cannot open the log: %s\n",
-                h->log ? es_errmsg(h->log) : es_strerror(rc));
-        es_log_close(h->log);
-        h->log = NULL;
-        return rc;
-    }
-    if ((rc = es_repo_new(&h->repo, h->log, NULL)) != 0) {
-        fprintf(stderr, "auction: %s\n", es_strerror(rc));
-        es_log_close(h->log);
-        h->log = NULL;
-    }
-    return rc;
-}
-
-static void house_close(house *h)
-{
-    es_repo_free(h->repo);
-    es_log_close(h->log);
-}
-
-/*
- * Reading commands must not create a log where an operator mistyped a
- * path: 1 when uri is not a sqlite: file, or the file exists.
- */
-static int log_exists(const char *uri)
-{
-    const char *env = getenv("ESFOLD_LOG");
-    char path[4096];
-    size_t len;
-
-    if (uri == NULL)
-        uri = env && *env ? env : ES_LOG_DEFAULT_URI;
-    if (strncmp(uri, "sqlite:", 7) != 0 || strncmp(uri, "sqlite::memory:", 15) == 0)
-        return 1;
-    len = strcspn(uri + 7, "?");
-    if (len >= sizeof path)
-        return 1; /* let es_log_open say what is wrong */
-    memcpy(path, uri + 7, len);
-    path[len] = '\0';
-    if (access(path, F_OK) == 0)
-        return 1;
-    fprintf(stderr, "auction: there is no log at %s (no file %s)\n", uri, path);
-    return 0;
-}
+/* What every command gets from es_cli_main: the log and the repository. */
+typedef const es_app_call house;
 
 /* Loads auction id within range; prints the error when that fails. */
 static int load(house *h, es_aggregate **out, const char *id, es_range range)
@@ -221,39 +139,6 @@ static int show(house *h, const char *id, es_range range, const char *bound)
     return 0;
 }
 
-/* Parses `show ID [--as-of TIME | --to-version N]`; the exit status. */
-static int show_main(house *h, int argc, char **argv)
-{
-    es_range range = ES_RANGE_ALL;
-    char bound[64] = "";
-    es_error err;
-
-    if (argc == 2) {
-        /* just the id */
-    } else if (argc == 4 && strcmp(argv[2], "--as-of") == 0) {
-        if (es_time_parse(&range.time_us, argv[3], &err) != 0) {
-            fprintf(stderr, "auction: --as-of %s: %s\n", argv[3], err.text);
-            return 2;
-        }
-        range.kind = ES_RANGE_TIME;
-        snprintf(bound, sizeof bound, "as of %s", argv[3]);
-    } else if (argc == 4 && strcmp(argv[2], "--to-version") == 0) {
-        char *end;
-        long long n = strtoll(argv[3], &end, 10);
-        if (*argv[3] == '\0' || *end != '\0' || n < 0) {
-            fprintf(stderr, "auction: --to-version %s: not a version number\n",
-                    argv[3]);
-            return 2;
-        }
-        range = ES_RANGE_TO_VERSION((int64_t)n);
-        snprintf(bound, sizeof bound, "up to version %lld", n);
-    } else {
-        fprintf(stderr, "usage: auction show ID [--as-of TIME | --to-version N]\n");
-        return 2;
-    }
-    return show(h, argv[1], range, bound[0] ? bound : NULL);
-}
-
 /* ---- Single commands ------------------------------------------------------ */
 
 static int parse_time(int64_t *out, const char *what, const char *text)
@@ -271,56 +156,6 @@ static int parse_money(int64_t *out, const char *what, const char *text)
         return 0;
     fprintf(stderr, "auction: %s '%s' is not an amount like 50.00\n", what, text);
     return 2;
-}
-
-/*
- * argv starts at the command: {"bid", "A", "Ada", "60.00", "--at", T}.
- * Returns the exit status.
- */
-static int auction_main(house *h, int argc, char **argv)
-{
-    auction_command cmd;
-    const char *name = argv[0];
-    int rc = 0;
-
-    if (strcmp(name, "show") == 0)
-        return show_main(h, argc, argv);
-    memset(&cmd, 0, sizeof cmd);
-    cmd.at = es_time_now_us();
-    if (argc >= 4 && strcmp(argv[argc - 2], "--at") == 0) {
-        if ((rc = parse_time(&cmd.at, "--at", argv[argc - 1])) != 0)
-            return rc;
-        argc -= 2;
-    }
-    if (strcmp(name, "open") == 0 && argc == 7) {
-        cmd.kind = AUCTION_OPEN;
-        cmd.item = argv[2];
-        cmd.seller = argv[3];
-        if ((rc = parse_money(&cmd.start_price, "START", argv[4])) ||
-            (rc = parse_money(&cmd.increment, "INCREMENT", argv[5])) ||
-            (rc = parse_time(&cmd.closes_at, "CLOSES_AT", argv[6])))
-            return rc;
-    } else if (strcmp(name, "bid") == 0 && argc == 4) {
-        cmd.kind = AUCTION_BID;
-        cmd.bidder = argv[2];
-        if ((rc = parse_money(&cmd.amount, "AMOUNT", argv[3])) != 0)
-            return rc;
-    } else if (strcmp(name, "close") == 0 && argc == 2) {
-        cmd.kind = AUCTION_CLOSE;
-    } else {
-        usage(stderr);
-        return 2;
-    }
-    return run(h, argv[1], &cmd, "") ? 1 : 0;
-}
-
-static int is_auction_command(const char *name)
-{
-    static const char *const names[] = { "open", "bid", "close", "show", NULL };
-    for (const char *const *n = names; *n; n++)
-        if (strcmp(*n, name) == 0)
-            return 1;
-    return 0;
 }
 
 /* ---- The demo ------------------------------------------------------------- */
@@ -394,8 +229,10 @@ static int demo_steps(house *h, const demo_step *steps, size_t n)
 #define CLOSE(ID, HHMM, REFUSED) \
     { ID, { .kind = AUCTION_CLOSE }, HHMM, NULL, REFUSED }
 
-static int demo(house *h, const char *prog, const char *log_arg)
+static int demo(house *h)
 {
+    const char *prog = h->user_data; /* argv[0], to print runnable lines */
+    const char *log_arg = h->log_uri;
     static const demo_step opening[] = {
         OPEN("A", "09:00", "Brass telescope", "Sam", 5000, 500, "11:00"),
         OPEN("B", "09:00", "Oak writing desk", "Ada", 10000, 1000, "11:30"),
@@ -421,7 +258,7 @@ static int demo(house *h, const char *prog, const char *log_arg)
         CLOSE("B", "11:30", 0),
     };
     es_aggregate *agg = NULL;
-    const char *log_opt = log_arg ? " --log " : "";
+    const char *log_opt = " --log ";
     int64_t v;
 
     if (load(h, &agg, "A", ES_RANGE_ALL) != 0)
@@ -484,76 +321,126 @@ static int demo(house *h, const char *prog, const char *log_arg)
     return 0;
 }
 
-/* ---- main ------------------------------------------------------------------ */
+/* ---- The command table ------------------------------------------------------ */
+
+enum { OPT_AT };
+static const es_app_option at_opts[] = {
+    { "at", "TIME", "when the command happens (ISO 8601; default: now)" },
+    { NULL, NULL, NULL }
+};
+
+/* The command of call, at --at (now by default); 0 or the exit status. */
+static int command_at(auction_command *cmd, const es_app_call *call,
+                      auction_command_kind kind)
+{
+    memset(cmd, 0, sizeof *cmd);
+    cmd->kind = kind;
+    cmd->at = es_time_now_us();
+    return call->values[OPT_AT] ? parse_time(&cmd->at, "--at", call->values[OPT_AT])
+                                : 0;
+}
+
+static int open_run(const es_app_call *call)
+{
+    auction_command cmd;
+    int rc;
+    if ((rc = command_at(&cmd, call, AUCTION_OPEN)) != 0)
+        return rc;
+    cmd.item = call->argv[1];
+    cmd.seller = call->argv[2];
+    if ((rc = parse_money(&cmd.start_price, "START", call->argv[3])) ||
+        (rc = parse_money(&cmd.increment, "INCREMENT", call->argv[4])) ||
+        (rc = parse_time(&cmd.closes_at, "CLOSES_AT", call->argv[5])))
+        return rc;
+    return run(call, call->argv[0], &cmd, "") ? 1 : 0;
+}
+
+static int bid_run(const es_app_call *call)
+{
+    auction_command cmd;
+    int rc;
+    if ((rc = command_at(&cmd, call, AUCTION_BID)) != 0)
+        return rc;
+    cmd.bidder = call->argv[1];
+    if ((rc = parse_money(&cmd.amount, "AMOUNT", call->argv[2])) != 0)
+        return rc;
+    return run(call, call->argv[0], &cmd, "") ? 1 : 0;
+}
+
+static int close_run(const es_app_call *call)
+{
+    auction_command cmd;
+    int rc;
+    if ((rc = command_at(&cmd, call, AUCTION_CLOSE)) != 0)
+        return rc;
+    return run(call, call->argv[0], &cmd, "") ? 1 : 0;
+}
+
+enum { SHOW_AS_OF, SHOW_TO_VERSION };
+static const es_app_option show_opts[] = {
+    { "as-of", "TIME", "the auction as of an ISO 8601 time" },
+    { "to-version", "N", "the auction after version N" },
+    { NULL, NULL, NULL }
+};
+
+static int show_run(const es_app_call *call)
+{
+    const char *as_of = call->values[SHOW_AS_OF], *to = call->values[SHOW_TO_VERSION];
+    es_range range = ES_RANGE_ALL;
+    char bound[64] = "";
+
+    if (as_of && to) {
+        fprintf(stderr, "auction show: give --as-of or --to-version, not both\n");
+        return 2;
+    }
+    if (as_of) {
+        if (parse_time(&range.time_us, "--as-of", as_of) != 0)
+            return 2;
+        range.kind = ES_RANGE_TIME;
+        snprintf(bound, sizeof bound, "as of %s", as_of);
+    } else if (to) {
+        char *end;
+        long long n = strtoll(to, &end, 10);
+        if (*to == '\0' || *end != '\0' || n < 0) {
+            fprintf(stderr, "auction: --to-version %s: not a version number\n", to);
+            return 2;
+        }
+        range = ES_RANGE_TO_VERSION((int64_t)n);
+        snprintf(bound, sizeof bound, "up to version %lld", n);
+    }
+    return show(call, call->argv[0], range, bound[0] ? bound : NULL);
+}
+
+static int demo_run(const es_app_call *call)
+{
+    return demo(call) ? 1 : 0;
+}
+
+/* TIME is ISO 8601, like 2026-03-01T10:00:00Z; amounts are like 50.00. */
+static const es_app_command auction_commands[] = {
+    { "demo", "", "run the scripted demo (needs a fresh log)", NULL, NULL,
+      0, 0, 0, demo_run },
+    { "open", "ID ITEM SELLER START INCREMENT CLOSES_AT [--at TIME]",
+      "open auction ID for bids until CLOSES_AT (amounts like 50.00)", NULL,
+      at_opts, 6, 6, 0, open_run },
+    { "bid", "ID BIDDER AMOUNT [--at TIME]",
+      "bid AMOUNT: at least START, then the highest bid + INCREMENT", NULL,
+      at_opts, 3, 3, 0, bid_run },
+    { "close", "ID [--at TIME]",
+      "close at or after CLOSES_AT: the highest bidder wins", NULL, at_opts,
+      1, 1, 0, close_run },
+    { "show", "ID [--as-of TIME | --to-version N]",
+      "the auction now, as of a time, or after version N", NULL, show_opts,
+      1, 1, ES_APP_READ_ONLY, show_run },
+    { NULL, NULL, NULL, NULL, NULL, 0, 0, 0, NULL }
+};
 
 int main(int argc, char **argv)
 {
-    const char *uri = NULL;
     es_app app = ES_APP_INIT;
-    house h;
-    int i = 1, status;
-
     app.name = "auction";
     app.types = auction_types;
-
-    if (i < argc && strcmp(argv[i], "--log") == 0) {
-        if (i + 1 >= argc) {
-            usage(stderr);
-            return 2;
-        }
-        uri = argv[i + 1];
-        i += 2;
-    } else if (i < argc && strncmp(argv[i], "--log=", 6) == 0) {
-        uri = argv[i++] + 6;
-    }
-    if (i >= argc) {
-        usage(stderr);
-        return 2;
-    }
-    if ((strcmp(argv[i], "help") == 0 || strcmp(argv[i], "--help") == 0 ||
-         strcmp(argv[i], "-h") == 0) && i + 1 == argc) {
-        char *help_argv[] = { argv[0], "--help", NULL };
-        usage(stdout);
-        printf("\n---- the operations commands (es_cli_main) ----\n\n");
-        return es_cli_main(2, help_argv, &app);
-    }
-
-    if (strcmp(argv[i], "demo") == 0 || is_auction_command(argv[i])) {
-        if (strcmp(argv[i], "demo") == 0 && argc - i != 1) {
-            usage(stderr);
-            return 2;
-        }
-        if (strcmp(argv[i], "show") == 0 && !log_exists(uri))
-            return 1;
-        if (house_open(&h, uri) != 0)
-            return 1;
-        if (strcmp(argv[i], "demo") == 0)
-            status = demo(&h, argv[0], uri) ? 1 : 0;
-        else
-            status = auction_main(&h, argc - i, argv + i);
-        house_close(&h);
-        return status;
-    }
-
-    /* Everything else is an esfold operations command, in the form
-     * es_cli_main documents: PROG [--log URI] COMMAND ... */
-    {
-        char **args = calloc((size_t)argc + 2, sizeof *args);
-        int n = 0;
-        if (args == NULL) {
-            fprintf(stderr, "auction: out of memory\n");
-            return 1;
-        }
-        args[n++] = argv[0];
-        if (uri) {
-            args[n++] = "--log";
-            args[n++] = (char *)uri;
-        }
-        for (; i < argc; i++)
-            args[n++] = argv[i];
-        args[n] = NULL;
-        status = es_cli_main(n, args, &app);
-        free(args);
-        return status;
-    }
+    app.commands = auction_commands;
+    app.user_data = argc > 0 ? argv[0] : "auction";
+    return es_cli_main(argc, argv, &app);
 }

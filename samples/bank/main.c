@@ -1,20 +1,19 @@
 /*
  * samples/bank/main.c - the `bank` program: a scripted demo of the account
- * aggregate, single commands on accounts, and, for every other command,
- * the esfold operations commands (history, verify, ...) with the account
- * type compiled in: the program is its own operations tool.
+ * aggregate and single commands on accounts, in the command table of
+ * es_cli_main (esfold/cli.h), which also gives it every esfold operations
+ * command (history, verify, snapshot, ...) with the account type compiled
+ * in: the program is its own operations tool.
  *
- *   bank [OPTIONS] demo
- *   bank [OPTIONS] open ID OWNER [CURRENCY]
- *   bank [OPTIONS] deposit ID AMOUNT
- *   bank [OPTIONS] withdraw ID AMOUNT
- *   bank [OPTIONS] close ID
- *   bank [OPTIONS] show ID [--as-of TIME | --to-version N]
- *   bank [OPTIONS] history account ID     (and every other esfold command)
+ *   bank [--log URI] [--snapshots URI] demo
+ *   bank ... open ID OWNER [CURRENCY] | deposit ID AMOUNT | withdraw ID AMOUNT
+ *   bank ... close ID | show ID [--as-of TIME | --to-version N]
+ *   bank ... history account ID     (and every other esfold command)
  *   bank --help
  *
- * OPTIONS: --log URI (the log) and --snapshots URI (the snapshot store the
- * program attaches to its repository; see bank_attach_snapshots).
+ * es_cli_main parses the options, opens the log and the repository, and
+ * attaches the snapshot store (--snapshots URI, else $ESFOLD_SNAPSHOTS,
+ * else the log's own file or cluster) with the policy of bank_policy.
  *
  * Exit status: 0 success, 1 the command failed or was refused, 2 usage.
  */
@@ -22,36 +21,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "account.h"
 
 static const es_aggregate_type *const bank_types[] = { &bank_account_type, NULL };
-
-static void usage(FILE *f)
-{
-    fprintf(f,
-        "usage: bank [--log URI] [--snapshots URI] COMMAND [ARGS]\n"
-        "\n"
-        "Account commands:\n"
-        "  demo                              run the scripted demo (needs a fresh log)\n"
-        "  open ID OWNER [CURRENCY]          open an account (currency EUR by default)\n"
-        "  deposit ID AMOUNT                 deposit AMOUNT, like 25.00\n"
-        "  withdraw ID AMOUNT                withdraw AMOUNT; never overdraws\n"
-        "  close ID                          close an account with a zero balance\n"
-        "  show ID [--as-of TIME | --to-version N]\n"
-        "                                    the state now, as of an ISO 8601 time,\n"
-        "                                    or after version N\n"
-        "\n"
-        "Every other command is an esfold operations command, run with the\n"
-        "account type compiled in, e.g.:\n"
-        "  history account ID                every event and the state after it\n"
-        "  verify                            check the log\n"
-        "\n"
-        "The log is --log URI, else $ESFOLD_LOG, else " ES_LOG_DEFAULT_URI ".\n"
-        "The snapshot store is --snapshots URI, else $ESFOLD_SNAPSHOTS, else the\n"
-        "log's own file (sqlite:) or cluster and topic prefix (kafka://).\n");
-}
 
 /* ---- Money: cents in, "25.00" out --------------------------------------- */
 
@@ -91,8 +64,6 @@ static int parse_amount(int64_t *out, const char *s)
     return 0;
 }
 
-/* ---- A log, a repository and a snapshot store ---------------------------- */
-
 /*
  * The repository snapshots an account every 100 events: a load then folds
  * at most about 100 events after the newest snapshot, instead of the whole
@@ -101,135 +72,13 @@ static int parse_amount(int64_t *out, const char *s)
  */
 #define BANK_SNAPSHOT_EVERY 100
 
-typedef struct bank {
-    es_log *log;
-    es_repo *repo;
-    es_snapshot_store *snapshots; /* NULL: none, loads fold from origin */
-} bank;
+static const es_snapshot_policy bank_policy = {
+    ES_SNAPSHOT_POLICY_VERSION, BANK_SNAPSHOT_EVERY, 0
+};
 
-/* The log's URI as es_log_open chooses it: uri, $ESFOLD_LOG, the default. */
-static const char *log_uri_of(const char *uri)
-{
-    const char *env = getenv("ESFOLD_LOG");
-    if (uri)
-        return uri;
-    return env && *env ? env : ES_LOG_DEFAULT_URI;
-}
-
-/* Snapshots skipped or not saved never change a result, but are never
- * silent either. */
-static void on_warning(int code, const char *message, void *user_data)
-{
-    (void)code;
-    (void)user_data;
-    fprintf(stderr, "bank: warning: %s\n", message);
-}
-
-/*
- * Attaches the snapshot store to the repository. A store given with
- * --snapshots or $ESFOLD_SNAPSHOTS must open; the default one (the log's
- * file or cluster) is an optimisation, so when it cannot be opened the
- * program says so and goes on with full folds.
- */
-static int bank_attach_snapshots(bank *b, const char *log_uri,
-                                 const char *snap_opt)
-{
-    es_snapshot_policy policy = ES_SNAPSHOT_POLICY_INIT;
-    const char *env = getenv("ESFOLD_SNAPSHOTS");
-    int explicit = snap_opt != NULL || (env && *env);
-    char *uri = NULL;
-    int rc;
-
-    es_repo_set_warning_cb(b->repo, on_warning, NULL);
-    if (snap_opt)
-        rc = (uri = strdup(snap_opt)) ? 0 : ES_ENOMEM;
-    else
-        rc = es_snapshot_default_uri(&uri, log_uri);
-    if (rc == ES_ENOTFOUND)
-        return 0; /* no default store for this kind of log: full folds */
-    if (rc != 0) {
-        fprintf(stderr, "bank: %s\n", es_strerror(rc));
-        return rc;
-    }
-    rc = es_snapshot_store_open(&b->snapshots, uri);
-    if (snap_opt)
-        free(uri);
-    else
-        es_free(uri);
-    if (rc == 0) {
-        policy.every = BANK_SNAPSHOT_EVERY;
-        rc = es_repo_add_snapshots(b->repo, &bank_account_type, b->snapshots,
-                                   &policy);
-        if (rc == 0)
-            return 0;
-        fprintf(stderr, "bank: %s: %s\n", explicit ? "error" : "warning",
-                es_errmsg(b->repo));
-    } else {
-        fprintf(stderr, "bank: %s: cannot open the snapshot store: %s%s\n",
-                explicit ? "error" : "warning",
-                b->snapshots ? es_errmsg(b->snapshots) : es_strerror(rc),
-                explicit ? "" : " (loads fold every event)");
-    }
-    es_snapshot_store_close(b->snapshots);
-    b->snapshots = NULL;
-    return explicit ? rc : 0;
-}
-
-static int bank_open(bank *b, const char *uri, const char *snap_opt)
-{
-    int rc;
-    memset(b, 0, sizeof *b);
-    if ((rc = es_log_open(&b->log, uri)) != 0) {
-        fprintf(stderr, "bank: cannot open the log: %s\n",
-                b->log ? es_errmsg(b->log) : es_strerror(rc));
-        es_log_close(b->log);
-        b->log = NULL;
-        return rc;
-    }
-    if ((rc = es_repo_new(&b->repo, b->log, NULL)) != 0) {
-        fprintf(stderr, "bank: %s\n", es_strerror(rc));
-        es_log_close(b->log);
-        b->log = NULL;
-        return rc;
-    }
-    if ((rc = bank_attach_snapshots(b, log_uri_of(uri), snap_opt)) != 0) {
-        es_repo_free(b->repo);
-        es_log_close(b->log);
-        memset(b, 0, sizeof *b);
-        return rc;
-    }
-    return 0;
-}
-
-/*
- * Reading commands must not create a log where an operator mistyped a
- * path: 1 when uri is not a sqlite: file, or the file exists.
- */
-static int log_exists(const char *uri)
-{
-    char path[4096];
-    size_t len;
-
-    uri = log_uri_of(uri);
-    if (strncmp(uri, "sqlite:", 7) != 0 || strncmp(uri, "sqlite::memory:", 15) == 0)
-        return 1;
-    len = strcspn(uri + 7, "?");
-    if (len >= sizeof path)
-        return 1; /* let es_log_open say what is wrong */
-    memcpy(path, uri + 7, len);
-    path[len] = '\0';
-    if (access(path, F_OK) == 0)
-        return 1;
-    fprintf(stderr, "bank: there is no log at %s (no file %s)\n", uri, path);
-    return 0;
-}
-
-static void bank_close(bank *b)
-{
-    es_repo_free(b->repo); /* before the store it borrows */
-    es_snapshot_store_close(b->snapshots);
-    es_log_close(b->log);
-}
+/* What every command gets from es_cli_main: the log, the repository, the
+ * snapshot store (NULL: none, loads fold from origin). */
+typedef const es_app_call bank;
 
 /* "open, owner Ada, balance 25.00 EUR, 1 transaction" */
 static void describe(FILE *f, const bank_account *a)
@@ -471,9 +320,9 @@ out:
     return status;
 }
 
-static int demo(bank *b, const char *prog, const char *log_arg,
-                const char *snap_arg)
+static int demo(bank *b)
 {
+    const char *prog = b->user_data; /* argv[0], to print runnable lines */
     const bank_command open1 = { .kind = BANK_OPEN, .owner = "Ada" };
     const bank_command open2 = { .kind = BANK_OPEN, .owner = "Grace" };
     const bank_command close1 = { .kind = BANK_CLOSE };
@@ -561,9 +410,9 @@ static int demo(bank *b, const char *prog, const char *log_arg,
     if (demo_snapshots(b))
         return 1;
 
-    snprintf(cmdline, sizeof cmdline, "%s%s%s%s%s", prog,
-             log_arg ? " --log " : "", log_arg ? log_arg : "",
-             snap_arg ? " --snapshots " : "", snap_arg ? snap_arg : "");
+    snprintf(cmdline, sizeof cmdline, "%s --log %s%s%s", prog, b->log_uri,
+             b->snapshots_uri ? " --snapshots " : "",
+             b->snapshots_uri ? b->snapshots_uri : "");
     printf("\n== 9. The same from the command line ==\n"
            "  This program is also the operations tool of its own log:\n"
            "    %s show acct-1 --as-of %s\n"
@@ -634,169 +483,111 @@ static int show(bank *b, const char *id, es_range range, const char *bound)
     return 0;
 }
 
-/* Parses `show ID [--as-of TIME | --to-version N]`; the exit status. */
-static int show_main(bank *b, int argc, char **argv)
-{
-    es_range range = ES_RANGE_ALL;
-    char bound[64] = "";
-    es_error err;
-    int64_t n;
+/* ---- The command table ---------------------------------------------------- */
 
-    if (argc == 2) {
-        /* just the id */
-    } else if (argc == 4 && strcmp(argv[2], "--as-of") == 0) {
-        if (es_time_parse(&range.time_us, argv[3], &err) != 0) {
-            fprintf(stderr, "bank: --as-of %s: %s\n", argv[3], err.text);
+static int demo_run(const es_app_call *call)
+{
+    return demo(call) ? 1 : 0;
+}
+
+static int open_run(const es_app_call *call)
+{
+    bank_command cmd = { .kind = BANK_OPEN, .owner = call->argv[1],
+                         .currency = call->argc == 3 ? call->argv[2] : NULL };
+    return command(call, call->argv[0], &cmd);
+}
+
+/* deposit and withdraw: ID AMOUNT. */
+static int money_run(const es_app_call *call, bank_command_kind kind)
+{
+    bank_command cmd = { .kind = kind };
+    if (parse_amount(&cmd.amount, call->argv[1]) != 0) {
+        fprintf(stderr, "%s: AMOUNT '%s' is not like 25.00\n", call->prog,
+                call->argv[1]);
+        return 2;
+    }
+    return command(call, call->argv[0], &cmd);
+}
+
+static int deposit_run(const es_app_call *call)
+{
+    return money_run(call, BANK_DEPOSIT);
+}
+
+static int withdraw_run(const es_app_call *call)
+{
+    return money_run(call, BANK_WITHDRAW);
+}
+
+static int close_run(const es_app_call *call)
+{
+    bank_command cmd = { .kind = BANK_CLOSE };
+    return command(call, call->argv[0], &cmd);
+}
+
+enum { SHOW_AS_OF, SHOW_TO_VERSION };
+static const es_app_option show_opts[] = {
+    { "as-of", "TIME", "the state as of an ISO 8601 time" },
+    { "to-version", "N", "the state after version N" },
+    { NULL, NULL, NULL }
+};
+
+static int show_run(const es_app_call *call)
+{
+    const char *as_of = call->values[SHOW_AS_OF], *to = call->values[SHOW_TO_VERSION];
+    es_range range = ES_RANGE_ALL;
+    char bound[64] = "", *end;
+    es_error err;
+
+    if (as_of && to) {
+        fprintf(stderr, "%s show: give --as-of or --to-version, not both\n",
+                call->prog);
+        return 2;
+    }
+    if (as_of) {
+        if (es_time_parse(&range.time_us, as_of, &err) != 0) {
+            fprintf(stderr, "%s: --as-of %s: %s\n", call->prog, as_of, err.text);
             return 2;
         }
         range.kind = ES_RANGE_TIME;
-        snprintf(bound, sizeof bound, "as of %s", argv[3]);
-    } else if (argc == 4 && strcmp(argv[2], "--to-version") == 0) {
-        char *end;
-        n = strtoll(argv[3], &end, 10);
-        if (*argv[3] == '\0' || *end != '\0' || n < 0) {
-            fprintf(stderr, "bank: --to-version %s: not a version number\n",
-                    argv[3]);
+        snprintf(bound, sizeof bound, "as of %s", as_of);
+    } else if (to) {
+        int64_t n = strtoll(to, &end, 10);
+        if (*to == '\0' || *end != '\0' || n < 0) {
+            fprintf(stderr, "%s: --to-version %s: not a version number\n",
+                    call->prog, to);
             return 2;
         }
         range = ES_RANGE_TO_VERSION(n);
         snprintf(bound, sizeof bound, "up to version %" PRId64, n);
-    } else {
-        fprintf(stderr, "usage: bank show ID [--as-of TIME | --to-version N]\n");
-        return 2;
     }
-    return show(b, argv[1], range, bound[0] ? bound : NULL);
+    return show(call, call->argv[0], range, bound[0] ? bound : NULL);
 }
 
-/*
- * argv here starts at the command: {"deposit", "acct-1", "25.00"}.
- * Returns the exit status.
- */
-static int account_main(bank *b, int argc, char **argv)
-{
-    bank_command cmd;
-    const char *name = argv[0];
-
-    memset(&cmd, 0, sizeof cmd);
-    if (strcmp(name, "show") == 0)
-        return show_main(b, argc, argv);
-    if (strcmp(name, "open") == 0 && (argc == 3 || argc == 4)) {
-        cmd.kind = BANK_OPEN;
-        cmd.owner = argv[2];
-        cmd.currency = argc == 4 ? argv[3] : NULL;
-    } else if ((strcmp(name, "deposit") == 0 || strcmp(name, "withdraw") == 0) &&
-               argc == 3) {
-        cmd.kind = name[0] == 'd' ? BANK_DEPOSIT : BANK_WITHDRAW;
-        if (parse_amount(&cmd.amount, argv[2]) != 0) {
-            fprintf(stderr, "bank: %s: AMOUNT '%s' is not like 25.00\n", name,
-                    argv[2]);
-            return 2;
-        }
-    } else if (strcmp(name, "close") == 0 && argc == 2) {
-        cmd.kind = BANK_CLOSE;
-    } else {
-        usage(stderr);
-        return 2;
-    }
-    return command(b, argv[1], &cmd);
-}
-
-static int is_account_command(const char *name)
-{
-    static const char *const names[] = {
-        "open", "deposit", "withdraw", "close", "show", NULL
-    };
-    for (const char *const *n = names; *n; n++)
-        if (strcmp(*n, name) == 0)
-            return 1;
-    return 0;
-}
+static const es_app_command bank_commands[] = {
+    { "demo", "", "run the scripted demo (needs a fresh log)", NULL, NULL,
+      0, 0, 0, demo_run },
+    { "open", "ID OWNER [CURRENCY]", "open an account (currency EUR by default)",
+      NULL, NULL, 2, 3, 0, open_run },
+    { "deposit", "ID AMOUNT", "deposit AMOUNT, like 25.00", NULL, NULL, 2, 2, 0,
+      deposit_run },
+    { "withdraw", "ID AMOUNT", "withdraw AMOUNT; never overdraws", NULL, NULL,
+      2, 2, 0, withdraw_run },
+    { "close", "ID", "close an account with a zero balance", NULL, NULL, 1, 1, 0,
+      close_run },
+    { "show", "ID [--as-of TIME | --to-version N]",
+      "the state now, as of a time, or after version N", NULL, show_opts, 1, 1,
+      ES_APP_READ_ONLY, show_run },
+    { NULL, NULL, NULL, NULL, NULL, 0, 0, 0, NULL }
+};
 
 int main(int argc, char **argv)
 {
-    const char *uri = NULL, *snap_uri = NULL;
     es_app app = ES_APP_INIT;
-    bank b;
-    int i = 1, status;
-
     app.name = "bank";
     app.types = bank_types;
-
-    /* --log URI and --snapshots URI, in either order, before the command. */
-    while (i < argc) {
-        const char **dst = NULL;
-        size_t n = 0;
-        if (strncmp(argv[i], "--log", 5) == 0)
-            dst = &uri, n = 5;
-        else if (strncmp(argv[i], "--snapshots", 11) == 0)
-            dst = &snap_uri, n = 11;
-        if (dst && argv[i][n] == '\0') {
-            if (i + 1 >= argc) {
-                usage(stderr);
-                return 2;
-            }
-            *dst = argv[i + 1];
-            i += 2;
-        } else if (dst && argv[i][n] == '=') {
-            *dst = argv[i] + n + 1;
-            i++;
-        } else {
-            break;
-        }
-    }
-    if (i >= argc) {
-        usage(stderr);
-        return 2;
-    }
-    if ((strcmp(argv[i], "help") == 0 || strcmp(argv[i], "--help") == 0 ||
-         strcmp(argv[i], "-h") == 0) && i + 1 == argc) {
-        char *help_argv[] = { argv[0], "--help", NULL };
-        usage(stdout);
-        printf("\n---- the operations commands (es_cli_main) ----\n\n");
-        return es_cli_main(2, help_argv, &app);
-    }
-
-    if (strcmp(argv[i], "demo") == 0 || is_account_command(argv[i])) {
-        if (strcmp(argv[i], "demo") == 0 && argc - i != 1) {
-            usage(stderr);
-            return 2;
-        }
-        if (strcmp(argv[i], "show") == 0 && !log_exists(uri))
-            return 1;
-        if (bank_open(&b, uri, snap_uri) != 0)
-            return 1;
-        if (strcmp(argv[i], "demo") == 0)
-            status = demo(&b, argv[0], uri, snap_uri) ? 1 : 0;
-        else
-            status = account_main(&b, argc - i, argv + i);
-        bank_close(&b);
-        return status;
-    }
-
-    /* Everything else is an esfold operations command. Pass it on in the
-     * form es_cli_main documents: PROG [--log URI] COMMAND ... The
-     * `snapshot` command takes its store from $ESFOLD_SNAPSHOTS. */
-    if (snap_uri && setenv("ESFOLD_SNAPSHOTS", snap_uri, 1) != 0) {
-        fprintf(stderr, "bank: out of memory\n");
-        return 1;
-    }
-    {
-        char **args = calloc((size_t)argc + 2, sizeof *args);
-        int n = 0;
-        if (args == NULL) {
-            fprintf(stderr, "bank: out of memory\n");
-            return 1;
-        }
-        args[n++] = argv[0];
-        if (uri) {
-            args[n++] = "--log";
-            args[n++] = (char *)uri;
-        }
-        for (; i < argc; i++)
-            args[n++] = argv[i];
-        args[n] = NULL;
-        status = es_cli_main(n, args, &app);
-        free(args);
-        return status;
-    }
+    app.commands = bank_commands;
+    app.snapshots = &bank_policy;
+    app.user_data = argc > 0 ? argv[0] : "bank";
+    return es_cli_main(argc, argv, &app);
 }

@@ -1,0 +1,26 @@
+// tests/cxx_headers.cpp - the public headers as a C++ program sees them:
+// included through esfold.h and every macro they define used, compiled
+// by `make headers-check` with -std=c++11 -pedantic -Werror (not linked).
+#include <esfold/esfold.h>
+
+int cxx_uses_every_macro(void);
+
+int cxx_uses_every_macro(void)
+{
+    es_range all = ES_RANGE_ALL;
+    es_range to = ES_RANGE_TO_VERSION(3);
+    es_range as_of = ES_RANGE_AS_OF(1700000000000000LL);
+    es_read_options read = ES_READ_OPTIONS_INIT;
+    es_repo_options repo = ES_REPO_OPTIONS_INIT;
+    es_execute_options exec = ES_EXECUTE_OPTIONS_INIT;
+    es_snapshot_policy policy = ES_SNAPSHOT_POLICY_INIT;
+    es_app app = ES_APP_INIT;
+    const char *v = ES_VERSION_STRING;
+    (void)read;
+    (void)repo;
+    (void)exec;
+    (void)policy;
+    (void)app;
+    return (int)(all.kind + to.version + (as_of.time_us != 0)) +
+           (v[0] != '\0') + ES_VERSION_NUMBER;
+}
