@@ -82,9 +82,10 @@ static void print_progress(const running *r, size_t n, int json, int final,
 {
     if (json) {
         for (size_t i = 0; i < n; i++)
-            printf("{\"projection\":\"%s\",\"applied\":%lld,\"skipped\":%lld,"
+            printf("{\"format\":%d,\"projection\":\"%s\",\"applied\":%lld,"
+                   "\"skipped\":%lld,"
                    "\"dead_lettered\":%lld,\"retried\":%lld,\"batches\":%lld,"
-                   "\"caught_up\":%s%s}\n", r[i].proj->name,
+                   "\"caught_up\":%s%s}\n", ES__CLI_JSON_FORMAT, r[i].proj->name,
                    (long long)r[i].total.applied, (long long)r[i].total.skipped,
                    (long long)r[i].total.dead_lettered,
                    (long long)r[i].total.retried, (long long)r[i].total.batches,
@@ -244,15 +245,27 @@ static int list(es__cli *cli, const char **v)
     size_t n = 0;
     int json = v[OPT_JSON] != NULL;
 
+    json_t *doc = json ? es__cli_json_doc() : NULL, *list = json ? json_array() : NULL;
+    int st = ES__CLI_OK;
+
+    if (json && (doc == NULL || list == NULL ||
+                 json_object_set_new(doc, "projections", list) != 0)) {
+        json_decref(doc);
+        return es__cli_fail(cli, "out of memory");
+    }
     if (cli->app && cli->app->projections)
         for (; cli->app->projections[n]; n++) {
             const es_projection *p = cli->app->projections[n];
             if (json) {
-                printf("{\"name\":\"%s\",\"version\":%d,\"follows\":[", p->name,
-                       (int)p->version);
-                for (size_t k = 0; p->follows[k]; k++)
-                    printf("%s\"%s\"", k ? "," : "", p->follows[k]);
-                printf("]}\n");
+                json_t *follows = json_array(), *one;
+                for (size_t k = 0; follows && p->follows[k]; k++)
+                    json_array_append_new(follows, json_string(p->follows[k]));
+                one = json_pack("{s:s,s:i,s:o*}", "name", p->name, "version",
+                                (int)p->version, "follows", follows);
+                if (one == NULL || json_array_append_new(list, one) != 0) {
+                    json_decref(doc);
+                    return es__cli_fail(cli, "out of memory");
+                }
             } else {
                 printf("%s  version %d  follows", p->name, (int)p->version);
                 for (size_t k = 0; p->follows[k]; k++)
@@ -260,7 +273,13 @@ static int list(es__cli *cli, const char **v)
                 printf("\n");
             }
         }
-    if (n == 0 && !json)
+    if (json) {
+        json_object_set_new(doc, "projection_count", json_integer((json_int_t)n));
+        st = es__cli_print_json(cli, doc);
+        json_decref(doc);
+        return st;
+    }
+    if (n == 0)
         printf("No projections are compiled into %s (run a JSON file with "
                "`%s project run --file F`).\n", cli->prog, cli->prog);
     return ES__CLI_OK;
@@ -317,6 +336,7 @@ const es__cli_command es__cli_project = {
 typedef struct dl_print {
     int json;
     int64_t n;
+    json_t *list; /* with --json: the dead letters, printed as one object */
 } dl_print;
 
 static int print_dl(const es_projection_dead_letter *dl, void *ud)
@@ -338,12 +358,8 @@ static int print_dl(const es_projection_dead_letter *dl, void *ud)
                               "attempts", (json_int_t)dl->attempts,
                               "error", dl->error, "updated_at", when,
                               "event", dl->event);
-        char *text = j ? es__cli_json_compact(j) : NULL;
-        json_decref(j);
-        if (text == NULL)
+        if (j == NULL || json_array_append_new(p->list, j) != 0)
             return 1;
-        printf("%s\n", text);
-        es__cli_json_free(text);
         return 0;
     }
     printf("%s/%s v%lld %s  %s  attempts %lld  p%d@%lld  %s\n    %s\n",
@@ -374,15 +390,32 @@ static int deadletters_main(es__cli *cli, int argc, char **argv)
     if ((st = target_uri(cli, v[OPT_TARGET], &uri)) != ES__CLI_OK)
         return st;
     if (strcmp(args[0], "list") == 0) {
-        dl_print p = {v[OPT_JSON] != NULL, 0};
+        dl_print p = {v[OPT_JSON] != NULL, 0, NULL};
         if (v[OPT_STREAM]) {
             es__free(uri);
             return es__cli_usage(cli, "--stream is for retry and skip");
+        }
+        if (p.json && (p.list = json_array()) == NULL) {
+            es__free(uri);
+            return es__cli_fail(cli, "out of memory");
         }
         rc = es_projection_dead_letters(uri, args[1], print_dl, &p, &err);
         if (rc == 0 && p.n == 0 && !p.json)
             printf("No dead letters for %s.\n", args[1]);
         st = rc == 0 ? ES__CLI_OK : es__cli_fail(cli, "%s", err.text);
+        if (rc == 0 && p.json) {
+            json_t *doc = es__cli_json_doc();
+            if (doc == NULL ||
+                json_object_set_new(doc, "projection", json_string(args[1])) != 0 ||
+                json_object_set(doc, "dead_letters", p.list) != 0 ||
+                json_object_set_new(doc, "dead_letter_count",
+                                    json_integer((json_int_t)p.n)) != 0)
+                st = es__cli_fail(cli, "out of memory");
+            else
+                st = es__cli_print_json(cli, doc);
+            json_decref(doc);
+        }
+        json_decref(p.list);
     } else if (strcmp(args[0], "retry") == 0 || strcmp(args[0], "skip") == 0) {
         int retry = args[0][0] == 'r';
         rc = retry ? es_projection_dead_letters_retry(uri, args[1], v[OPT_STREAM],
@@ -392,10 +425,19 @@ static int deadletters_main(es__cli *cli, int argc, char **argv)
         if (rc != 0) {
             st = es__cli_fail(cli, "%s", err.text);
         } else {
-            if (v[OPT_JSON])
-                printf("{\"projection\":\"%s\",\"%s\":%lld}\n", args[1],
-                       retry ? "retried" : "skipped", (long long)count);
-            else
+            if (v[OPT_JSON]) {
+                json_t *doc = es__cli_json_doc();
+                if (doc == NULL ||
+                    json_object_set_new(doc, "projection", json_string(args[1])) ||
+                    json_object_set_new(doc, retry ? "retried_count" : "skipped_count",
+                                        json_integer((json_int_t)count)))
+                    st = es__cli_fail(cli, "out of memory");
+                else
+                    st = es__cli_print_json(cli, doc);
+                json_decref(doc);
+                es__free(uri);
+                return st;
+            } else
                 printf("%lld failed dead letter(s) of %s marked %s%s\n",
                        (long long)count, args[1], retry ? "for retry" : "skipped",
                        retry ? ": a running worker applies them at its next "

@@ -1174,10 +1174,23 @@ static void test_cli_project(void **state)
 
     assert_int_equal(cli(&out, &err, log_uri, "project", "list", NULL), 0);
     assert_contains(out, "balances  version 1  follows account");
+    /* --json: one object (docs/cli.md) */
+    assert_int_equal(cli(&out, &err, log_uri, "project", "list", "--json", NULL), 0);
+    {
+        json_t *doc = json_loads(out, 0, NULL);
+        assert_non_null(doc);
+        assert_int_equal(json_integer_value(json_object_get(doc, "format")), 1);
+        assert_int_equal(json_integer_value(json_object_get(doc, "projection_count")), 1);
+        assert_string_equal(json_string_value(json_object_get(
+                                json_array_get(json_object_get(doc, "projections"), 0),
+                                "name")),
+                            "balances");
+        json_decref(doc);
+    }
     /* A compiled-in projection, to the default target, as JSON lines. */
     assert_int_equal(cli(&out, &err, log_uri, "project", "run", "balances",
                          "--until-caught-up", "--json", NULL), 0);
-    assert_contains(out, "{\"projection\":\"balances\",\"applied\":90,");
+    assert_contains(out, "{\"format\":1,\"projection\":\"balances\",\"applied\":90,");
     assert_contains(out, "\"caught_up\":true,\"stopped\":true}");
     snprintf(target, sizeof target, "%.*s.projections.db",
              (int)(strlen(log_uri) - 7 - 3), log_uri + 7);
@@ -1216,7 +1229,16 @@ static void test_cli_project(void **state)
     assert_contains(out, "waiting  attempts 0");
     assert_int_equal(cli(&out, &err, log_uri, "deadletters", "list", "balances",
                          "--target", target, "--json", NULL), 0);
-    assert_contains(out, "\"status\":\"failed\"");
+    {
+        /* one object: the dead letters in an array */
+        json_t *doc = json_loads(out, 0, NULL), *first;
+        assert_non_null(doc);
+        assert_int_equal(json_integer_value(json_object_get(doc, "format")), 1);
+        assert_true(json_integer_value(json_object_get(doc, "dead_letter_count")) >= 2);
+        first = json_array_get(json_object_get(doc, "dead_letters"), 0);
+        assert_string_equal(json_string_value(json_object_get(first, "status")), "failed");
+        json_decref(doc);
+    }
     ctl.fail_stream = NULL;
     assert_int_equal(cli(&out, &err, log_uri, "deadletters", "skip", "balances",
                          "--target", target, "--stream", "acct-002", NULL), 0);

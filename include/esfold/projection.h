@@ -75,12 +75,57 @@ typedef struct es_sql_value {
 } es_sql_value;
 
 /* Value literals: es_sql_value p[] = { ES_SQL_STR(id), ES_SQL_I64(n) }; */
-#define ES_SQL_NULLV ((es_sql_value){ES_SQL_NULL, {.i64 = 0}})
-#define ES_SQL_STR(s) ((es_sql_value){ES_SQL_TEXT, {.text = (s)}})
-#define ES_SQL_I64(n) ((es_sql_value){ES_SQL_INT64, {.i64 = (n)}})
-#define ES_SQL_F64(d) ((es_sql_value){ES_SQL_DOUBLE, {.f64 = (d)}})
-#define ES_SQL_BOOLV(x) ((es_sql_value){ES_SQL_BOOL, {.b = (x) ? 1 : 0}})
-#define ES_SQL_JSONV(j) ((es_sql_value){ES_SQL_JSON, {.json = (j)}})
+/* Functions rather than compound literals, so that the macros are valid C
+ * and C++ alike (and usable in array initializers inside functions). */
+static inline es_sql_value es_sql_null_(void)
+{
+    es_sql_value v;
+    v.type = ES_SQL_NULL;
+    v.v.i64 = 0;
+    return v;
+}
+static inline es_sql_value es_sql_text_(const char *s)
+{
+    es_sql_value v;
+    v.type = ES_SQL_TEXT;
+    v.v.text = s;
+    return v;
+}
+static inline es_sql_value es_sql_i64_(int64_t n)
+{
+    es_sql_value v;
+    v.type = ES_SQL_INT64;
+    v.v.i64 = n;
+    return v;
+}
+static inline es_sql_value es_sql_f64_(double d)
+{
+    es_sql_value v;
+    v.type = ES_SQL_DOUBLE;
+    v.v.f64 = d;
+    return v;
+}
+static inline es_sql_value es_sql_bool_(int b)
+{
+    es_sql_value v;
+    v.type = ES_SQL_BOOL;
+    v.v.b = b ? 1 : 0;
+    return v;
+}
+static inline es_sql_value es_sql_json_(const json_t *j)
+{
+    es_sql_value v;
+    v.type = ES_SQL_JSON;
+    v.v.json = j;
+    return v;
+}
+
+#define ES_SQL_NULLV es_sql_null_()
+#define ES_SQL_STR(s) es_sql_text_(s)
+#define ES_SQL_I64(n) es_sql_i64_(n)
+#define ES_SQL_F64(d) es_sql_f64_(d)
+#define ES_SQL_BOOLV(x) es_sql_bool_(x)
+#define ES_SQL_JSONV(j) es_sql_json_(j)
 
 /*
  * Runs one statement (no result rows) with params[0..n) bound to $1..$n.
