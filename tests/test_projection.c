@@ -1401,6 +1401,203 @@ static void test_alloc_failures(void **state)
     es_log_close(log);
 }
 
+/* ---- Scale-out: the lease, the consumer group ---------------------------- */
+
+/* The rows of the SQLite target file at path equal the reference fold. */
+static void assert_reference_rows(es_log *log, int accounts, const char *path)
+{
+    char *want = reference_rows(log, accounts), *got = sqlite_rows(path, rows_sql);
+    assert_rows(got, want);
+    free(want);
+    free(got);
+}
+
+/* The lease worker A runs in a child: after a few batches it reports on
+ * fd and goes on slowly (each step renews the lease) until it is killed. */
+typedef struct slow_ctl {
+    int fd;
+    int told;
+} slow_ctl;
+
+static int slow_progress(const es_projection_step *total, void *ud)
+{
+    slow_ctl *c = ud;
+    if (total->batches >= 3 && !c->told) {
+        if (write(c->fd, "x", 1) != 1)
+            _exit(3);
+        c->told = 1;
+    }
+    if (c->told)
+        usleep(50000);
+    return 0;
+}
+
+static void test_lease_takeover_sqlite(void **state)
+{
+    const char *log_uri = es_test_fresh_log_uri();
+    const char *path = es_test_path("lease");
+    char target[600], buf[1], *got;
+    es_log *log = NULL;
+    es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
+    es_projection_worker *b;
+    es_projection_step total = {0, 0, 0, 0, 0, 0};
+    const char *waiting;
+    int fds[2], status, took = 0;
+    pid_t pid;
+    (void)state;
+
+    snprintf(target, sizeof target, "sqlite:%s", path);
+    assert_int_equal(es_log_open(&log, log_uri), 0);
+    fill_log(log, 25, 700, 41);
+    o.batch_size = 10;
+    o.share = ES_PROJECTION_SHARE_AUTO; /* the SQLite log has no groups */
+    o.lease_ms = 2000;
+    assert_int_equal(pipe(fds), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        es_log *clog = NULL;
+        es_projection_worker *a = NULL;
+        slow_ctl c = {fds[1], 0};
+        es_projection_worker_options ao = o;
+        close(fds[0]);
+        ao.worker_id = "worker-A";
+        if (es_log_open(&clog, log_uri) != 0 ||
+            es_projection_worker_open(&a, clog, &balances, target, &ao) != 0)
+            _exit(2);
+        (void)es_projection_worker_run(a, NULL, 0, NULL, slow_progress, &c);
+        _exit(1); /* runs until killed */
+    }
+    close(fds[1]);
+    assert_int_equal(read(fds[0], buf, 1), 1); /* A holds the lease */
+    close(fds[0]);
+
+    o.worker_id = "worker-B";
+    b = open_worker(log, &balances, target, &o);
+    {
+        es_projection_step st = {0, 0, 0, 0, 0, 0};
+        assert_int_equal(es_projection_worker_step(b, &st), 0);
+        assert_int_equal(st.applied, 0);
+        assert_int_equal(st.caught_up, 0);
+        assert_int_equal(es_projection_worker_owns(b, "account", 0), 0);
+        waiting = es_projection_worker_waiting(b);
+        assert_non_null(waiting);
+        assert_contains(waiting, "waiting for the lease held by worker-A");
+    }
+    kill(pid, SIGKILL);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+
+    /* B takes over once A's lease has run out, and finishes. */
+    for (int i = 0; i < 3000; i++) {
+        es_projection_step st = {0, 0, 0, 0, 0, 0};
+        assert_int_equal(es_projection_worker_step(b, &st), 0);
+        total.applied += st.applied;
+        took |= es_projection_worker_owns(b, "account", 0);
+        if (st.caught_up)
+            break;
+        usleep(10000);
+    }
+    assert_true(took);
+    assert_null(es_projection_worker_waiting(b));
+    assert_true(total.applied > 0 && total.applied < 700);
+    es_projection_worker_close(b);
+    assert_reference_rows(log, 25, path);
+    {
+        /* B gave the lease up on close: it expires at once. */
+        got = sqlite_rows(path, "SELECT expires_us FROM es_proj_leases");
+        assert_string_equal(got, "0\n");
+        free(got);
+    }
+    es_log_close(log);
+}
+
+/* Which partitions of "account" w owns, as a bit set. */
+static unsigned owned_set(es_projection_worker *w, int32_t n)
+{
+    unsigned set = 0;
+    for (int32_t p = 0; p < n; p++)
+        if (es_projection_worker_owns(w, "account", p))
+            set |= 1u << p;
+    return set;
+}
+
+static void step_ok(es_projection_worker *w, es_projection_step *total)
+{
+    int rc = es_projection_worker_step(w, total);
+    if (rc != 0)
+        fail_msg("step: %s (%s)", es_errmsg(w), es_strerror(rc));
+}
+
+static void test_group_kafka(void **state)
+{
+    const char *log_uri = es_test_kafka_uri("partitions=4");
+    const char *path = es_test_path("group");
+    char target[600];
+    es_log *log = NULL;
+    es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
+    es_projection_worker *a, *b;
+    es_projection_step ta = {0, 0, 0, 0, 0, 0}, tb = {0, 0, 0, 0, 0, 0};
+    unsigned sa = 0, sb = 0, all;
+    int32_t n = 0;
+    int i;
+    (void)state;
+
+    snprintf(target, sizeof target, "sqlite:%s", path);
+    assert_int_equal(es_log_open(&log, log_uri), 0);
+    fill_log(log, 20, 400, 43);
+    assert_int_equal(es_log_partition_count(log, &n, "account"), 0);
+    assert_true(n >= 2 && n <= 16);
+    all = (1u << n) - 1;
+    o.batch_size = 5;
+    o.share = ES_PROJECTION_SHARE_AUTO;
+    o.lease_ms = 3000;
+    o.worker_id = "worker-A";
+    a = open_worker(log, &balances, target, &o);
+    o.worker_id = "worker-B";
+    b = open_worker(log, &balances, target, &o);
+
+    /* Both step until the group has split the partitions between them. */
+    for (i = 0; i < 6000; i++) {
+        step_ok(a, &ta);
+        step_ok(b, &tb);
+        sa = owned_set(a, n);
+        sb = owned_set(b, n);
+        if (sa && sb && (sa | sb) == all && (sa & sb) == 0)
+            break;
+        usleep(10000);
+    }
+    if (!(sa && sb && (sa | sb) == all && (sa & sb) == 0))
+        fail_msg("no split of the %d partitions: A %#x, B %#x", (int)n, sa, sb);
+    /* A few steps of both on their own halves. */
+    for (i = 0; i < 3; i++) {
+        step_ok(a, &ta);
+        step_ok(b, &tb);
+        assert_int_equal(owned_set(a, n) & owned_set(b, n), 0);
+    }
+    /* A leaves; B gets every partition and catches up, new events too. */
+    es_projection_worker_close(a);
+    for (int k = 0; k < 60; k++) {
+        char id[32];
+        snprintf(id, sizeof id, "acct-%03d", k % 20);
+        append1(log, id, "Deposited", json_pack("{s:I}", "amount", (json_int_t)(k + 1)));
+    }
+    for (i = 0; i < 6000; i++) {
+        es_projection_step st = {0, 0, 0, 0, 0, 0};
+        step_ok(b, &st);
+        tb.applied += st.applied;
+        if (owned_set(b, n) == all && st.caught_up)
+            break;
+        usleep(10000);
+    }
+    assert_int_equal(owned_set(b, n), all);
+    /* Each event applied once, by one of them. */
+    assert_int_equal(ta.applied + tb.applied, 460);
+    es_projection_worker_close(b);
+    assert_reference_rows(log, 20, path);
+    es_log_close(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1426,6 +1623,8 @@ int main(void)
         cmocka_unit_test(test_cli_project),
         cmocka_unit_test(test_cli_sigterm),
         cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_lease_takeover_sqlite),
+        cmocka_unit_test(test_group_kafka),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -235,4 +235,8 @@ const es__log_backend es__kafka_log_backend = {
     .head = kafka_head,
     .types = kafka_types,
     .scan_partition = es__kafka_scan_partition,
+    .group_open = es__kafka_group_open,
+    .group_poll = es__kafka_group_poll,
+    .group_owns = es__kafka_group_owns,
+    .group_close = es__kafka_group_close,
 };
