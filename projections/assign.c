@@ -13,8 +13,9 @@
  * One changed row: it holds the lease until now + lease. None: another
  * holds it (its owner and expiry are read for the "waiting" message). A
  * holder renews once a third of the lease has passed; one that waits tries
- * again at the expiry it saw (and every quarter lease, to notice a holder
- * that gave the lease up on close, which sets its expiry to 0).
+ * again at the expiry it saw, or sooner (every quarter lease, at most a
+ * second), to notice a holder that gave the lease up on close, which sets
+ * its expiry to 0.
  */
 #include <stdio.h>
 #include <string.h>
@@ -186,7 +187,8 @@ static int lease_poll(es__assign *a, int *changed)
             (void)es_time_format(until, sizeof until, r.expires_us);
         snprintf(a->waiting, sizeof a->waiting, "waiting for the lease held by "
                  "%s until %s", r.found ? r.owner : "?", until);
-        a->next_try_us = now + a->lease_us / 4;
+        a->next_try_us = now + (a->lease_us / 4 < 1000000 ? a->lease_us / 4
+                                                          : 1000000);
         if (r.found && r.expires_us > now && r.expires_us < a->next_try_us)
             a->next_try_us = r.expires_us;
     }

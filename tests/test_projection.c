@@ -1,7 +1,8 @@
 /*
  * tests/test_projection.c - projection workers: exactly once into SQLite
  * and PostgreSQL, across SIGKILLs, with two workers on one partition, dead
- * letters, JSON-file projections, read-your-writes.
+ * letters, JSON-file projections, read-your-writes, scale-out (a consumer
+ * group on Kafka, the lease elsewhere).
  *
  * The handlers are NOT idempotent (balance = balance + amount, an INSERT
  * without ON CONFLICT for AccountOpened), so an event applied twice shows
@@ -1194,6 +1195,15 @@ static void test_cli_project(void **state)
     assert_int_equal(cli(&out, &err, log_uri, "project", "run", "--file", file,
                          "--target", target, "--until-caught-up", NULL), 0);
     assert_contains(out, "balances: 90 applied, 0 skipped, 0 dead-lettered");
+    /* Sharing by a lease (the SQLite log has no groups). */
+    snprintf(target, sizeof target, "sqlite:%s", es_test_path("clishare"));
+    assert_int_equal(cli(&out, &err, log_uri, "project", "run", "--file", file,
+                         "--target", target, "--until-caught-up", "--share",
+                         "--lease-ms", "5000", NULL), 0);
+    assert_contains(out, "balances: 90 applied, 0 skipped, 0 dead-lettered");
+    assert_int_equal(cli(&out, &err, log_uri, "project", "run", "balances",
+                         "--lease-ms", "5000", NULL), 2);
+    assert_contains(err, "--lease-ms is for run --share");
     /* Errors. */
     assert_int_equal(cli(&out, &err, log_uri, "project", "run", "nope", NULL), 1);
     assert_contains(err, "no projection 'nope' is compiled into bank");
@@ -1403,10 +1413,14 @@ static void test_alloc_failures(void **state)
 
 /* ---- Scale-out: the lease, the consumer group ---------------------------- */
 
-/* The rows of the SQLite target file at path equal the reference fold. */
-static void assert_reference_rows(es_log *log, int accounts, const char *path)
+/* The rows of the target (a SQLite file, or with pg a PostgreSQL URL)
+ * equal the reference fold. */
+static void assert_reference_rows(es_log *log, int accounts,
+                                  const char *path_or_url, int pg)
 {
-    char *want = reference_rows(log, accounts), *got = sqlite_rows(path, rows_sql);
+    char *want = reference_rows(log, accounts);
+    char *got = pg ? pg_rows(path_or_url, rows_sql)
+                   : sqlite_rows(path_or_url, rows_sql);
     assert_rows(got, want);
     free(want);
     free(got);
@@ -1502,7 +1516,7 @@ static void test_lease_takeover_sqlite(void **state)
     assert_null(es_projection_worker_waiting(b));
     assert_true(total.applied > 0 && total.applied < 700);
     es_projection_worker_close(b);
-    assert_reference_rows(log, 25, path);
+    assert_reference_rows(log, 25, path, 0);
     {
         /* B gave the lease up on close: it expires at once. */
         got = sqlite_rows(path, "SELECT expires_us FROM es_proj_leases");
@@ -1527,6 +1541,61 @@ static void step_ok(es_projection_worker *w, es_projection_step *total)
     int rc = es_projection_worker_step(w, total);
     if (rc != 0)
         fail_msg("step: %s (%s)", es_errmsg(w), es_strerror(rc));
+}
+
+/* A holds the lease, B waits; A closes (giving the lease up) and B goes on
+ * from A's checkpoints at once, without waiting for the expiry. */
+static void lease_handover(const char *target, const char *path_or_url, int pg)
+{
+    es_log *log = es_test_open_fresh_log();
+    es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
+    es_projection_worker *a, *b;
+    es_projection_step ta = {0, 0, 0, 0, 0, 0}, tb = {0, 0, 0, 0, 0, 0};
+    int i;
+
+    fill_log(log, 10, 300, 47);
+    o.batch_size = 20;
+    o.share = ES_PROJECTION_SHARE_LEASE;
+    o.lease_ms = 600000; /* the handover cannot be an expiry */
+    o.worker_id = "worker-A";
+    a = open_worker(log, &balances, target, &o);
+    o.worker_id = "worker-B";
+    b = open_worker(log, &balances, target, &o);
+    step_ok(a, &ta);
+    step_ok(b, &tb);
+    assert_true(ta.applied > 0);
+    assert_int_equal(tb.applied, 0);
+    assert_null(es_projection_worker_waiting(a));
+    assert_contains(es_projection_worker_waiting(b),
+                    "waiting for the lease held by worker-A");
+    step_ok(a, &ta);
+    es_projection_worker_close(a);
+    for (i = 0; i < 1000; i++) {
+        es_projection_step st = {0, 0, 0, 0, 0, 0};
+        step_ok(b, &st);
+        tb.applied += st.applied;
+        if (st.caught_up)
+            break;
+        usleep(10000);
+    }
+    assert_null(es_projection_worker_waiting(b));
+    assert_true(tb.applied > 0);
+    assert_int_equal(ta.applied + tb.applied, 300);
+    es_projection_worker_close(b);
+    assert_reference_rows(log, 10, path_or_url, pg);
+    es_log_close(log);
+}
+
+static void test_lease_handover_sqlite(void **state)
+{
+    (void)state;
+    on_sqlite(lease_handover, "handover");
+}
+
+static void test_lease_handover_postgres(void **state)
+{
+    (void)state;
+    on_postgres(lease_handover);
 }
 
 static void test_group_kafka(void **state)
@@ -1594,7 +1663,7 @@ static void test_group_kafka(void **state)
     /* Each event applied once, by one of them. */
     assert_int_equal(ta.applied + tb.applied, 460);
     es_projection_worker_close(b);
-    assert_reference_rows(log, 20, path);
+    assert_reference_rows(log, 20, path, 0);
     es_log_close(log);
 }
 
@@ -1624,6 +1693,8 @@ int main(void)
         cmocka_unit_test(test_cli_sigterm),
         cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_lease_takeover_sqlite),
+        cmocka_unit_test(test_lease_handover_sqlite),
+        cmocka_unit_test(test_lease_handover_postgres),
         cmocka_unit_test(test_group_kafka),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,8 +21,9 @@
  *
  * The worker's own tables live in the target under the prefix es_proj_
  * (docs/projections.md): es_proj_projections, es_proj_checkpoints,
- * es_proj_resume, es_proj_heartbeats, es_proj_deadletters. Rows written by
- * handlers carry nothing extra.
+ * es_proj_resume, es_proj_heartbeats, es_proj_deadletters, es_proj_leases
+ * (with es_projection_worker_options.share). Rows written by handlers carry
+ * nothing extra.
  *
  * Targets by URI: sqlite:PATH (a file, WAL) and postgresql://... (libpq;
  * also postgres://). A projection can also be a JSON file
