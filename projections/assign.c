@@ -159,30 +159,38 @@ static int get_lease_row(int ncols, const char *const *vals, void *ud)
     return 0;
 }
 
+/* One short transaction (its begin also remakes a broken connection). */
 static int lease_poll(es__assign *a, int *changed)
 {
     int64_t now = es_time_now_us(), changes = 0;
     int rc, was = a->held;
+    lease_row r = {"", 0, 0};
+    es_sql_value q[] = {ES_SQL_STR(a->proj->name), ES_SQL_STR(a->owner),
+                        ES_SQL_I64(now + a->lease_us), ES_SQL_I64(now)};
 
     if (a->held ? now - a->renewed_us < a->lease_us / 3 : now < a->next_try_us)
         return 0;
-    {
-        es_sql_value q[] = {ES_SQL_STR(a->proj->name), ES_SQL_STR(a->owner),
-                            ES_SQL_I64(now + a->lease_us), ES_SQL_I64(now)};
-        if ((rc = es__target_exec(a->t, lease_take_sql, q, 4, &changes, -1)) != 0)
-            return target_fail(a, rc, "taking the lease");
+    if ((rc = es__target_begin(a->t)) != 0)
+        return target_fail(a, rc, "taking the lease");
+    if ((rc = es__target_exec(a->t, lease_take_sql, q, 4, &changes, -1)) != 0 ||
+        (changes != 1 &&
+         (rc = es__target_query(a->t, lease_get_sql, q, 1, get_lease_row,
+                                &r)) != 0) ||
+        (rc = es__target_commit(a->t)) != 0) {
+        target_fail(a, rc, "taking the lease");
+        es__target_rollback(a->t);
+        a->held = 0; /* not known: the next poll asks again */
+        a->next_try_us = 0;
+        if (was)
+            *changed = 1;
+        return rc;
     }
     a->held = changes == 1;
     if (a->held) {
         a->renewed_us = now;
         a->held_until_us = now + a->lease_us;
     } else {
-        es_sql_value q[] = {ES_SQL_STR(a->proj->name)};
-        lease_row r = {"", 0, 0};
         char until[64] = "?";
-        if ((rc = es__target_query(a->t, lease_get_sql, q, 1, get_lease_row,
-                                   &r)) != 0)
-            return target_fail(a, rc, "reading the lease");
         if (r.found)
             (void)es_time_format(until, sizeof until, r.expires_us);
         snprintf(a->waiting, sizeof a->waiting, "waiting for the lease held by "
