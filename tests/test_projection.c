@@ -1446,17 +1446,55 @@ static int slow_progress(const es_projection_step *total, void *ud)
     return 0;
 }
 
+/* Forks a worker of balances with o (as worker_id) that runs until it is
+ * killed, and returns once it has committed a few batches. */
+static pid_t fork_slow_worker(const char *log_uri, const char *target,
+                              es_projection_worker_options o,
+                              const char *worker_id)
+{
+    char buf[1];
+    int fds[2];
+    pid_t pid;
+    assert_int_equal(pipe(fds), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        es_log *clog = NULL;
+        es_projection_worker *c = NULL;
+        slow_ctl sc = {fds[1], 0};
+        close(fds[0]);
+        o.worker_id = worker_id;
+        if (es_log_open(&clog, log_uri) != 0 ||
+            es_projection_worker_open(&c, clog, &balances, target, &o) != 0)
+            _exit(2);
+        (void)es_projection_worker_run(c, NULL, 0, NULL, slow_progress, &sc);
+        _exit(1); /* runs until killed */
+    }
+    close(fds[1]);
+    assert_int_equal(read(fds[0], buf, 1), 1);
+    close(fds[0]);
+    return pid;
+}
+
+static void kill_child(pid_t pid)
+{
+    int status;
+    kill(pid, SIGKILL);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+}
+
 static void test_lease_takeover_sqlite(void **state)
 {
     const char *log_uri = es_test_fresh_log_uri();
     const char *path = es_test_path("lease");
-    char target[600], buf[1], *got;
+    char target[600], *got;
     es_log *log = NULL;
     es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
     es_projection_worker *b;
     es_projection_step total = {0, 0, 0, 0, 0, 0};
     const char *waiting;
-    int fds[2], status, took = 0;
+    int took = 0;
     pid_t pid;
     (void)state;
 
@@ -1466,25 +1504,7 @@ static void test_lease_takeover_sqlite(void **state)
     o.batch_size = 10;
     o.share = ES_PROJECTION_SHARE_AUTO; /* the SQLite log has no groups */
     o.lease_ms = 2000;
-    assert_int_equal(pipe(fds), 0);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        es_log *clog = NULL;
-        es_projection_worker *a = NULL;
-        slow_ctl c = {fds[1], 0};
-        es_projection_worker_options ao = o;
-        close(fds[0]);
-        ao.worker_id = "worker-A";
-        if (es_log_open(&clog, log_uri) != 0 ||
-            es_projection_worker_open(&a, clog, &balances, target, &ao) != 0)
-            _exit(2);
-        (void)es_projection_worker_run(a, NULL, 0, NULL, slow_progress, &c);
-        _exit(1); /* runs until killed */
-    }
-    close(fds[1]);
-    assert_int_equal(read(fds[0], buf, 1), 1); /* A holds the lease */
-    close(fds[0]);
+    pid = fork_slow_worker(log_uri, target, o, "worker-A"); /* holds it */
 
     o.worker_id = "worker-B";
     b = open_worker(log, &balances, target, &o);
@@ -1498,9 +1518,7 @@ static void test_lease_takeover_sqlite(void **state)
         assert_non_null(waiting);
         assert_contains(waiting, "waiting for the lease held by worker-A");
     }
-    kill(pid, SIGKILL);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFSIGNALED(status));
+    kill_child(pid);
 
     /* B takes over once A's lease has run out, and finishes. */
     for (int i = 0; i < 3000; i++) {
@@ -1667,6 +1685,63 @@ static void test_group_kafka(void **state)
     es_log_close(log);
 }
 
+/* A member of the group SIGKILLed (in a child, possibly inside a batch):
+ * its partitions come to the other worker once its session runs out; its
+ * half-done batch was rolled back whole, so every event is applied once. */
+static void test_group_member_killed_kafka(void **state)
+{
+    const char *log_uri = es_test_kafka_uri("partitions=4");
+    const char *path = es_test_path("groupkill");
+    char target[600];
+    es_log *log = NULL;
+    es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
+    es_projection_worker *w;
+    es_projection_step total = {0, 0, 0, 0, 0, 0};
+    unsigned set = 0, all;
+    int32_t n = 0;
+    int i;
+    pid_t pid;
+    (void)state;
+
+    snprintf(target, sizeof target, "sqlite:%s", path);
+    assert_int_equal(es_log_open(&log, log_uri), 0);
+    fill_log(log, 20, 400, 53);
+    assert_int_equal(es_log_partition_count(log, &n, "account"), 0);
+    all = (1u << n) - 1;
+    o.batch_size = 5;
+    o.share = ES_PROJECTION_SHARE_AUTO;
+    o.lease_ms = 3000;
+    pid = fork_slow_worker(log_uri, target, o, "worker-C"); /* at work */
+    o.worker_id = "worker-P";
+    w = open_worker(log, &balances, target, &o);
+    for (i = 0; i < 6000; i++) {
+        step_ok(w, &total);
+        set = owned_set(w, n);
+        if (set && set != all)
+            break; /* the group split the partitions with C */
+        usleep(10000);
+    }
+    if (!(set && set != all))
+        fail_msg("no split with the child: P owns %#x", set);
+    kill_child(pid);
+    for (int k = 0; k < 40; k++) {
+        char id[32];
+        snprintf(id, sizeof id, "acct-%03d", k % 20);
+        append1(log, id, "Withdrawn", json_pack("{s:I}", "amount", (json_int_t)1));
+    }
+    for (i = 0; i < 6000; i++) {
+        es_projection_step st = {0, 0, 0, 0, 0, 0};
+        step_ok(w, &st);
+        if (owned_set(w, n) == all && st.caught_up)
+            break;
+        usleep(10000);
+    }
+    assert_int_equal(owned_set(w, n), all);
+    es_projection_worker_close(w);
+    assert_reference_rows(log, 20, path, 0);
+    es_log_close(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1696,6 +1771,7 @@ int main(void)
         cmocka_unit_test(test_lease_handover_sqlite),
         cmocka_unit_test(test_lease_handover_postgres),
         cmocka_unit_test(test_group_kafka),
+        cmocka_unit_test(test_group_member_killed_kafka),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
