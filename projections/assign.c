@@ -232,20 +232,7 @@ int es__assign_owns(const es__assign *a, const char *agg, int32_t partition)
 
 const char *es__assign_waiting(const es__assign *a)
 {
-    if (a == NULL || a->by == BY_ALL)
-        return NULL;
-    if (a->by == BY_LEASE)
-        return es__assign_owns(a, NULL, 0) ? NULL : a->waiting;
-    for (size_t i = 0; a->proj->follows[i]; i++) {
-        int32_t n = 0;
-        /* The counts are cached by the log: no request here. */
-        if (es_log_partition_count(a->log, &n, a->proj->follows[i]) != 0)
-            continue;
-        for (int32_t k = 0; k < n; k++)
-            if (a->log->backend->group_owns(a->group, a->proj->follows[i], k))
-                return NULL;
-    }
-    return a->waiting;
+    return a == NULL || a->by == BY_ALL ? NULL : a->waiting;
 }
 
 void es__assign_close(es__assign *a)

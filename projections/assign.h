@@ -33,7 +33,7 @@ int es__assign_open(es__assign **out, es__handle *h, es_log *log, es__target *t,
 int es__assign_poll(es__assign *a, int *changed);
 /* 1 when the worker owns (agg, partition) now. NULL a: always. */
 int es__assign_owns(const es__assign *a, const char *agg, int32_t partition);
-/* NULL, or why the worker owns nothing now. */
+/* NULL (no sharing), or what a worker that owns nothing waits for. */
 const char *es__assign_waiting(const es__assign *a);
 /* Leaves the group / gives the lease up (expires now). Accepts NULL. */
 void es__assign_close(es__assign *a);

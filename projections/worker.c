@@ -976,6 +976,10 @@ int es_projection_worker_owns(const es_projection_worker *w,
 
 const char *es_projection_worker_waiting(const es_projection_worker *w)
 {
+    for (size_t i = 0; w && i < w->nparts; i++)
+        if (es__assign_owns(w->assign, w->parts[i].agg_type,
+                            w->parts[i].partition))
+            return NULL;
     return w ? es__assign_waiting(w->assign) : NULL;
 }
 
@@ -1018,7 +1022,7 @@ int es_projection_worker_step(es_projection_worker *w, es_projection_step *out)
         out->caught_up = rc == 0 ? st.caught_up : 0;
     }
     if (rc == 0) {
-        const char *waiting = es__assign_waiting(w->assign);
+        const char *waiting = es_projection_worker_waiting(w);
         rc = heartbeat(w, waiting ? waiting : "running", 0);
     }
     if (rc == 0 && conflict)
