@@ -62,7 +62,7 @@ SNAPSHOT_SRCS := \
 
 PROJECTION_SRCS := \
 	projections/target.c projections/source.c projections/worker.c \
-	projections/deadletter.c projections/jsonfile.c
+	projections/deadletter.c projections/jsonfile.c projections/assign.c
 
 ADAPTER_SRCS := \
 	adapters/log_open.c adapters/snapshot_open.c \
@@ -71,7 +71,7 @@ ADAPTER_SRCS := \
 	adapters/target_open.c adapters/sqlite/target.c adapters/postgres/target.c \
 	adapters/kafka/uri.c adapters/kafka/record.c adapters/kafka/fetch.c \
 	adapters/kafka/topic.c adapters/kafka/producer.c adapters/kafka/writer.c \
-	adapters/kafka/reader.c adapters/kafka/log.c \
+	adapters/kafka/reader.c adapters/kafka/log.c adapters/kafka/group.c \
 	adapters/kafka/snapshot.c
 
 CLI_SRCS := \

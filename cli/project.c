@@ -25,7 +25,7 @@
 /* ---- shared ------------------------------------------------------------- */
 
 enum { OPT_FILE, OPT_TARGET, OPT_UNTIL, OPT_JSON, OPT_BATCH, OPT_STREAM,
-       OPT_STOP_ON_ERROR };
+       OPT_STOP_ON_ERROR, OPT_SHARE, OPT_LEASE_MS };
 
 static const es__cli_opt project_opts[] = {
     { "file", "F", "run: a projection in a JSON file (docs/projections.md)" },
@@ -37,6 +37,11 @@ static const es__cli_opt project_opts[] = {
     { "stream", "ID", "deadletters retry/skip: only this stream" },
     { "stop-on-error", NULL, "run: a handler failure stops the run instead of "
                              "dead-lettering the event" },
+    { "share", NULL, "run: share the work with the other workers of each "
+                     "projection (Kafka: a consumer group; else a lease in "
+                     "the target)" },
+    { "lease-ms", "N", "run --share: the lease's duration, on Kafka the "
+                       "group's session timeout (default 10000)" },
     { NULL, NULL, NULL }
 };
 
@@ -75,6 +80,7 @@ typedef struct running {
     es_projection_worker *w;
     es_projection_step total;
     int caught_up;
+    int waiting; /* told that it waits for a lease or an assignment */
 } running;
 
 static void print_progress(const running *r, size_t n, int json, int final,
@@ -144,6 +150,18 @@ static int run(es__cli *cli, const char **v, char **args, int nargs)
     }
     if (v[OPT_STOP_ON_ERROR])
         o.on_failure = ES_PROJECTION_STOP;
+    if (v[OPT_SHARE])
+        o.share = ES_PROJECTION_SHARE_AUTO;
+    if (v[OPT_LEASE_MS]) {
+        int64_t ms;
+        if (!v[OPT_SHARE])
+            return es__cli_usage(cli, "--lease-ms is for run --share");
+        if (es__parse_i64(&ms, v[OPT_LEASE_MS]) != 0 || ms < 100 ||
+            ms > 3600000)
+            return es__cli_usage(cli, "--lease-ms needs a number from 100 to "
+                                 "3600000");
+        o.lease_ms = (int)ms;
+    }
     for (int i = 0; i < nargs; i++) {
         if ((r[n].proj = find_compiled(cli, args[i])) == NULL)
             return es__cli_fail(cli, "no projection '%s' is compiled into %s "
@@ -198,6 +216,13 @@ static int run(es__cli *cli, const char **v, char **args, int nargs)
                 break;
             }
             io_ms = 0;
+            {
+                const char *waiting = es_projection_worker_waiting(r[i].w);
+                if ((waiting != NULL) != r[i].waiting)
+                    fprintf(stderr, "%s: %s: %s\n", cli->prog, r[i].proj->name,
+                            waiting ? waiting : "owns its partitions now");
+                r[i].waiting = waiting != NULL;
+            }
             r[i].total.applied += s.applied;
             r[i].total.skipped += s.skipped;
             r[i].total.dead_lettered += s.dead_lettered;
@@ -309,7 +334,8 @@ static int project_main(es__cli *cli, int argc, char **argv)
 const es__cli_command es__cli_project = {
     .name = "project",
     .summary = "run projections: read-model tables kept from the log",
-    .synopsis = "run NAME...|--file F [--target URI] [--until-caught-up] | list",
+    .synopsis = "run NAME...|--file F [--target URI] [--until-caught-up] "
+                "[--share [--lease-ms N]] | list",
     .help =
         "run NAME... | --file F   applies the log to the projections' tables in\n"
         "                     the target, batch by batch, each batch in one\n"
@@ -318,7 +344,10 @@ const es__cli_command es__cli_project = {
         "                     until SIGINT/SIGTERM (then stops after the current\n"
         "                     batch), or with --until-caught-up until every\n"
         "                     partition is at its head. Progress on a terminal,\n"
-        "                     JSON lines with --json.\n"
+        "                     JSON lines with --json. With --share the workers\n"
+        "                     of a projection split its partitions (Kafka: a\n"
+        "                     consumer group) or one holds a lease in the\n"
+        "                     target and another takes over when it dies.\n"
         "list                 the projections compiled into the program.\n"
         "\n"
         "Targets: sqlite:PATH, postgresql://... (libpq URI). Without --target\n"

@@ -148,6 +148,23 @@ typedef struct es__log_backend {
     int (*find_id)(es_log *log, void *self, const char *aggregate_type,
                    const char *stream_id, const char *id, es__id_place *out,
                    int *found);
+    /*
+     * Optional, all four or none (NULL: the log has no consumer groups;
+     * projection workers share by a lease in their target). group_open
+     * joins the consumer group group_id as a member subscribed to the
+     * aggregate types types[] (NULL-terminated), for partition assignment
+     * only: it never fetches or commits offsets. session_ms: how long a
+     * silent member keeps its partitions. *out is for the other three.
+     * group_poll serves the group's protocol (rebalances) without waiting;
+     * *changed = 1 when the assignment changed since the last poll.
+     * group_owns: 1 when (agg, partition) is assigned to this member now.
+     * group_close leaves the group (its partitions go to the others).
+     */
+    int (*group_open)(es_log *log, void *self, void **out, const char *group_id,
+                      const char *const *types, int session_ms);
+    int (*group_poll)(es_log *log, void *group, int *changed);
+    int (*group_owns)(void *group, const char *agg, int32_t partition);
+    void (*group_close)(void *group);
 } es__log_backend;
 
 /* Opens a log on an explicit backend (adapters/log_open.c picks it). */

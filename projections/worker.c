@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "esfold/time.h"
+#include "projections/assign.h"
 #include "projections/target_backend.h"
 
 #define P ES__PROJ_PREFIX
@@ -142,6 +143,7 @@ struct es_projection_worker {
     es_sql sql;
     int64_t batches;
     int64_t last_beat_us;
+    es__assign *assign; /* which partitions it owns (projections/assign.c) */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -413,15 +415,18 @@ int es_projection_worker_open(es_projection_worker **out, es_log *log,
         return es__fail(&w->h, ES_EINVAL, "no log");
     if (es__projection_check(proj, &err) != 0)
         return es__fail(&w->h, ES_EINVAL, "%s", err.text);
-    if (opts && opts->version != ES_PROJECTION_WORKER_OPTIONS_VERSION)
+    if (opts && opts->version != ES_PROJECTION_WORKER_OPTIONS_VERSION &&
+        opts->version != 1)
         return es__fail(&w->h, ES_EINVAL, "es_projection_worker_options "
                         "version %u is not supported", opts->version);
-    if (opts) {
-        w->o = *opts;
-    } else {
+    {
         es_projection_worker_options d = ES_PROJECTION_WORKER_OPTIONS_INIT;
         w->o = d;
     }
+    if (opts) /* version 1 ends before share */
+        memcpy(&w->o, opts, opts->version == 1
+                                ? offsetof(es_projection_worker_options, share)
+                                : sizeof w->o);
     if (w->o.batch_size == 0)
         w->o.batch_size = 1000;
     if (w->o.max_attempts <= 0)
@@ -468,6 +473,9 @@ int es_projection_worker_open(es_projection_worker **out, es_log *log,
     w->nparts = nparts;
     if ((rc = setup(w)) != 0)
         return rc;
+    if ((rc = es__assign_open(&w->assign, &w->h, log, w->t, proj, w->worker_id,
+                              w->o.share, w->o.lease_ms)) != 0)
+        return rc;
     return heartbeat(w, "running", 1);
 }
 
@@ -477,6 +485,7 @@ void es_projection_worker_close(es_projection_worker *w)
         return;
     if (w->t && w->t->self && w->proj && w->proj->name)
         (void)heartbeat(w, "stopped", 1);
+    es__assign_close(w->assign);
     clear_batch(w);
     es__free(w->batch);
     strset_clear(&w->blocked);
@@ -941,17 +950,58 @@ static int step_partition(es_projection_worker *w, part *pt,
     return rc;
 }
 
+/* Serves the assignment before a partition: *mine = 1 when the worker owns
+ * pt now. Partitions it has just been given go on from their checkpoints
+ * (another worker may have moved them). */
+static int owned(es_projection_worker *w, const part *pt, int *mine)
+{
+    int changed = 0, rc;
+    if ((rc = es__assign_poll(w->assign, &changed)) != 0)
+        return rc;
+    for (size_t i = 0; changed && i < w->nparts; i++)
+        if (es__assign_owns(w->assign, w->parts[i].agg_type,
+                            w->parts[i].partition) &&
+            (rc = read_checkpoint(w, &w->parts[i])) != 0)
+            return rc;
+    *mine = es__assign_owns(w->assign, pt->agg_type, pt->partition);
+    return 0;
+}
+
+int es_projection_worker_owns(const es_projection_worker *w,
+                              const char *aggregate_type, int32_t partition)
+{
+    for (size_t i = 0; w && aggregate_type && i < w->nparts; i++)
+        if (w->parts[i].partition == partition &&
+            strcmp(w->parts[i].agg_type, aggregate_type) == 0)
+            return es__assign_owns(w->assign, aggregate_type, partition);
+    return 0;
+}
+
+const char *es_projection_worker_waiting(const es_projection_worker *w)
+{
+    for (size_t i = 0; w && i < w->nparts; i++)
+        if (es__assign_owns(w->assign, w->parts[i].agg_type,
+                            w->parts[i].partition))
+            return NULL;
+    return w ? es__assign_waiting(w->assign) : NULL;
+}
+
 int es_projection_worker_step(es_projection_worker *w, es_projection_step *out)
 {
     es_projection_step st = {0, 0, 0, 0, 0, 1};
-    int rc = 0, conflict = 0;
+    int rc = 0, conflict = 0, nowned = 0;
 
     if (w == NULL || w->t == NULL || w->t->self == NULL || w->nparts == 0 ||
         w->parts == NULL)
         return w ? es__fail(&w->h, ES_EINVAL, "the worker is not open") : ES_EINVAL;
     es__clear(&w->h);
     for (size_t i = 0; i < w->nparts; i++) {
-        int idle;
+        int idle, mine = 0;
+        if ((rc = owned(w, &w->parts[i], &mine)) != 0)
+            break;
+        if (!mine)
+            continue;
+        nowned++;
         rc = step_partition(w, &w->parts[i], &st, &idle);
         if (rc == ES_ECONFLICT) {
             conflict = 1;
@@ -964,6 +1014,8 @@ int es_projection_worker_step(es_projection_worker *w, es_projection_step *out)
         if (!idle) /* there may be more behind this batch */
             st.caught_up = 0;
     }
+    if (nowned == 0) /* waiting for a lease or an assignment */
+        st.caught_up = 0;
     if (out) {
         out->applied += st.applied;
         out->skipped += st.skipped;
@@ -972,8 +1024,10 @@ int es_projection_worker_step(es_projection_worker *w, es_projection_step *out)
         out->batches += st.batches;
         out->caught_up = rc == 0 ? st.caught_up : 0;
     }
-    if (rc == 0)
-        rc = heartbeat(w, "running", 0);
+    if (rc == 0) {
+        const char *waiting = es_projection_worker_waiting(w);
+        rc = heartbeat(w, waiting ? waiting : "running", 0);
+    }
     if (rc == 0 && conflict)
         rc = ES_ECONFLICT; /* the message says which partition */
     return rc;

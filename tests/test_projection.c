@@ -1,7 +1,8 @@
 /*
  * tests/test_projection.c - projection workers: exactly once into SQLite
  * and PostgreSQL, across SIGKILLs, with two workers on one partition, dead
- * letters, JSON-file projections, read-your-writes.
+ * letters, JSON-file projections, read-your-writes, scale-out (a consumer
+ * group on Kafka, the lease elsewhere).
  *
  * The handlers are NOT idempotent (balance = balance + amount, an INSERT
  * without ON CONFLICT for AccountOpened), so an event applied twice shows
@@ -1207,6 +1208,15 @@ static void test_cli_project(void **state)
     assert_int_equal(cli(&out, &err, log_uri, "project", "run", "--file", file,
                          "--target", target, "--until-caught-up", NULL), 0);
     assert_contains(out, "balances: 90 applied, 0 skipped, 0 dead-lettered");
+    /* Sharing by a lease (the SQLite log has no groups). */
+    snprintf(target, sizeof target, "sqlite:%s", es_test_path("clishare"));
+    assert_int_equal(cli(&out, &err, log_uri, "project", "run", "--file", file,
+                         "--target", target, "--until-caught-up", "--share",
+                         "--lease-ms", "5000", NULL), 0);
+    assert_contains(out, "balances: 90 applied, 0 skipped, 0 dead-lettered");
+    assert_int_equal(cli(&out, &err, log_uri, "project", "run", "balances",
+                         "--lease-ms", "5000", NULL), 2);
+    assert_contains(err, "--lease-ms is for run --share");
     /* Errors. */
     assert_int_equal(cli(&out, &err, log_uri, "project", "run", "nope", NULL), 1);
     assert_contains(err, "no projection 'nope' is compiled into bank");
@@ -1423,6 +1433,337 @@ static void test_alloc_failures(void **state)
     es_log_close(log);
 }
 
+/* ---- Scale-out: the lease, the consumer group ---------------------------- */
+
+/* The rows of the target (a SQLite file, or with pg a PostgreSQL URL)
+ * equal the reference fold. */
+static void assert_reference_rows(es_log *log, int accounts,
+                                  const char *path_or_url, int pg)
+{
+    char *want = reference_rows(log, accounts);
+    char *got = pg ? pg_rows(path_or_url, rows_sql)
+                   : sqlite_rows(path_or_url, rows_sql);
+    assert_rows(got, want);
+    free(want);
+    free(got);
+}
+
+/* The lease worker A runs in a child: after a few batches it reports on
+ * fd and goes on slowly (each step renews the lease) until it is killed. */
+typedef struct slow_ctl {
+    int fd;
+    int told;
+} slow_ctl;
+
+static int slow_progress(const es_projection_step *total, void *ud)
+{
+    slow_ctl *c = ud;
+    if (total->batches >= 3 && !c->told) {
+        if (write(c->fd, "x", 1) != 1)
+            _exit(3);
+        c->told = 1;
+    }
+    if (c->told)
+        usleep(50000);
+    return 0;
+}
+
+/* Forks a worker of balances with o (as worker_id) that runs until it is
+ * killed, and returns once it has committed a few batches. */
+static pid_t fork_slow_worker(const char *log_uri, const char *target,
+                              es_projection_worker_options o,
+                              const char *worker_id)
+{
+    char buf[1];
+    int fds[2];
+    pid_t pid;
+    assert_int_equal(pipe(fds), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        es_log *clog = NULL;
+        es_projection_worker *c = NULL;
+        slow_ctl sc = {fds[1], 0};
+        close(fds[0]);
+        o.worker_id = worker_id;
+        if (es_log_open(&clog, log_uri) != 0 ||
+            es_projection_worker_open(&c, clog, &balances, target, &o) != 0)
+            _exit(2);
+        (void)es_projection_worker_run(c, NULL, 0, NULL, slow_progress, &sc);
+        _exit(1); /* runs until killed */
+    }
+    close(fds[1]);
+    assert_int_equal(read(fds[0], buf, 1), 1);
+    close(fds[0]);
+    return pid;
+}
+
+static void kill_child(pid_t pid)
+{
+    int status;
+    kill(pid, SIGKILL);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+}
+
+static void test_lease_takeover_sqlite(void **state)
+{
+    const char *log_uri = es_test_fresh_log_uri();
+    const char *path = es_test_path("lease");
+    char target[600], *got;
+    es_log *log = NULL;
+    es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
+    es_projection_worker *b;
+    es_projection_step total = {0, 0, 0, 0, 0, 0};
+    const char *waiting;
+    int took = 0;
+    pid_t pid;
+    (void)state;
+
+    snprintf(target, sizeof target, "sqlite:%s", path);
+    assert_int_equal(es_log_open(&log, log_uri), 0);
+    fill_log(log, 25, 700, 41);
+    o.batch_size = 10;
+    o.share = ES_PROJECTION_SHARE_AUTO; /* the SQLite log has no groups */
+    o.lease_ms = 2000;
+    pid = fork_slow_worker(log_uri, target, o, "worker-A"); /* holds it */
+
+    o.worker_id = "worker-B";
+    b = open_worker(log, &balances, target, &o);
+    {
+        es_projection_step st = {0, 0, 0, 0, 0, 0};
+        assert_int_equal(es_projection_worker_step(b, &st), 0);
+        assert_int_equal(st.applied, 0);
+        assert_int_equal(st.caught_up, 0);
+        assert_int_equal(es_projection_worker_owns(b, "account", 0), 0);
+        waiting = es_projection_worker_waiting(b);
+        assert_non_null(waiting);
+        assert_contains(waiting, "waiting for the lease held by worker-A");
+    }
+    kill_child(pid);
+
+    /* B takes over once A's lease has run out, and finishes. */
+    for (int i = 0; i < 3000; i++) {
+        es_projection_step st = {0, 0, 0, 0, 0, 0};
+        assert_int_equal(es_projection_worker_step(b, &st), 0);
+        total.applied += st.applied;
+        took |= es_projection_worker_owns(b, "account", 0);
+        if (st.caught_up)
+            break;
+        usleep(10000);
+    }
+    assert_true(took);
+    assert_null(es_projection_worker_waiting(b));
+    assert_true(total.applied > 0 && total.applied < 700);
+    es_projection_worker_close(b);
+    assert_reference_rows(log, 25, path, 0);
+    {
+        /* B gave the lease up on close: it expires at once. */
+        got = sqlite_rows(path, "SELECT expires_us FROM es_proj_leases");
+        assert_string_equal(got, "0\n");
+        free(got);
+    }
+    es_log_close(log);
+}
+
+/* Which partitions of "account" w owns, as a bit set. */
+static unsigned owned_set(es_projection_worker *w, int32_t n)
+{
+    unsigned set = 0;
+    for (int32_t p = 0; p < n; p++)
+        if (es_projection_worker_owns(w, "account", p))
+            set |= 1u << p;
+    return set;
+}
+
+static void step_ok(es_projection_worker *w, es_projection_step *total)
+{
+    int rc = es_projection_worker_step(w, total);
+    if (rc != 0)
+        fail_msg("step: %s (%s)", es_errmsg(w), es_strerror(rc));
+}
+
+/* A holds the lease, B waits; A closes (giving the lease up) and B goes on
+ * from A's checkpoints at once, without waiting for the expiry. */
+static void lease_handover(const char *target, const char *path_or_url, int pg)
+{
+    es_log *log = es_test_open_fresh_log();
+    es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
+    es_projection_worker *a, *b;
+    es_projection_step ta = {0, 0, 0, 0, 0, 0}, tb = {0, 0, 0, 0, 0, 0};
+    int i;
+
+    fill_log(log, 10, 300, 47);
+    o.batch_size = 20;
+    o.share = ES_PROJECTION_SHARE_LEASE;
+    o.lease_ms = 600000; /* the handover cannot be an expiry */
+    o.worker_id = "worker-A";
+    a = open_worker(log, &balances, target, &o);
+    o.worker_id = "worker-B";
+    b = open_worker(log, &balances, target, &o);
+    step_ok(a, &ta);
+    step_ok(b, &tb);
+    assert_true(ta.applied > 0);
+    assert_int_equal(tb.applied, 0);
+    assert_null(es_projection_worker_waiting(a));
+    assert_contains(es_projection_worker_waiting(b),
+                    "waiting for the lease held by worker-A");
+    step_ok(a, &ta);
+    es_projection_worker_close(a);
+    for (i = 0; i < 1000; i++) {
+        es_projection_step st = {0, 0, 0, 0, 0, 0};
+        step_ok(b, &st);
+        tb.applied += st.applied;
+        if (st.caught_up)
+            break;
+        usleep(10000);
+    }
+    assert_null(es_projection_worker_waiting(b));
+    assert_true(tb.applied > 0);
+    assert_int_equal(ta.applied + tb.applied, 300);
+    es_projection_worker_close(b);
+    assert_reference_rows(log, 10, path_or_url, pg);
+    es_log_close(log);
+}
+
+static void test_lease_handover_sqlite(void **state)
+{
+    (void)state;
+    on_sqlite(lease_handover, "handover");
+}
+
+static void test_lease_handover_postgres(void **state)
+{
+    (void)state;
+    on_postgres(lease_handover);
+}
+
+static void test_group_kafka(void **state)
+{
+    const char *log_uri = es_test_kafka_uri("partitions=4");
+    const char *path = es_test_path("group");
+    char target[600];
+    es_log *log = NULL;
+    es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
+    es_projection_worker *a, *b;
+    es_projection_step ta = {0, 0, 0, 0, 0, 0}, tb = {0, 0, 0, 0, 0, 0};
+    unsigned sa = 0, sb = 0, all;
+    int32_t n = 0;
+    int i;
+    (void)state;
+
+    snprintf(target, sizeof target, "sqlite:%s", path);
+    assert_int_equal(es_log_open(&log, log_uri), 0);
+    fill_log(log, 20, 400, 43);
+    assert_int_equal(es_log_partition_count(log, &n, "account"), 0);
+    assert_true(n >= 2 && n <= 16);
+    all = (1u << n) - 1;
+    o.batch_size = 5;
+    o.share = ES_PROJECTION_SHARE_AUTO;
+    o.lease_ms = 3000;
+    o.worker_id = "worker-A";
+    a = open_worker(log, &balances, target, &o);
+    o.worker_id = "worker-B";
+    b = open_worker(log, &balances, target, &o);
+
+    /* Both step until the group has split the partitions between them. */
+    for (i = 0; i < 6000; i++) {
+        step_ok(a, &ta);
+        step_ok(b, &tb);
+        sa = owned_set(a, n);
+        sb = owned_set(b, n);
+        if (sa && sb && (sa | sb) == all && (sa & sb) == 0)
+            break;
+        usleep(10000);
+    }
+    if (!(sa && sb && (sa | sb) == all && (sa & sb) == 0))
+        fail_msg("no split of the %d partitions: A %#x, B %#x", (int)n, sa, sb);
+    /* A few steps of both on their own halves. */
+    for (i = 0; i < 3; i++) {
+        step_ok(a, &ta);
+        step_ok(b, &tb);
+        assert_int_equal(owned_set(a, n) & owned_set(b, n), 0);
+    }
+    /* A leaves; B gets every partition and catches up, new events too. */
+    es_projection_worker_close(a);
+    for (int k = 0; k < 60; k++) {
+        char id[32];
+        snprintf(id, sizeof id, "acct-%03d", k % 20);
+        append1(log, id, "Deposited", json_pack("{s:I}", "amount", (json_int_t)(k + 1)));
+    }
+    for (i = 0; i < 6000; i++) {
+        es_projection_step st = {0, 0, 0, 0, 0, 0};
+        step_ok(b, &st);
+        tb.applied += st.applied;
+        if (owned_set(b, n) == all && st.caught_up)
+            break;
+        usleep(10000);
+    }
+    assert_int_equal(owned_set(b, n), all);
+    /* Each event applied once, by one of them. */
+    assert_int_equal(ta.applied + tb.applied, 460);
+    es_projection_worker_close(b);
+    assert_reference_rows(log, 20, path, 0);
+    es_log_close(log);
+}
+
+/* A member of the group SIGKILLed (in a child, possibly inside a batch):
+ * its partitions come to the other worker once its session runs out; its
+ * half-done batch was rolled back whole, so every event is applied once. */
+static void test_group_member_killed_kafka(void **state)
+{
+    const char *log_uri = es_test_kafka_uri("partitions=4");
+    const char *path = es_test_path("groupkill");
+    char target[600];
+    es_log *log = NULL;
+    es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
+    es_projection_worker *w;
+    es_projection_step total = {0, 0, 0, 0, 0, 0};
+    unsigned set = 0, all;
+    int32_t n = 0;
+    int i;
+    pid_t pid;
+    (void)state;
+
+    snprintf(target, sizeof target, "sqlite:%s", path);
+    assert_int_equal(es_log_open(&log, log_uri), 0);
+    fill_log(log, 20, 400, 53);
+    assert_int_equal(es_log_partition_count(log, &n, "account"), 0);
+    all = (1u << n) - 1;
+    o.batch_size = 5;
+    o.share = ES_PROJECTION_SHARE_AUTO;
+    o.lease_ms = 3000;
+    pid = fork_slow_worker(log_uri, target, o, "worker-C"); /* at work */
+    o.worker_id = "worker-P";
+    w = open_worker(log, &balances, target, &o);
+    for (i = 0; i < 6000; i++) {
+        step_ok(w, &total);
+        set = owned_set(w, n);
+        if (set && set != all)
+            break; /* the group split the partitions with C */
+        usleep(10000);
+    }
+    if (!(set && set != all))
+        fail_msg("no split with the child: P owns %#x", set);
+    kill_child(pid);
+    for (int k = 0; k < 40; k++) {
+        char id[32];
+        snprintf(id, sizeof id, "acct-%03d", k % 20);
+        append1(log, id, "Withdrawn", json_pack("{s:I}", "amount", (json_int_t)1));
+    }
+    for (i = 0; i < 6000; i++) {
+        es_projection_step st = {0, 0, 0, 0, 0, 0};
+        step_ok(w, &st);
+        if (owned_set(w, n) == all && st.caught_up)
+            break;
+        usleep(10000);
+    }
+    assert_int_equal(owned_set(w, n), all);
+    es_projection_worker_close(w);
+    assert_reference_rows(log, 20, path, 0);
+    es_log_close(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1448,6 +1789,11 @@ int main(void)
         cmocka_unit_test(test_cli_project),
         cmocka_unit_test(test_cli_sigterm),
         cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_lease_takeover_sqlite),
+        cmocka_unit_test(test_lease_handover_sqlite),
+        cmocka_unit_test(test_lease_handover_postgres),
+        cmocka_unit_test(test_group_kafka),
+        cmocka_unit_test(test_group_member_killed_kafka),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

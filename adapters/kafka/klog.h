@@ -13,6 +13,8 @@
  *               versions, idempotency, and the confirmation that a commit
  *               won
  *   reader.c    reads of a stream, of a partition (followers), scans
+ *   group.c     consumer-group membership for projection workers
+ *               (assignment only: no fetch, no offsets)
  *   log.c       open, close, metadata, the backend table
  */
 #ifndef ESFOLD_ADAPTERS_KAFKA_KLOG_H
@@ -192,5 +194,14 @@ int es__kafka_scan_partition(es_log *log, void *self, int64_t *next_offset,
                              const char *agg, int32_t partition,
                              int64_t from_offset, size_t max_events,
                              es_verdict_cb cb, void *user_data);
+
+/* ---- group.c ----------------------------------------------------------- */
+
+int es__kafka_group_open(es_log *log, void *self, void **out,
+                         const char *group_id, const char *const *types,
+                         int session_ms);
+int es__kafka_group_poll(es_log *log, void *group, int *changed);
+int es__kafka_group_owns(void *group, const char *agg, int32_t partition);
+void es__kafka_group_close(void *group);
 
 #endif

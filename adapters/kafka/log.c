@@ -237,4 +237,8 @@ const es__log_backend es__kafka_log_backend = {
     .types = kafka_types,
     .scan_partition = es__kafka_scan_partition,
     .find_id = es__kafka_find_id,
+    .group_open = es__kafka_group_open,
+    .group_poll = es__kafka_group_poll,
+    .group_owns = es__kafka_group_owns,
+    .group_close = es__kafka_group_close,
 };

@@ -21,8 +21,9 @@
  *
  * The worker's own tables live in the target under the prefix es_proj_
  * (docs/projections.md): es_proj_projections, es_proj_checkpoints,
- * es_proj_resume, es_proj_heartbeats, es_proj_deadletters. Rows written by
- * handlers carry nothing extra.
+ * es_proj_resume, es_proj_heartbeats, es_proj_deadletters, es_proj_leases
+ * (with es_projection_worker_options.share). Rows written by handlers carry
+ * nothing extra.
  *
  * Targets by URI: sqlite:PATH (a file, WAL) and postgresql://... (libpq;
  * also postgres://). A projection can also be a JSON file
@@ -219,6 +220,22 @@ typedef enum es_projection_on_failure {
     ES_PROJECTION_STOP = 1         /* roll back the batch and fail */
 } es_projection_on_failure;
 
+/* How the workers of one projection share its partitions
+ * (docs/projections.md, "Scale-out"). */
+typedef enum es_projection_share {
+    ES_PROJECTION_SHARE_NONE = 0,  /* every worker steps over every
+                                      partition; the checkpoint CAS keeps
+                                      overlapping workers exactly once */
+    ES_PROJECTION_SHARE_AUTO = 1,  /* a consumer group on a log that has
+                                      them (Kafka: group
+                                      "esfold-projection-<name>", for
+                                      assignment only), else the lease */
+    ES_PROJECTION_SHARE_LEASE = 2  /* one lease per projection in the
+                                      target (es_proj_leases): its holder
+                                      does all the work, another takes over
+                                      when it is not renewed in time */
+} es_projection_share;
+
 typedef struct es_projection_worker_options {
     unsigned version;            /* ES_PROJECTION_WORKER_OPTIONS_VERSION */
     size_t batch_size;           /* events per batch and partition (0: 1000) */
@@ -230,12 +247,18 @@ typedef struct es_projection_worker_options {
     int pipeline;                /* PostgreSQL: 1 (default) sends a batch's
                                     statements in pipeline mode; 0 one by
                                     one */
+    /* since version 2 */
+    es_projection_share share;   /* default ES_PROJECTION_SHARE_NONE */
+    int lease_ms;                /* the lease's duration, renewed each step
+                                    (SHARE_LEASE); on Kafka the group's
+                                    session.timeout.ms (0: 10000) */
 } es_projection_worker_options;
 
-#define ES_PROJECTION_WORKER_OPTIONS_VERSION 1
+/* Version 1 (without share and lease_ms) is still accepted. */
+#define ES_PROJECTION_WORKER_OPTIONS_VERSION 2
 #define ES_PROJECTION_WORKER_OPTIONS_INIT \
     { ES_PROJECTION_WORKER_OPTIONS_VERSION, 0, 0, 0, ES_PROJECTION_DEAD_LETTER, \
-      NULL, 1 }
+      NULL, 1, ES_PROJECTION_SHARE_NONE, 0 }
 
 /*
  * A worker of proj (borrowed: it must outlive the worker) reading log
@@ -260,13 +283,18 @@ typedef struct es_projection_step {
     int64_t dead_lettered;/* events put in es_proj_deadletters */
     int64_t retried;      /* dead letters applied by a retry */
     int64_t batches;      /* transactions committed */
-    int caught_up;        /* 1: every partition was at its head */
+    int caught_up;        /* 1: every partition this worker owns was at
+                             its head, and it owns some (a worker waiting
+                             for a lease or an assignment is not) */
 } es_projection_step;
 
 /*
- * One pass: a batch of each partition of each followed type (and the dead
- * letters marked for retry), each in its own transaction, and the
- * heartbeat. Adds to *out (may be NULL). Returns 0; ES_ECONFLICT when
+ * One pass: a batch of each partition of each followed type that the
+ * worker owns (and the dead letters marked for retry), each in its own
+ * transaction, and the heartbeat. Before each partition the worker renews
+ * its lease or serves its consumer group (a revocation comes between
+ * batches, never inside one); a partition newly owned goes on from the
+ * checkpoint in the target. Adds to *out (may be NULL). Returns 0; ES_ECONFLICT when
  * another worker moved a checkpoint first (nothing of that batch is
  * applied; the next step goes on from the new checkpoint); ES_EUSER /
  * ES_EIO when a handler failed and on_failure is ES_PROJECTION_STOP, or
@@ -274,6 +302,18 @@ typedef struct es_projection_step {
  * the target's words); a log read error.
  */
 int es_projection_worker_step(es_projection_worker *w, es_projection_step *out);
+
+/*
+ * Sharing (es_projection_worker_options.share): 1 when the worker owns
+ * (aggregate_type, partition) now, as of its last step (with SHARE_NONE:
+ * every partition of a followed type).
+ */
+int es_projection_worker_owns(const es_projection_worker *w,
+                              const char *aggregate_type, int32_t partition);
+/* Why the worker owns nothing now ("waiting for the lease held by X until
+ * T", "waiting for a partition assignment in group G"), or NULL when it
+ * owns some. Borrowed until the next step. */
+const char *es_projection_worker_waiting(const es_projection_worker *w);
 
 /*
  * Steps until *stop becomes non-zero (checked between batches: set it from
