@@ -48,7 +48,8 @@ SNAPSHOT_SRCS := \
 
 PROJECTION_SRCS := \
 	projections/target.c projections/source.c projections/worker.c \
-	projections/deadletter.c projections/jsonfile.c
+	projections/deadletter.c projections/jsonfile.c \
+	projections/rebuild.c
 
 ADAPTER_SRCS := \
 	adapters/log_open.c adapters/snapshot_open.c \
@@ -74,7 +75,7 @@ BANK_SRCS := samples/bank/account.c samples/bank/main.c
 
 TESTS := test_error test_time test_partition test_event test_codec test_accept test_log \
          test_aggregate test_upcast test_repo test_cli test_snapshot test_kafka \
-         test_processor test_projection
+         test_processor test_projection test_rebuild
 TEST_BINS := $(TESTS:%=$(BUILD)/tests/%)
 
 BENCHES := bench_sqlite bench_snapshot bench_kafka
@@ -124,6 +125,11 @@ $(BUILD)/tests/test_snapshot: $(BUILD)/tests/test_snapshot.o $(BUILD)/tests/harn
 $(BUILD)/tests/test_projection: $(BUILD)/tests/test_projection.o $(BUILD)/tests/harness.o \
 		$(BUILD)/tests/pg_harness.o $(BUILD)/tests/kafka_harness.o \
 		$(BUILD)/samples/bank/account.o $(LIB_A)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+# test_rebuild starts PostgreSQL too.
+$(BUILD)/tests/test_rebuild: $(BUILD)/tests/test_rebuild.o $(BUILD)/tests/harness.o \
+		$(BUILD)/tests/pg_harness.o $(BUILD)/samples/bank/account.o $(LIB_A)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/bench/benchutil.o $(BUILD)/samples/bank/account.o $(LIB_A)
