@@ -49,7 +49,7 @@ SNAPSHOT_SRCS := \
 PROJECTION_SRCS := \
 	projections/target.c projections/source.c projections/worker.c \
 	projections/deadletter.c projections/jsonfile.c \
-	projections/rebuild.c
+	projections/rebuild.c projections/status.c
 
 ADAPTER_SRCS := \
 	adapters/log_open.c adapters/snapshot_open.c \
@@ -61,7 +61,8 @@ ADAPTER_SRCS := \
 
 CLI_SRCS := \
 	cli/cli.c cli/util.c cli/history.c cli/append.c cli/verify.c \
-	cli/broker.c cli/topics.c cli/snapshot.c cli/project.c
+	cli/broker.c cli/topics.c cli/snapshot.c cli/project.c \
+	cli/rebuild.c cli/status.c
 
 LIB_SRCS := $(CORE_SRCS) $(SNAPSHOT_SRCS) $(PROJECTION_SRCS) $(ADAPTER_SRCS) $(CLI_SRCS)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)

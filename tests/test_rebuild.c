@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@
 #include "pg_harness.h"
 #include "esfold/projection.h"
 #include "esfold/rebuild.h"
+#include "esfold/status.h"
 #include "samples/bank/account.h"
 
 /* ---- The projection under test ------------------------------------------ */
@@ -703,6 +705,173 @@ static void test_as_of_postgres(void **state)
     on_postgres(as_of);
 }
 
+
+/* ---- Status and the commands --------------------------------------------- */
+
+static const es_projection *const app_projections[] = {&balances, NULL};
+static const es_aggregate_type *const app_types[] = {&bank_account_type, NULL};
+
+static int run_cli(int argc, char **argv, void *ud)
+{
+    es_app app = ES_APP_INIT;
+    (void)ud;
+    app.name = "bank";
+    app.types = app_types;
+    app.projections = app_projections;
+    return es_cli_main(argc, argv, &app);
+}
+
+static int cli(const char **out, const char **err, const char *log_uri, ...)
+{
+    char *argv[24];
+    int argc = 0;
+    va_list ap;
+    argv[argc++] = "bank";
+    argv[argc++] = "--log";
+    argv[argc++] = (char *)log_uri;
+    va_start(ap, log_uri);
+    while (argc < 23 && (argv[argc] = va_arg(ap, char *)) != NULL)
+        argc++;
+    va_end(ap);
+    argv[argc] = NULL;
+    return es_test_capture(run_cli, argc, argv, NULL, out, err);
+}
+
+static int stop_at_once(const es_rebuild_progress *p, void *ud)
+{
+    (void)p;
+    *(volatile int *)ud = 1;
+    return 0;
+}
+
+static void test_status(void **state)
+{
+    const char *log_uri = es_test_fresh_log_uri();
+    const char *path = es_test_path("status");
+    es_rebuild_options o = ES_REBUILD_OPTIONS_INIT;
+    es_projection_worker_options wo = ES_PROJECTION_WORKER_OPTIONS_INIT;
+    es_projection_worker *w = NULL;
+    es_projection_step step = {0, 0, 0, 0, 0, 0};
+    volatile int stop = 0;
+    const char *out, *err;
+    char target[600], line[300], *prom = NULL;
+    json_t *st = NULL, *pr, *pt, *rb;
+    es_error e;
+    es_log *log;
+    int64_t head, head1;
+    (void)state;
+
+    snprintf(target, sizeof target, "sqlite:%s", path);
+    assert_int_equal(es_log_open(&log, log_uri), 0);
+    fill(log, 10, 0, 300, 41, 0);
+    /* One batch of 50: the rest is lag. */
+    wo.batch_size = 50;
+    assert_int_equal(es_projection_worker_open(&w, log, &balances, target, &wo), 0);
+    assert_int_equal(es_projection_worker_step(w, &step), 0);
+    es_projection_worker_close(w);
+    /* A rebuild that stopped before its first batch. */
+    o.stop = &stop;
+    o.progress = stop_at_once;
+    o.progress_data = (void *)&stop;
+    assert_int_equal(es_projection_rebuild(NULL, log, &balances, target, &o, &e),
+                     ES_EUSER);
+
+    assert_int_equal(es_projection_status(&st, log, target, &e), 0);
+    if (getenv("SHOW_STATUS"))
+        json_dumpf(st, stderr, JSON_INDENT(1));
+    assert_int_equal(json_array_size(json_object_get(st, "projections")), 1);
+    pr = json_array_get(json_object_get(st, "projections"), 0);
+    assert_string_equal(json_string_value(json_object_get(pr, "name")), "balances");
+    assert_int_equal(json_integer_value(json_object_get(pr, "version")), 1);
+    assert_int_equal(json_integer_value(json_object_get(pr, "dead_letters")), 0);
+    assert_true(json_is_null(json_object_get(pr, "last_error")));
+    assert_true(json_is_number(json_object_get(pr, "heartbeat_age_s")));
+    assert_int_equal(json_array_size(json_object_get(pr, "workers")), 1);
+    {
+        int64_t heads = 0;
+        size_t k;
+        json_array_foreach(json_object_get(pr, "partitions"), k, pt) {
+            int64_t h = json_integer_value(json_object_get(pt, "head"));
+            int64_t want = h < 50 ? h : 50;
+            assert_string_equal(json_string_value(json_object_get(pt, "type")),
+                                "account");
+            assert_int_equal(json_integer_value(json_object_get(pt, "partition")), k);
+            assert_int_equal(es_log_head(log, &head, "account", (int32_t)k), 0);
+            assert_int_equal(h, head);
+            assert_int_equal(json_integer_value(json_object_get(pt, "checkpoint")),
+                             want);
+            assert_int_equal(json_integer_value(json_object_get(pt, "lag_events")),
+                             h - want);
+            assert_true(json_real_value(json_object_get(pt, "lag_seconds")) >= 0);
+            assert_true((h > want) ==
+                        (json_real_value(json_object_get(pt, "lag_seconds")) > 0));
+            heads += h;
+        }
+        assert_true(k >= 2);
+        head = heads;
+    }
+    rb = json_object_get(pr, "rebuild");
+    assert_true(json_is_object(rb));
+    assert_string_equal(json_string_value(json_object_get(rb, "name")),
+                        "balances#rebuild");
+    assert_int_equal(json_integer_value(json_object_get(rb, "done")), 0);
+    assert_int_equal(json_integer_value(json_object_get(rb, "total")), head);
+
+    assert_int_equal(es_projection_status_prometheus(&prom, st), 0);
+    assert_contains(prom, "# HELP esfold_projection_lag_events ");
+    assert_contains(prom, "# TYPE esfold_projection_lag_events gauge\n");
+    assert_int_equal(es_log_head(log, &head1, "account", 1), 0);
+    assert_true(head1 > 50);
+    snprintf(line, sizeof line, "esfold_projection_lag_events{projection="
+             "\"balances\",type=\"account\",partition=\"1\"} %lld\n",
+             (long long)(head1 - 50));
+    assert_contains(prom, line);
+    assert_contains(prom, "esfold_projection_checkpoint{projection=\"balances\","
+                    "type=\"account\",partition=\"1\"} 50\n");
+    assert_contains(prom, "esfold_projection_dead_letters{projection=\"balances\"} 0\n");
+    assert_contains(prom, "esfold_projection_rebuild_progress{projection=\"balances\"} 0\n");
+    assert_contains(prom, "# TYPE esfold_projection_heartbeat_age_seconds gauge\n");
+    es_free(prom);
+    json_decref(st);
+
+    /* The commands: status, then the rebuild resumes and swaps. */
+    assert_int_equal(cli(&out, &err, log_uri, "status", "--target", target,
+                         "--json", NULL), 0);
+    assert_contains(out, "\"lag_events\"");
+    assert_contains(out, "\"balances#rebuild\"");
+    assert_int_equal(cli(&out, &err, log_uri, "status", "--target", target,
+                         "--prometheus", NULL), 0);
+    assert_contains(out, line);
+    assert_int_equal(cli(&out, &err, log_uri, "status", "--target", target, NULL), 0);
+    assert_contains(out, "balances  version 1  dead letters 0");
+    assert_int_equal(cli(&out, &err, log_uri, "project", "rebuild", "balances",
+                         "--target", target, "--json", NULL), 0);
+    assert_contains(out, "\"phase\":\"build\"");
+    assert_contains(out, "\"table\":\"balances\",\"shadow\":\"balances__v1_rebuild\"");
+    assert_contains(out, "\"phase\":\"done\"");
+    {
+        char *want = reference_rows(log, 10, ES_RANGE_ALL);
+        assert_rows(path, 0, rows_sql, want);
+        free(want);
+    }
+    /* After the swap: no rebuild; the live checkpoint is the rebuild's. */
+    assert_int_equal(es_projection_status(&st, log, target, &e), 0);
+    pr = json_array_get(json_object_get(st, "projections"), 0);
+    assert_true(json_is_null(json_object_get(pr, "rebuild")));
+    {
+        size_t k;
+        json_array_foreach(json_object_get(pr, "partitions"), k, pt)
+            assert_int_equal(json_integer_value(json_object_get(pt, "lag_events")), 0);
+    }
+    json_decref(st);
+    assert_int_equal(cli(&out, &err, log_uri, "project", "rebuild", "balances",
+                         "--target", target, "--as-of", "2026-03-01T10:00:00Z",
+                         "--json", NULL), 0);
+    assert_contains(out, "\"phase\":\"done\"");
+    assert_int_equal(cli(&out, &err, log_uri, "project", "rebuild", NULL), 2);
+    es_log_close(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -712,6 +881,7 @@ int main(void)
         cmocka_unit_test(test_interrupted_postgres),
         cmocka_unit_test(test_as_of_sqlite),
         cmocka_unit_test(test_as_of_postgres),
+        cmocka_unit_test(test_status),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
