@@ -706,6 +706,69 @@ static void test_as_of_postgres(void **state)
 }
 
 
+/* ---- PostgreSQL: a lock held through the swap; grants ------------------ */
+
+static void test_swap_waits_postgres(void **state)
+{
+    const char *url = pg_fresh_db();
+    es_log *log = es_test_open_fresh_log();
+    es_projection_worker *w;
+    es_rebuild_options o = ES_REBUILD_OPTIONS_INIT;
+    es_error err;
+    char role[64], sql[200], *want, *got;
+    PGconn *holder;
+    PGresult *r;
+    (void)state;
+
+    if (url == NULL) {
+        print_message("no PostgreSQL: %s\n", es_test_pg_why());
+        es_log_close(log);
+        skip();
+    }
+    fill(log, 12, 0, 200, 51, 0);
+    w = open_worker(log, url);
+    run_caught_up(w);
+    es_projection_worker_close(w);
+    snprintf(role, sizeof role, "rebuild_reader_%ld", (long)getpid());
+    snprintf(sql, sizeof sql, "CREATE ROLE %s", role);
+    exec_sql(url, 1, sql);
+    snprintf(sql, sizeof sql, "GRANT SELECT ON balances TO %s", role);
+    exec_sql(url, 1, sql);
+
+    /* A reader in a long transaction holds its lock on the table. */
+    holder = PQconnectdb(url);
+    assert_int_equal(PQstatus(holder), CONNECTION_OK);
+    r = PQexec(holder, "BEGIN; SELECT count(*) FROM balances");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    PQclear(r);
+    o.lock_timeout_ms = 50;
+    o.swap_attempts = 2;
+    assert_int_equal(es_projection_rebuild(NULL, log, &balances, url, &o, &err),
+                     ES_EIO);
+    assert_contains(err.text, "swapping in the rebuilt tables");
+    assert_contains(err.text, "lock timeout");
+    /* Nothing swapped: the old table serves, the shadow one waits. */
+    want = reference_rows(log, 12, ES_RANGE_ALL);
+    assert_rows(url, 1, rows_sql, want);
+    got = rows_of(url, 1, "SELECT count(*) FROM balances__v1_rebuild");
+    assert_string_equal(got, "12\n");
+    free(got);
+    r = PQexec(holder, "COMMIT");
+    PQclear(r);
+    PQfinish(holder);
+
+    /* Again: nothing to build, the swap goes through; the grant follows. */
+    assert_int_equal(es_projection_rebuild(NULL, log, &balances, url, &o, &err), 0);
+    assert_rows(url, 1, rows_sql, want);
+    snprintf(sql, sizeof sql, "SELECT has_table_privilege('%s', 'balances',"
+             " 'SELECT')", role);
+    got = rows_of(url, 1, sql);
+    assert_string_equal(got, "t\n");
+    free(got);
+    free(want);
+    es_log_close(log);
+}
+
 /* ---- Status and the commands --------------------------------------------- */
 
 static const es_projection *const app_projections[] = {&balances, NULL};
@@ -881,6 +944,7 @@ int main(void)
         cmocka_unit_test(test_interrupted_postgres),
         cmocka_unit_test(test_as_of_sqlite),
         cmocka_unit_test(test_as_of_postgres),
+        cmocka_unit_test(test_swap_waits_postgres),
         cmocka_unit_test(test_status),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
