@@ -706,6 +706,75 @@ static void test_as_of_postgres(void **state)
 }
 
 
+/* ---- A new version ---------------------------------------------------------- */
+
+static const char *const setup_v2[] = {
+    "CREATE TABLE balances (id TEXT PRIMARY KEY, owner TEXT NOT NULL,"
+    " balance BIGINT NOT NULL, txns BIGINT NOT NULL, note TEXT)",
+    "CREATE UNIQUE INDEX balances_by_owner_id ON balances (owner, id)",
+    NULL};
+static const es_projection balances_v2 = {
+    ES_PROJECTION_VERSION, "balances", 2, follows, setup_v2, handlers, NULL};
+
+static void new_version(const char *target, const char *path_or_url, int pg)
+{
+    es_log *log = es_test_open_fresh_log();
+    es_projection_worker_options wo = ES_PROJECTION_WORKER_OPTIONS_INIT;
+    es_projection_worker *w = NULL;
+    es_error err;
+    char *want, *got;
+    int rc;
+
+    fill(log, 15, 0, 300, 61, 0);
+    w = open_worker(log, target);
+    run_caught_up(w);
+    es_projection_worker_close(w);
+    if ((rc = es_projection_rebuild(NULL, log, &balances_v2, target, NULL, &err)) != 0)
+        fail_msg("rebuild to v2: %s", err.text);
+    got = rows_of(path_or_url, pg, "SELECT version FROM es_proj_projections"
+                  " ORDER BY name");
+    assert_string_equal(got, "2\n");
+    free(got);
+    /* The new table, its new index under its own name. */
+    got = rows_of(path_or_url, pg, "SELECT count(note) FROM balances");
+    assert_string_equal(got, "0\n");
+    free(got);
+    got = rows_of(path_or_url, pg, pg ?
+                  "SELECT indexname FROM pg_indexes WHERE tablename = 'balances'"
+                  " ORDER BY 1" :
+                  "SELECT name FROM sqlite_master WHERE tbl_name = 'balances'"
+                  " AND type = 'index' AND sql IS NOT NULL ORDER BY 1");
+    assert_contains(got, "balances_by_owner_id\n");
+    assert_true(strstr(got, "balances_by_owner\n") == NULL);
+    free(got);
+    /* A worker of the old version is refused; one of the new goes on from
+     * the rebuild's checkpoints. */
+    assert_int_equal(es_projection_worker_open(&w, log, &balances, target, &wo),
+                     ES_ECONFLICT);
+    es_projection_worker_close(w);
+    fill(log, 15, 300, 340, 62, 0);
+    w = NULL;
+    assert_int_equal(es_projection_worker_open(&w, log, &balances_v2, target, &wo), 0);
+    run_caught_up(w);
+    es_projection_worker_close(w);
+    want = reference_rows(log, 15, ES_RANGE_ALL);
+    assert_rows(path_or_url, pg, rows_sql, want);
+    free(want);
+    es_log_close(log);
+}
+
+static void test_new_version_sqlite(void **state)
+{
+    (void)state;
+    on_sqlite(new_version, "v2");
+}
+
+static void test_new_version_postgres(void **state)
+{
+    (void)state;
+    on_postgres(new_version);
+}
+
 /* ---- PostgreSQL: a lock held through the swap; grants ------------------ */
 
 static void test_swap_waits_postgres(void **state)
@@ -944,6 +1013,8 @@ int main(void)
         cmocka_unit_test(test_interrupted_postgres),
         cmocka_unit_test(test_as_of_sqlite),
         cmocka_unit_test(test_as_of_postgres),
+        cmocka_unit_test(test_new_version_sqlite),
+        cmocka_unit_test(test_new_version_postgres),
         cmocka_unit_test(test_swap_waits_postgres),
         cmocka_unit_test(test_status),
     };
