@@ -140,7 +140,7 @@ typedef struct rb {
     es__target wrap;     /* what the original handlers write through */
     es__target *real;
     int64_t as_of_us;
-    names cut;           /* as of: "type\x1fstream" cut at the time */
+    json_t *cut;         /* as of: {"type\x1fstream": true} cut at the time */
     int oom;
 } rb;
 
@@ -260,12 +260,20 @@ static char *rewrite(const rb *r, const char *sql)
     return b.data ? b.data : es__strdup("");
 }
 
-static const char *rewrite_cached(rb *r, const char *sql)
+#define REWRITE_CACHE_MAX 256
+
+/* The rewritten statement: cached by text (handlers mostly use a few
+ * constant statements); NULL on ENOMEM or, past REWRITE_CACHE_MAX
+ * statements, with *own set: the caller frees it. */
+static const char *rewrite_cached(rb *r, const char *sql, char **own)
 {
     char *to;
+    *own = NULL;
     for (size_t i = 0; i < r->ncache; i++)
         if (strcmp(r->cache[i].from, sql) == 0)
             return r->cache[i].to;
+    if (r->ncache >= REWRITE_CACHE_MAX)
+        return *own = rewrite(r, sql);
     if (r->ncache == r->capcache) {
         size_t cap = r->capcache ? r->capcache * 2 : 16;
         if (es__grow((void **)&r->cache, r->capcache * sizeof *r->cache,
@@ -290,12 +298,15 @@ static int rw_exec(es__target *t, void *self, const char *statement,
                    int tag)
 {
     rb *r = self;
-    const char *sql = rewrite_cached(r, statement);
+    char *own;
+    const char *sql = rewrite_cached(r, statement, &own);
     int rc;
     if (sql == NULL)
         return es__fail(&t->h, ES_ENOMEM, "out of memory");
+    /* Backends copy the text before they return (pipelined or not). */
     if ((rc = es__target_exec(r->real, sql, params, n, changes, tag)) != 0)
         es__fail(&t->h, rc, "%s", es_errmsg(r->real));
+    es__free(own);
     return rc;
 }
 
@@ -314,11 +325,11 @@ static int asof_cut(rb *r, es__target *real, const es_event *ev, int *cut)
 {
     char key[ES_STREAM_ID_MAX + ES_NAME_MAX + 2];
     snprintf(key, sizeof key, "%s\x1f%s", ev->aggregate_type, ev->stream_id);
-    *cut = names_has(&r->cut, key, strlen(key), 0);
+    *cut = json_object_get(r->cut, key) != NULL;
     if (*cut || ev->occurred_us <= r->as_of_us)
         return 0;
     *cut = 1;
-    if (names_add(&r->cut, key) != 0)
+    if (json_object_set_new(r->cut, key, json_true()) != 0)
         return ES_ENOMEM;
     {
         es_sql_value q[] = {ES_SQL_STR(r->ns), ES_SQL_STR(ev->aggregate_type),
@@ -412,7 +423,7 @@ static int get_cut(int ncols, const char *const *vals, void *ud)
     if (ncols < 2 || !vals[0] || !vals[1])
         return 0;
     snprintf(key, sizeof key, "%s\x1f%s", vals[0], vals[1]);
-    if (names_add(&r->cut, key) != 0) {
+    if (json_object_set_new(r->cut, key, json_true()) != 0) {
         r->oom = 1;
         return 1;
     }
@@ -804,7 +815,7 @@ static void rb_free(rb *r)
 {
     names_free(&r->tables);
     names_free(&r->indexes);
-    names_free(&r->cut);
+    json_decref(r->cut);
     es__free(r->index_stmt);
     for (size_t i = 0; r->setup_rw && r->setup_rw[i]; i++)
         es__free(r->setup_rw[i]);
@@ -825,6 +836,8 @@ static int rb_init(rb *r, const es_projection *proj, int64_t as_of_us,
     memset(r, 0, sizeof *r);
     r->orig = proj;
     r->as_of_us = as_of_us;
+    if ((r->cut = json_object()) == NULL)
+        return es__err(err, ES_ENOMEM, "out of memory");
     if (as_of_us) {
         es_rebuild_asof_suffix(r->suffix, sizeof r->suffix, as_of_us);
         snprintf(r->ns, sizeof r->ns, "%s#asof-%s", proj->name, r->suffix + 7);
