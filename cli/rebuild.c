@@ -65,9 +65,14 @@ static int on_progress(const es_rebuild_progress *p, void *ud)
         memset(bar, '#', (size_t)fill);
         memset(bar + fill, '.', (size_t)(width - fill));
         bar[width] = '\0';
-        fprintf(stderr, "\r%s %s [%s] %lld/%lld  %.0f/s  ETA %s%.0fs ", s->name,
+        char left[32];
+        if (eta < 0)
+            snprintf(left, sizeof left, "?");
+        else
+            snprintf(left, sizeof left, "%.0fs", eta);
+        fprintf(stderr, "\r%s %s [%s] %lld/%lld  %.0f/s  ETA %s ", s->name,
                 p->phase, bar, (long long)p->done, (long long)p->total, rate,
-                eta < 0 ? "?" : "", eta < 0 ? 0 : eta);
+                left);
         s->bar_drawn = 1;
         if (strcmp(p->phase, "done") == 0)
             fputc('\n', stderr);
