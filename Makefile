@@ -62,7 +62,8 @@ SNAPSHOT_SRCS := \
 
 PROJECTION_SRCS := \
 	projections/target.c projections/source.c projections/worker.c \
-	projections/deadletter.c projections/jsonfile.c projections/assign.c
+	projections/deadletter.c projections/jsonfile.c projections/assign.c \
+	projections/rebuild.c projections/status.c
 
 ADAPTER_SRCS := \
 	adapters/log_open.c adapters/snapshot_open.c \
@@ -76,7 +77,8 @@ ADAPTER_SRCS := \
 
 CLI_SRCS := \
 	cli/cli.c cli/app.c cli/util.c cli/history.c cli/append.c cli/verify.c \
-	cli/broker.c cli/topics.c cli/snapshot.c cli/streams.c cli/project.c
+	cli/broker.c cli/topics.c cli/snapshot.c cli/streams.c cli/project.c \
+	cli/rebuild.c cli/status.c
 
 LIB_SRCS := $(CORE_SRCS) $(SNAPSHOT_SRCS) $(PROJECTION_SRCS) $(ADAPTER_SRCS) $(CLI_SRCS)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
@@ -94,7 +96,8 @@ MINIMAL_SRCS := samples/minimal/counter.c samples/minimal/main.c
 
 TESTS := test_error test_time test_partition test_event test_codec test_accept test_map test_log \
          test_aggregate test_upcast test_repo test_cli test_snapshot test_kafka \
-         test_processor test_agreement test_sqlite test_auction test_projection
+         test_processor test_agreement test_sqlite test_auction test_projection \
+         test_rebuild
 TEST_BINS := $(TESTS:%=$(BUILD)/tests/%)
 
 BENCHES := bench_sqlite bench_snapshot bench_kafka bench_projection
@@ -172,6 +175,11 @@ $(BUILD)/tests/test_snapshot: $(BUILD)/tests/test_snapshot.o $(BUILD)/tests/harn
 $(BUILD)/tests/test_projection: $(BUILD)/tests/test_projection.o $(BUILD)/tests/harness.o \
 		$(BUILD)/tests/pg_harness.o $(BUILD)/tests/kafka_harness.o \
 		$(BUILD)/samples/bank/account.o $(LIB_A)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS) -lcmocka
+
+# test_rebuild starts PostgreSQL too.
+$(BUILD)/tests/test_rebuild: $(BUILD)/tests/test_rebuild.o $(BUILD)/tests/harness.o \
+		$(BUILD)/tests/pg_harness.o $(BUILD)/samples/bank/account.o $(LIB_A)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS) -lcmocka
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/bench/benchutil.o $(BUILD)/samples/bank/account.o $(LIB_A)

@@ -19,6 +19,7 @@ static const es__cli_command *const commands[] = {
     &es__cli_snapshot,
     &es__cli_project,
     &es__cli_deadletters,
+    &es__cli_status,
     NULL
 };
 

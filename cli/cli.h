@@ -62,6 +62,9 @@ extern const es__cli_command es__cli_topics; /* cli/topics.c */
 extern const es__cli_command es__cli_snapshot; /* cli/snapshot.c */
 extern const es__cli_command es__cli_project; /* cli/project.c */
 extern const es__cli_command es__cli_deadletters; /* cli/project.c */
+extern const es__cli_command es__cli_status; /* cli/status.c */
+/* `project rebuild ...` (cli/rebuild.c); argv[0] is "rebuild". */
+int es__cli_project_rebuild(es__cli *cli, int argc, char **argv);
 
 /* ---- The context --------------------------------------------------------- */
 

@@ -316,6 +316,8 @@ static int project_main(es__cli *cli, int argc, char **argv)
     char *args[ES__CLI_MAX_ARGS];
     int nargs, st;
 
+    if (argc > 1 && strcmp(argv[1], "rebuild") == 0) /* cli/rebuild.c */
+        return es__cli_project_rebuild(cli, argc - 1, argv + 1);
     if ((st = es__cli_parse(cli, argc, argv, v, args, &nargs)) >= 0)
         return st;
     if (v[OPT_STREAM])
@@ -335,7 +337,8 @@ const es__cli_command es__cli_project = {
     .name = "project",
     .summary = "run projections: read-model tables kept from the log",
     .synopsis = "run NAME...|--file F [--target URI] [--until-caught-up] "
-                "[--share [--lease-ms N]] | list",
+                "[--share [--lease-ms N]] | list | rebuild NAME|--file F "
+                "[--as-of TIME]",
     .help =
         "run NAME... | --file F   applies the log to the projections' tables in\n"
         "                     the target, batch by batch, each batch in one\n"
@@ -349,6 +352,8 @@ const es__cli_command es__cli_project = {
         "                     consumer group) or one holds a lease in the\n"
         "                     target and another takes over when it dies.\n"
         "list                 the projections compiled into the program.\n"
+        "rebuild NAME | --file F   rebuilds its tables while the old ones serve\n"
+        "                     (`project rebuild --help`).\n"
         "\n"
         "Targets: sqlite:PATH, postgresql://... (libpq URI). Without --target\n"
         "and $ESFOLD_TARGET, the target of a log sqlite:DIR/NAME.db is\n"

@@ -130,6 +130,14 @@ int es__proj_source_read(es_log *log, int64_t *next_offset,
 /* The prefix of the worker's own tables in the target. */
 #define ES__PROJ_PREFIX "es_proj_"
 
+/* 1 when s ("#...") ends the name of a rebuild's own worker
+ * (projections/rebuild.c). */
+int es__proj_internal_suffix(const char *s);
+
+/* The handler of p for events of type (its own, else "*"), or NULL. */
+es_projection_handler_fn es__projection_handler(const es_projection *p,
+                                                const char *type);
+
 /* Checks a projection definition; 0 or ES_EINVAL with err set. */
 int es__projection_check(const es_projection *p, es_error *err);
 

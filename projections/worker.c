@@ -217,6 +217,12 @@ static es_projection_handler_fn find_handler(const es_projection *p,
     return any;
 }
 
+es_projection_handler_fn es__projection_handler(const es_projection *p,
+                                                const char *type)
+{
+    return find_handler(p, type);
+}
+
 /* "account/acct-7 v3 Deposited (p0@17)" */
 static void event_context(char *buf, size_t size, const es_event *ev)
 {
@@ -273,7 +279,9 @@ int es__projection_check(const es_projection *p, es_error *err)
         return es__err(err, ES_EINVAL, "a projection needs a name of 1 to 100 "
                        "bytes");
     for (const char *c = p->name; *c; c++)
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+        if (*c == '#' && c > p->name && es__proj_internal_suffix(c))
+            break; /* "NAME#rebuild", "NAME#asof-...": projections/rebuild.c */
+        else if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
               (*c >= '0' && *c <= '9') || *c == '_' || *c == '-' || *c == '.'))
             return es__err(err, ES_EINVAL, "projection name '%s': only letters, "
                            "digits, '_', '-' and '.'", p->name);

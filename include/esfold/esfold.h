@@ -18,6 +18,8 @@
 #include "processor.h"
 #include "snapshot.h"
 #include "projection.h"
+#include "rebuild.h"
+#include "status.h"
 #include "cli.h"
 
 #endif
