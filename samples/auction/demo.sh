@@ -2,7 +2,10 @@
 # samples/auction/demo.sh - the auction sample end to end on a fresh SQLite
 # log: the scripted demo, then the same binary used as the operations tool
 # of its log ("who led auction A at 10:00" with history --as-of, show,
-# verify). `make demo` runs it after the bank's.
+# verify), then the read side: the projections of
+# samples/auction/projections/ into a SQLite read model, and the
+# leaderboard as it stood at 10:00 by a bounded rebuild. `make demo` runs it
+# after the bank's.
 #
 #   sh samples/auction/demo.sh [PATH/TO/auction]
 #
@@ -38,7 +41,21 @@ run "$AUCTION" --log "$LOG" history auction A --as-of 2026-03-01T10:00:00Z
 run "$AUCTION" --log "$LOG" show A
 run "$AUCTION" --log "$LOG" verify
 
-printf '\nThe auction demo passed. Its log is kept in %s; try for example:\n' "$DB"
+# The read side: both projection files, then the leaderboard as of 10:00.
+READ=$DIR/auction-read.db
+rm -f "$READ" "$READ-wal" "$READ-shm"
+for p in leaderboard bidders; do
+    run "$AUCTION" --log "$LOG" project run --file "$(dirname "$0")/projections/$p.json" \
+        --target "sqlite:$READ" --until-caught-up
+done
+run sqlite3 -header -column "$READ" \
+    'SELECT auction_id, status, bids, high_bid, leader, winner FROM auction_leaderboard ORDER BY auction_id'
+run "$AUCTION" --log "$LOG" project rebuild --file "$(dirname "$0")/projections/leaderboard.json" \
+    --target "sqlite:$READ" --as-of 2026-03-01T10:00:00Z --json
+run sqlite3 -header -column "$READ" \
+    'SELECT auction_id, status, bids, high_bid, leader FROM auction_leaderboard__asof_20260301t100000z ORDER BY auction_id'
+
+printf '\nThe auction demo passed. Its log is kept in %s, its read model in %s; try for example:\n' "$DB" "$READ"
 printf '  %s --log %s open D "Tin robot" Tom 5.00 0.50 2030-01-01T12:00:00Z\n' "$AUCTION" "$LOG"
 printf '  %s --log %s bid D Ada 5.00\n' "$AUCTION" "$LOG"
 printf '  %s --log %s history auction D\n' "$AUCTION" "$LOG"
