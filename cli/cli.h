@@ -203,4 +203,12 @@ int es__cli_print_event(es__cli *cli, FILE *f, const es_event *ev,
 /* Flushes stdout; a failed write is ES__CLI_FAIL with a message. */
 int es__cli_finish(es__cli *cli, int status);
 
+/*
+ * SIGINT and SIGTERM set *es__cli_stop_begin()'s flag (a long command
+ * stops after its current batch) until es__cli_stop_end() puts the
+ * previous handlers back. One pair at a time.
+ */
+volatile int *es__cli_stop_begin(void);
+void es__cli_stop_end(void);
+
 #endif

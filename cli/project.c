@@ -67,14 +67,6 @@ static const es_projection *find_compiled(const es__cli *cli, const char *name)
 
 /* ---- project run -------------------------------------------------------- */
 
-static volatile int stop_flag;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
-
 typedef struct running {
     const es_projection *proj;
     es_projection_worker *w;
@@ -128,7 +120,7 @@ static void sleep_ms(int ms)
 static int run(es__cli *cli, const char **v, char **args, int nargs)
 {
     es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
-    struct sigaction sa, old_int, old_term;
+    volatile int *stop_flag;
     es_projection *from_file = NULL;
     running r[ES__CLI_MAX_ARGS + 1];
     size_t n = 0;
@@ -185,16 +177,11 @@ static int run(es__cli *cli, const char **v, char **args, int nargs)
             goto done;
         }
     }
-    stop_flag = 0;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    stop_flag = es__cli_stop_begin();
     st = ES__CLI_OK;
-    while (!stop_flag) {
+    while (!*stop_flag) {
         int all = 1, busy = 0;
-        for (size_t i = 0; i < n && !stop_flag; i++) {
+        for (size_t i = 0; i < n && !*stop_flag; i++) {
             es_projection_step s = {0, 0, 0, 0, 0, 0};
             int rc = es_projection_worker_step(r[i].w, &s);
             if (rc == ES_ECONFLICT) {
@@ -250,8 +237,7 @@ static int run(es__cli *cli, const char **v, char **args, int nargs)
             idle_ms = 0;
         }
     }
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    es__cli_stop_end();
     if (tty && last_print)
         fputc('\n', stderr);
     print_progress(r, n, json, 1, es_time_now_us() - started);

@@ -33,14 +33,6 @@ static const es__cli_opt rebuild_opts[] = {
     { NULL, NULL, NULL }
 };
 
-static volatile int stop_flag;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
-
 typedef struct show {
     const char *name;
     int json, tty, bar_drawn, no_swap;
@@ -132,7 +124,7 @@ int es__cli_project_rebuild(es__cli *cli, int argc, char **argv)
     const char *v[ES__CLI_MAX_OPTS];
     char *args[ES__CLI_MAX_ARGS];
     es_rebuild_options o = ES_REBUILD_OPTIONS_INIT;
-    struct sigaction sa, old_int, old_term;
+    volatile int *stop_flag;
     es_projection *from_file = NULL;
     const es_projection *proj = NULL;
     es_rebuild_progress p;
@@ -184,20 +176,13 @@ int es__cli_project_rebuild(es__cli *cli, int argc, char **argv)
     s.json = v[OPT_JSON] != NULL || !isatty(2);
     s.tty = !s.json;
     s.no_swap = v[OPT_NO_SWAP] != NULL;
-    o.stop = &stop_flag;
+    o.stop = stop_flag = es__cli_stop_begin();
     o.progress = on_progress;
     o.progress_data = &s;
     o.compare = on_compare;
     o.compare_data = &s;
-    stop_flag = 0;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
     rc = es_projection_rebuild(&p, log, proj, uri, &o, &err);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    es__cli_stop_end();
     if (s.bar_drawn && rc != 0)
         fputc('\n', stderr);
     if (rc != 0) {

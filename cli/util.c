@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -383,4 +384,33 @@ int es__cli_finish(es__cli *cli, int status)
     }
     fflush(stderr);
     return status;
+}
+
+/* ---- Stopping long commands on SIGINT / SIGTERM -------------------------- */
+
+static volatile int stop_flag;
+static struct sigaction old_int, old_term;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+volatile int *es__cli_stop_begin(void)
+{
+    struct sigaction sa;
+    stop_flag = 0;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    return &stop_flag;
+}
+
+void es__cli_stop_end(void)
+{
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
 }

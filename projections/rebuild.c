@@ -365,19 +365,6 @@ static int trampoline(es_sql *sql, const es_event *ev, void *ud)
 
 /* ---- the target side ----------------------------------------------------- */
 
-typedef struct i64_cell {
-    int64_t v;
-    int found;
-} i64_cell;
-
-static int get_i64(int ncols, const char *const *vals, void *ud)
-{
-    i64_cell *c = ud;
-    if (ncols >= 1 && vals[0] && es__parse_i64(&c->v, vals[0]) == 0)
-        c->found = 1;
-    return 0;
-}
-
 static int tfail(es_error *err, es__target *t, int rc, const char *what)
 {
     return es__err(err, rc, "%s: %s", what, es_errmsg(t));
@@ -439,13 +426,13 @@ static int get_cut(int ncols, const char *const *vals, void *ud)
 static int prepare(es__target *t, rb *r, es_error *err)
 {
     es_sql_value q[] = {ES_SQL_STR(r->ns)};
-    i64_cell have = {0, 0};
+    es__i64_row have = {0, 0};
     int rc;
 
     if ((rc = es__target_exec0(t, cuts_table_sql)) != 0)
         return tfail(err, t, rc, "creating " P "asof_cuts");
     rc = es__target_query(t, "SELECT version FROM " P "projections WHERE name = $1",
-                          q, 1, get_i64, &have);
+                          q, 1, es__target_i64_row, &have);
     if (rc != 0 && strstr(es_errmsg(t), P "projections") == NULL)
         return tfail(err, t, rc, "reading " P "projections");
     if (rc == 0 && have.found && have.v == r->orig->version) {

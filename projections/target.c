@@ -138,3 +138,11 @@ int es_projection_default_target(char **out, const char *log_uri)
     return *out ? 0 : ES_ENOMEM;
 }
 
+
+int es__target_i64_row(int ncols, const char *const *vals, void *ud)
+{
+    es__i64_row *r = ud;
+    if (ncols >= 1 && vals[0] && es__parse_i64(&r->v, vals[0]) == 0)
+        r->found = 1;
+    return 0;
+}

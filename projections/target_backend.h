@@ -102,6 +102,14 @@ int es__target_exec0(es__target *t, const char *statement);
 int es__target_query(es__target *t, const char *statement,
                      const es_sql_value *params, size_t n, es__row_cb cb,
                      void *ud);
+/* A row callback (es__row_cb) keeping the first column of a row as an
+ * int64: found 1 when it was one. */
+typedef struct es__i64_row {
+    int64_t v;
+    int found;
+} es__i64_row;
+int es__target_i64_row(int ncols, const char *const *vals, void *ud);
+
 /* Enters pipeline mode when the backend has one; 1 when it did. */
 int es__target_pipeline_begin(es__target *t);
 int es__target_pipeline_sync(es__target *t, int *failed_tag);

@@ -296,25 +296,12 @@ int es__projection_check(const es_projection *p, es_error *err)
 
 /* ---- opening ------------------------------------------------------------ */
 
-typedef struct i64_row {
-    int64_t v;
-    int found;
-} i64_row;
-
-static int get_i64_row(int ncols, const char *const *vals, void *ud)
-{
-    i64_row *r = ud;
-    if (ncols >= 1 && vals[0] && es__parse_i64(&r->v, vals[0]) == 0)
-        r->found = 1;
-    return 0;
-}
-
 static int read_checkpoint(es_projection_worker *w, part *pt)
 {
     es_sql_value q[] = {ES_SQL_STR(w->proj->name), ES_SQL_STR(pt->agg_type),
                         ES_SQL_I64(pt->partition)};
-    i64_row r = {0, 0};
-    int rc = es__target_query(w->t, ckpt_get_sql, q, 3, get_i64_row, &r);
+    es__i64_row r = {0, 0};
+    int rc = es__target_query(w->t, ckpt_get_sql, q, 3, es__target_i64_row, &r);
     if (rc != 0)
         return target_fail(w, rc, "reading a checkpoint");
     if (!r.found)
@@ -332,7 +319,7 @@ static int setup(es_projection_worker *w)
     const es_projection *p = w->proj;
     es_sql_value q[] = {ES_SQL_STR(p->name), ES_SQL_I64(p->version),
                         ES_SQL_I64(es_time_now_us())};
-    i64_row r = {0, 0};
+    es__i64_row r = {0, 0};
     int rc;
 
     if ((rc = es__target_begin(w->t)) != 0)
@@ -344,7 +331,7 @@ static int setup(es_projection_worker *w)
         if ((rc = es__target_exec0(w->t, meta_sql[i])) != 0)
             goto fail;
     if ((rc = es__target_query(w->t, "SELECT version FROM " P "projections "
-                               "WHERE name = $1", q, 1, get_i64_row, &r)) != 0)
+                               "WHERE name = $1", q, 1, es__target_i64_row, &r)) != 0)
         goto fail;
     if (r.found && r.v != p->version) {
         es__target_rollback(w->t);
@@ -913,8 +900,8 @@ static int pending_dead_letters(es_projection_worker *w, const part *pt,
 {
     es_sql_value q[] = {ES_SQL_STR(w->proj->name), ES_SQL_STR(pt->agg_type),
                         ES_SQL_I64(pt->partition)};
-    i64_row r = {0, 0};
-    int rc = es__target_query(w->t, dl_pending_count_sql, q, 3, get_i64_row, &r);
+    es__i64_row r = {0, 0};
+    int rc = es__target_query(w->t, dl_pending_count_sql, q, 3, es__target_i64_row, &r);
     if (rc != 0)
         return target_fail(w, rc, "counting dead letters");
     *out = r.v;
@@ -1112,8 +1099,8 @@ int es_projection_wait(const char *target_uri, const char *name,
     for (;;) {
         es_sql_value q[] = {ES_SQL_STR(name), ES_SQL_STR(aggregate_type),
                             ES_SQL_I64(pos.partition)};
-        i64_row r = {0, 0};
-        if ((rc = es__target_query(t, ckpt_get_sql, q, 3, get_i64_row, &r)) != 0) {
+        es__i64_row r = {0, 0};
+        if ((rc = es__target_query(t, ckpt_get_sql, q, 3, es__target_i64_row, &r)) != 0) {
             es__err(err, rc, "%s", es_errmsg(t));
             goto done;
         }
