@@ -117,3 +117,60 @@ const char *es_test_kafka_uri(const char *extra)
     keep[nkeep++] = u; /* freed by the process exit */
     return u;
 }
+
+rd_kafka_t *es_test_kafka_producer(const char *txn_id)
+{
+    char err[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_t *rk;
+    rd_kafka_error_t *e;
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", es_test_kafka_brokers(), err,
+                          sizeof err) != RD_KAFKA_CONF_OK ||
+        rd_kafka_conf_set(conf, "linger.ms", "0", err, sizeof err) != RD_KAFKA_CONF_OK ||
+        rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err) != RD_KAFKA_CONF_OK ||
+        (txn_id && rd_kafka_conf_set(conf, "transactional.id", txn_id, err,
+                                     sizeof err) != RD_KAFKA_CONF_OK)) {
+        fprintf(stderr, "kafka harness: producer settings: %s\n", err);
+        abort();
+    }
+    if ((rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err)) == NULL) {
+        fprintf(stderr, "kafka harness: making a producer: %s\n", err);
+        abort();
+    }
+    if (txn_id && (e = rd_kafka_init_transactions(rk, 10000)) != NULL) {
+        fprintf(stderr, "kafka harness: init_transactions: %s\n",
+                rd_kafka_error_string(e));
+        abort();
+    }
+    return rk;
+}
+
+void es_test_kafka_sendv(rd_kafka_t *rk, const char *topic, int32_t p,
+                         const char *key, const char *value, size_t value_len,
+                         va_list headers)
+{
+    rd_kafka_headers_t *hs = rd_kafka_headers_new(12);
+    const char *name;
+    rd_kafka_resp_err_t err;
+    while ((name = va_arg(headers, const char *)) != NULL)
+        rd_kafka_header_add(hs, name, -1, va_arg(headers, const char *), -1);
+    err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(p),
+                            RD_KAFKA_V_KEY(key, strlen(key)),
+                            RD_KAFKA_V_VALUE((void *)value, value ? value_len : 0),
+                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                            RD_KAFKA_V_HEADERS(hs), RD_KAFKA_V_END);
+    if (err) {
+        fprintf(stderr, "kafka harness: producing to %s: %s\n", topic,
+                rd_kafka_err2str(err));
+        abort();
+    }
+}
+
+void es_test_kafka_send(rd_kafka_t *rk, const char *topic, int32_t p,
+                        const char *key, const char *value, size_t value_len, ...)
+{
+    va_list ap;
+    va_start(ap, value_len);
+    es_test_kafka_sendv(rk, topic, p, key, value, value_len, ap);
+    va_end(ap);
+}

@@ -6,6 +6,12 @@
 #ifndef ESFOLD_TESTS_KAFKA_HARNESS_H
 #define ESFOLD_TESTS_KAFKA_HARNESS_H
 
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
 /*
  * The bootstrap address of the cluster: $ESFOLD_KAFKA_BROKERS, else that of
  * `<build>/esfold broker` started on first call (the esfold binary next to
@@ -23,5 +29,23 @@ const char *es_test_kafka_uri(const char *extra);
 
 /* The esfold binary the broker runs from (for running other commands). */
 const char *es_test_esfold_path(void);
+
+/*
+ * A producer outside esfold (a foreign writer, a zombie) on the test
+ * cluster: a plain librdkafka producer, transactional with txn_id (its
+ * transactions initialised) or not (NULL). Aborts when it cannot be made.
+ */
+rd_kafka_t *es_test_kafka_producer(const char *txn_id);
+
+/*
+ * Produces one record to (topic, partition p) with key, value (NULL: a
+ * tombstone) and headers given as name, value, ..., NULL; not flushed.
+ * Aborts when librdkafka refuses it.
+ */
+void es_test_kafka_send(rd_kafka_t *rk, const char *topic, int32_t p,
+                        const char *key, const char *value, size_t value_len, ...);
+void es_test_kafka_sendv(rd_kafka_t *rk, const char *topic, int32_t p,
+                         const char *key, const char *value, size_t value_len,
+                         va_list headers);
 
 #endif

@@ -80,17 +80,7 @@ static int append1(es_log *log, es_append_result *res, const char *sid,
 /* A producer outside esfold. */
 static rd_kafka_t *foreign_producer(void)
 {
-    char err[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_t *rk;
-    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers",
-                                       es_test_kafka_brokers(), err, sizeof err),
-                     RD_KAFKA_CONF_OK);
-    rd_kafka_conf_set(conf, "linger.ms", "0", err, sizeof err);
-    rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err);
-    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-    assert_non_null(rk);
-    return rk;
+    return es_test_kafka_producer(NULL);
 }
 
 /* Produces one record (value NULL: a tombstone) with headers (name,
@@ -98,21 +88,10 @@ static rd_kafka_t *foreign_producer(void)
 static void foreign_send(rd_kafka_t *rk, const char *topic, int32_t p,
                          const char *key, const char *value, ...)
 {
-    rd_kafka_headers_t *hs = rd_kafka_headers_new(12);
     va_list ap;
-    const char *name;
     va_start(ap, value);
-    while ((name = va_arg(ap, const char *)) != NULL)
-        rd_kafka_header_add(hs, name, -1, va_arg(ap, const char *), -1);
+    es_test_kafka_sendv(rk, topic, p, key, value, value ? strlen(value) : 0, ap);
     va_end(ap);
-    assert_int_equal(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
-                                       RD_KAFKA_V_PARTITION(p),
-                                       RD_KAFKA_V_KEY(key, strlen(key)),
-                                       RD_KAFKA_V_VALUE((void *)value,
-                                                        value ? strlen(value) : 0),
-                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                       RD_KAFKA_V_HEADERS(hs), RD_KAFKA_V_END),
-                     0);
     assert_int_equal(rd_kafka_flush(rk, 10000), 0);
 }
 

@@ -129,46 +129,6 @@ static const char *run(const char *cmd)
     return out;
 }
 
-/* A producer outside esfold (a zombie, a foreign writer). */
-static rd_kafka_t *raw_producer(const char *brokers, const char *txn_id)
-{
-    char err[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_t *rk;
-    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err,
-                                       sizeof err), RD_KAFKA_CONF_OK);
-    rd_kafka_conf_set(conf, "linger.ms", "0", err, sizeof err);
-    rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err);
-    if (txn_id)
-        assert_int_equal(rd_kafka_conf_set(conf, "transactional.id", txn_id, err,
-                                           sizeof err), RD_KAFKA_CONF_OK);
-    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-    assert_non_null(rk);
-    if (txn_id)
-        assert_null(rd_kafka_init_transactions(rk, 10000));
-    return rk;
-}
-
-/* Produces one record with headers (name, value, ..., NULL). */
-static void raw_send(rd_kafka_t *rk, const char *topic, int32_t p, const char *key,
-                     const char *value, size_t value_len, ...)
-{
-    rd_kafka_headers_t *hs = rd_kafka_headers_new(8);
-    va_list ap;
-    const char *name;
-    va_start(ap, value_len);
-    while ((name = va_arg(ap, const char *)) != NULL)
-        rd_kafka_header_add(hs, name, -1, va_arg(ap, const char *), -1);
-    va_end(ap);
-    assert_int_equal(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
-                                       RD_KAFKA_V_PARTITION(p),
-                                       RD_KAFKA_V_KEY(key, strlen(key)),
-                                       RD_KAFKA_V_VALUE((void *)value, value_len),
-                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                       RD_KAFKA_V_HEADERS(hs), RD_KAFKA_V_END),
-                     0);
-}
-
 /* ---- the wire format --------------------------------------------------------- */
 
 static void test_kcat_reads_what_esfold_writes(void **state)
@@ -383,8 +343,8 @@ static void test_zombie_is_rejected_everywhere(void **state)
     assert_int_equal(append1(log, NULL, "z", 2, "Deposited", "{\"amount\":20}"), 0);
     p = partition_of(log, "account", "z");
     /* A writer that decided on version 1 long ago writes version 2 now. */
-    rk = raw_producer(es_test_kafka_brokers(), NULL);
-    raw_send(rk, topic_of(uri, "account"), p, "z", "{\"amount\":999}", 14,
+    rk = es_test_kafka_producer(NULL);
+    es_test_kafka_send(rk, topic_of(uri, "account"), p, "z", "{\"amount\":999}", 14,
              "es-type", "Deposited", "es-version", "2", "es-id", "zombie-1",
              "es-commit", "zombie-c", "es-commit-size", "1", (char *)NULL);
     assert_int_equal(rd_kafka_flush(rk, 10000), 0);
@@ -429,12 +389,12 @@ static void test_aborted_transaction_is_rejected(void **state)
     topic = topic_of(uri, "account");
     /* A commit of 3 events torn by an abort after 2: the mock broker keeps
      * aborted records visible to every reader. */
-    rk = raw_producer(es_test_kafka_brokers(), "test-aborter");
+    rk = es_test_kafka_producer("test-aborter");
     assert_null(rd_kafka_begin_transaction(rk));
-    raw_send(rk, topic, p, "t", "{\"amount\":1}", 12, "es-type", "Deposited",
+    es_test_kafka_send(rk, topic, p, "t", "{\"amount\":1}", 12, "es-type", "Deposited",
              "es-version", "2", "es-id", "ab-1", "es-commit", "ab",
              "es-commit-size", "3", (char *)NULL);
-    raw_send(rk, topic, p, "t", "{\"amount\":2}", 12, "es-type", "Deposited",
+    es_test_kafka_send(rk, topic, p, "t", "{\"amount\":2}", 12, "es-type", "Deposited",
              "es-version", "3", "es-id", "ab-2", "es-commit", "ab",
              "es-commit-size", "3", (char *)NULL);
     assert_int_equal(rd_kafka_flush(rk, 10000), 0);
@@ -485,9 +445,9 @@ static void test_truncated_partition_is_reported(void **state)
     big = malloc(size);
     assert_non_null(big);
     memset(big, 'x', size);
-    rk = raw_producer(es_test_kafka_brokers(), NULL);
+    rk = es_test_kafka_producer(NULL);
     for (int i = 0; i < 30; i++)
-        raw_send(rk, topic_of(uri, "account"), p, "filler", big, size, (char *)NULL);
+        es_test_kafka_send(rk, topic_of(uri, "account"), p, "filler", big, size, (char *)NULL);
     assert_int_equal(rd_kafka_flush(rk, 20000), 0);
     rd_kafka_destroy(rk);
     free(big);
