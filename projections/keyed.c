@@ -11,7 +11,7 @@
  * The table is T (key TEXT PRIMARY KEY, doc TEXT NOT NULL, version BIGINT
  * NOT NULL): doc the document as compact JSON text, version the number of
  * events folded into it. The worker's fast path hands a whole batch to
- * es__keyed_apply: the batch's keys are read in one query per 500 keys,
+ * es__keyed_apply: the batch's keys are read in one query,
  * every event is folded in memory, and the changed documents go back in
  * one go (PostgreSQL: COPY into a temporary staging table and one
  * INSERT .. SELECT .. ON CONFLICT merge; SQLite: a prepared upsert per
@@ -26,7 +26,6 @@
 #include "projections/target_backend.h"
 
 #define MAX_PATH 16
-#define READ_CHUNK 500
 
 typedef enum kfield {
     K_STREAM_ID, K_VERSION, K_TYPE, K_OCCURRED_US, K_EVENT_ID, K_POSITION,
@@ -49,9 +48,10 @@ typedef struct fref {
     size_t npath;
 } fref;
 
-typedef enum op_kind { OP_SET, OP_ADD, OP_MAX, OP_MIN, OP_COUNT } op_kind;
+typedef enum op_kind { OP_SET, OP_ADD, OP_SUB, OP_MAX, OP_MIN, OP_COUNT } op_kind;
 
-static const char *const op_names[] = {"set", "add", "max", "min", "count"};
+static const char *const op_names[] = {"set", "add", "sub", "max", "min",
+                                        "count"};
 
 typedef struct kop {
     op_kind kind;
@@ -73,7 +73,7 @@ struct es__keyed {
     size_t non;
     es_projection_handler *handlers;
     char *setup[2];
-    char *get_one_sql, *upsert_sql, *delete_sql, *stage_sql, *copy_sql,
+    char *get_one_sql, *read_pg_sql, *read_sq_sql, *upsert_sql, *delete_sql, *stage_sql, *copy_sql,
         *merge_sql;
 };
 
@@ -190,8 +190,8 @@ static int load_on(kon *o, const char *type, const json_t *spec,
         return es__err(err, ES_ENOMEM, "out of memory");
     if (!json_is_object(spec))
         return es__err(err, ES_EINVAL, "%s: \"keyed\".\"on\".\"%s\" must be an "
-                       "object of operations (set, add, max, min, count, "
-                       "delete)", path, type);
+                       "object of operations (set, add, sub, max, min, "
+                       "count, delete)", path, type);
     json_object_foreach((json_t *)spec, key, v)
         cap += json_is_object(v) ? json_object_size(v)
                : json_is_array(v) ? json_array_size(v) : 0;
@@ -214,7 +214,7 @@ static int load_on(kon *o, const char *type, const json_t *spec,
                 break;
         if (kind == sizeof op_names / sizeof *op_names)
             return es__err(err, ES_EINVAL, "%s: unknown operation (expected "
-                           "set, add, max, min, count, delete)", where);
+                           "set, add, sub, max, min, count, delete)", where);
         if (kind == OP_COUNT) {
             if (!json_is_array(v))
                 return es__err(err, ES_EINVAL, "%s: must be an array of "
@@ -271,6 +271,8 @@ void es__keyed_free(es__keyed *k)
     es__free(k->handlers);
     es__free(k->setup[0]);
     es__free(k->get_one_sql);
+    es__free(k->read_pg_sql);
+    es__free(k->read_sq_sql);
     es__free(k->upsert_sql);
     es__free(k->delete_sql);
     es__free(k->stage_sql);
@@ -339,6 +341,11 @@ int es__keyed_load(es__keyed **out, const json_t *keyed, const char *path,
                        "NULL)", table);
     k->get_one_sql = sqlf("SELECT key, doc, version FROM %s WHERE key = $1",
                           table);
+    k->read_pg_sql = sqlf("SELECT key, doc, version FROM %s WHERE key IN "
+                          "(SELECT jsonb_array_elements_text($1::jsonb))",
+                          table);
+    k->read_sq_sql = sqlf("SELECT key, doc, version FROM %s WHERE key IN "
+                          "(SELECT value FROM json_each($1))", table);
     k->upsert_sql = sqlf("INSERT INTO %s (key, doc, version) VALUES ($1, $2, "
                          "$3) ON CONFLICT (key) DO UPDATE SET doc = "
                          "excluded.doc, version = excluded.version", table);
@@ -352,7 +359,7 @@ int es__keyed_load(es__keyed **out, const json_t *keyed, const char *path,
                         "version FROM es_keyed_%s ON CONFLICT (key) DO UPDATE "
                         "SET doc = excluded.doc, version = excluded.version",
                         table);
-    if (!k->setup[0] || !k->get_one_sql || !k->upsert_sql || !k->delete_sql ||
+    if (!k->setup[0] || !k->get_one_sql || !k->read_pg_sql || !k->read_sq_sql || !k->upsert_sql || !k->delete_sql ||
         !k->stage_sql || !k->copy_sql || !k->merge_sql)
         return es__err(err, ES_ENOMEM, "out of memory");
     return 0;
@@ -435,12 +442,21 @@ static int fold(json_t *doc, const kon *o, const es_event *ev, char *msg,
             json_decref(val);
             return ES_EUSER;
         }
-        if (cur == NULL) {
+        if (op->kind == OP_ADD || op->kind == OP_SUB) {
+            /* an absent member counts as 0 */
+            int sub = op->kind == OP_SUB;
+            if (cur == NULL || (json_is_integer(cur) && json_is_integer(val)))
+                res = json_integer((cur ? json_integer_value(cur) : 0) +
+                                   (sub ? -json_integer_value(val)
+                                        : json_integer_value(val)));
+            if (res == NULL || !json_is_integer(val)) {
+                json_decref(res);
+                res = json_real((cur ? json_number_value(cur) : 0) +
+                                (sub ? -json_number_value(val)
+                                     : json_number_value(val)));
+            }
+        } else if (cur == NULL) {
             res = json_incref(val);
-        } else if (op->kind == OP_ADD) {
-            res = json_is_integer(cur) && json_is_integer(val)
-                      ? json_integer(json_integer_value(cur) + json_integer_value(val))
-                      : json_real(json_number_value(cur) + json_number_value(val));
         } else {
             double a = json_number_value(cur), b = json_number_value(val);
             res = json_incref((op->kind == OP_MAX ? b > a : b < a) ? val : cur);
@@ -578,25 +594,32 @@ static int get_many(int ncols, const char *const *vals, void *ud)
     return 0;
 }
 
-/* Reads the documents of every key in m. */
+/* Reads the documents of every key in m: one query, the keys bound as one
+ * JSON array (json_each on SQLite, jsonb_array_elements_text on
+ * PostgreSQL), so that the statement has one parameter whatever the
+ * batch's size. */
 static int read_docs(es__target *t, const es__keyed *k, kmap *m)
 {
-    es_sql_value q[READ_CHUNK];
-    int rc = 0;
-    for (size_t at = 0; at < m->n && rc == 0; at += READ_CHUNK) {
-        size_t n = m->n - at < READ_CHUNK ? m->n - at : READ_CHUNK;
-        es__buf b = {NULL, 0, 0, 0};
-        es__buf_printf(&b, "SELECT key, doc, version FROM %s WHERE key IN (",
-                       k->table);
-        for (size_t i = 0; i < n; i++) {
-            es__buf_printf(&b, i ? ", $%zu" : "$%zu", i + 1);
-            q[i] = ES_SQL_STR(m->order[at + i]->key);
+    json_t *keys = json_array();
+    char *text = NULL;
+    int rc;
+    for (size_t i = 0; keys && i < m->n; i++)
+        if (json_array_append_new(keys, json_string(m->order[i]->key)) != 0) {
+            json_decref(keys);
+            keys = NULL;
         }
-        es__buf_adds(&b, ")");
-        rc = b.oom ? es__fail(&t->h, ES_ENOMEM, "out of memory")
-                   : es__target_query(t, b.data, q, n, get_many, m);
-        es__buf_free(&b);
+    if (keys == NULL || (text = es__json_text(keys)) == NULL) {
+        json_decref(keys);
+        return es__fail(&t->h, ES_ENOMEM, "out of memory");
     }
+    json_decref(keys);
+    {
+        es_sql_value q[] = {ES_SQL_STR(text)};
+        rc = es__target_query(t, strcmp(t->backend->name, "postgresql") == 0
+                                     ? k->read_pg_sql : k->read_sq_sql,
+                              q, 1, get_many, m);
+    }
+    es__free(text);
     return rc;
 }
 

@@ -40,9 +40,11 @@ static const char by_owner_json[] =
     "{\"name\": \"by_owner\", \"version\": 1, \"follows\": [\"account\"],"
     " \"keyed\": {\"table\": \"owner_docs\", \"key\": \"$data.owner\","
     "  \"on\": {\"AccountOpened\": {\"count\": [\"accounts\"]},"
-    "          \"Deposited\": {\"add\": {\"total_in\": \"$data.amount\"},"
+    "          \"Deposited\": {\"add\": {\"total_in\": \"$data.amount\","
+    "                                   \"net\": \"$data.amount\"},"
     "                          \"count\": [\"events\"]},"
     "          \"Withdrawn\": {\"add\": {\"total_out\": \"$data.amount\"},"
+    "                          \"sub\": {\"net\": \"$data.amount\"},"
     "                          \"count\": [\"events\"]}}}}";
 
 /* ---- the reference fold ------------------------------------------------- */
@@ -133,6 +135,7 @@ static void append_ev(es_log *log, reference *r, int a, const char *type,
         bump(d, "accounts", 1);
     } else {
         bump(d, strcmp(type, "Deposited") == 0 ? "total_in" : "total_out", amount);
+        bump(d, "net", strcmp(type, "Deposited") == 0 ? amount : -amount);
         bump(d, "events", 1);
     }
 }
