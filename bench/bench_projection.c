@@ -28,12 +28,13 @@
  *            by polling the checkpoint row on an open connection (odd).
  *   memory   RSS at start and end, the peak while loading, and the
  *            worker's own peak during its runs into each target.
- *
- * keyed    the same events as a keyed fold (projections/keyed.c, no SQL:
+ *   keyed    the same events as a keyed fold (projections/keyed.c, no SQL:
  *            "add"/"sub" of $data.amount into {"balance": ...} per
  *            $stream_id) into PostgreSQL and SQLite, beside the limits the
  *            groups above measured in the same run (psql \copy, COPY +
- *            merge; raw INSERT of the final rows).
+ *            merge; raw INSERT of the final rows). Its batches are
+ *            KEYED_BATCH events (ESFOLD_BENCH_KEYED_BATCH): a key is written
+ *            once per batch.
  *
  * There is no rebuild in the projection API yet: that row of the issue is
  * skipped (the table says so).
@@ -68,7 +69,7 @@
 #define LAT_SAMPLES 800      /* append-to-visible samples per target */
 #define LAT_PERIOD_US 5000   /* one append every 5 ms */
 #define PROJ_NAME "bench_balances"
-#define KEYED_BATCH 10000    /* events per batch of the keyed fold */
+#define KEYED_BATCH 50000    /* events per batch of the keyed fold */
 #define PRAGMAS "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON"
 #define BUSY_TIMEOUT_MS 10000
 

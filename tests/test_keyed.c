@@ -215,28 +215,10 @@ static void assert_docs(const char *path_or_url, int pg, const char *table,
 
 static const char *pg_fresh_db(void)
 {
-    static char urls[8][300];
-    static int n;
-    const char *base = es_test_pg_url();
-    char sql[128], *slash, *u;
-    PGconn *c;
-    PGresult *r;
-    if (base == NULL)
-        return NULL;
-    u = urls[n++ % 8];
-    snprintf(sql, sizeof sql, "CREATE DATABASE keyed_%ld_%d", (long)getpid(), n);
-    c = PQconnectdb(base);
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-    PQfinish(c);
-    snprintf(u, 300, "%s", base);
-    slash = strrchr(u, '/');
-    snprintf(slash + 1, 300 - (size_t)(slash + 1 - u), "keyed_%ld_%d",
-             (long)getpid(), n);
-    return u;
+    const char *url = es_test_pg_fresh_db("keyed");
+    if (url == NULL && es_test_pg_url() != NULL)
+        fail_msg("%s", es_test_pg_why());
+    return url;
 }
 
 typedef void (*target_case)(const char *target, const char *path_or_url, int pg);
