@@ -474,6 +474,7 @@ static int fold(json_t *doc, const kon *o, const es_event *ev, char *msg,
 typedef struct one_row {
     json_t *doc;
     int64_t version;
+    int found;
 } one_row;
 
 static int get_one(int ncols, const char *const *vals, void *ud)
@@ -483,6 +484,7 @@ static int get_one(int ncols, const char *const *vals, void *ud)
         json_decref(r->doc);
         r->doc = json_loads(vals[1], 0, NULL);
         es__parse_i64(&r->version, vals[2]);
+        r->found = 1;
     }
     return 0;
 }
@@ -492,7 +494,7 @@ static int keyed_handler(es_sql *sql, const es_event *ev, void *user_data)
     const es__keyed *k = user_data;
     const kon *o = find_on(k, ev->type);
     char key[ES_STREAM_ID_MAX + 64], msg[512];
-    one_row r = {NULL, 0};
+    one_row r = {NULL, 0, 0};
     int rc;
 
     if (o == NULL)
@@ -505,6 +507,11 @@ static int keyed_handler(es_sql *sql, const es_event *ev, void *user_data)
             json_decref(r.doc);
             return es_sql_fail(sql, "%s", es_errmsg(sql->t));
         }
+    }
+    if (r.found && !json_is_object(r.doc)) {
+        json_decref(r.doc);
+        return es_sql_fail(sql, "keyed fold %s, key %s: the stored document "
+                           "is not a JSON object", k->table, key);
     }
     if (r.doc == NULL && (r.doc = json_object()) == NULL)
         return es_sql_fail(sql, "out of memory");
@@ -721,6 +728,12 @@ int es__keyed_apply(es__target *t, const es__keyed *k, const es_event *const *ev
         const kon *o = find_on(k, evs[i]->type);
         if (o == NULL)
             continue;
+        if (e->found && !e->dirty && !json_is_object(e->doc)) {
+            rc = es__fail(&t->h, ES_ECORRUPT, "keyed fold %s, key %s: the "
+                          "stored document is not a JSON object", k->table,
+                          e->key);
+            goto done;
+        }
         if (e->doc == NULL && (e->doc = json_object()) == NULL) {
             rc = es__fail(&t->h, ES_ENOMEM, "out of memory");
             goto done;

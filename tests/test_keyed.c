@@ -431,6 +431,36 @@ static void test_crash_postgres(void **state)
     on_postgres(crash_case);
 }
 
+/* ---- a stored document that is not JSON stops the worker ------------------ */
+
+static void test_corrupt_document(void **state)
+{
+    const char *path = es_test_path("corrupt");
+    char uri[600], sql[200];
+    es_log *log = es_test_open_fresh_log();
+    es_projection *p = load(by_owner_json);
+    es_projection_worker *w = NULL;
+    sqlite3 *db;
+    int rc;
+    (void)state;
+    snprintf(uri, sizeof uri, "sqlite:%s", path);
+    fill(log, NULL, 7, 50, 1);
+    run(log, p, uri, 100);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    snprintf(sql, sizeof sql, "UPDATE owner_docs SET doc = 'nope' WHERE key = 'owner-2'");
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    append_ev(log, NULL, 2, "Deposited", 5);
+    assert_int_equal(es_projection_worker_open(&w, log, p, uri, NULL), 0);
+    rc = es_projection_worker_run(w, NULL, 1, NULL, NULL, NULL);
+    assert_int_equal(rc, ES_ECORRUPT);
+    assert_contains(es_errmsg(w), "key owner-2: the stored document is not a "
+                                  "JSON object");
+    es_projection_worker_close(w);
+    es_projection_free(p);
+    es_log_close(log);
+}
+
 /* ---- definitions that are refused ----------------------------------------- */
 
 static void refused(const char *text, const char *needle)
@@ -474,6 +504,7 @@ int main(void)
         cmocka_unit_test(test_bad_event_postgres),
         cmocka_unit_test(test_crash_sqlite),
         cmocka_unit_test(test_crash_postgres),
+        cmocka_unit_test(test_corrupt_document),
         cmocka_unit_test(test_load_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
