@@ -63,7 +63,7 @@ SNAPSHOT_SRCS := \
 PROJECTION_SRCS := \
 	projections/target.c projections/source.c projections/worker.c \
 	projections/deadletter.c projections/jsonfile.c projections/assign.c \
-	projections/rebuild.c projections/status.c
+	projections/rebuild.c projections/status.c projections/keyed.c
 
 ADAPTER_SRCS := \
 	adapters/log_open.c adapters/snapshot_open.c \
@@ -97,7 +97,7 @@ MINIMAL_SRCS := samples/minimal/counter.c samples/minimal/main.c
 TESTS := test_error test_time test_partition test_event test_codec test_accept test_map test_log \
          test_aggregate test_upcast test_repo test_cli test_snapshot test_kafka \
          test_processor test_agreement test_sqlite test_auction test_projection \
-         test_rebuild
+         test_rebuild test_keyed
 TEST_BINS := $(TESTS:%=$(BUILD)/tests/%)
 
 BENCHES := bench_sqlite bench_snapshot bench_kafka bench_projection
@@ -169,6 +169,11 @@ $(BUILD)/tests/test_kafka $(BUILD)/tests/test_agreement: $(BUILD)/tests/kafka_ha
 $(BUILD)/tests/test_snapshot: $(BUILD)/tests/test_snapshot.o $(BUILD)/tests/harness.o \
 		$(BUILD)/tests/pg_harness.o $(BUILD)/tests/kafka_harness.o \
 		$(BUILD)/samples/bank/account.o $(LIB_A)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS) -lcmocka
+
+# test_keyed starts PostgreSQL (tests/pg_harness.c).
+$(BUILD)/tests/test_keyed: $(BUILD)/tests/test_keyed.o $(BUILD)/tests/harness.o \
+		$(BUILD)/tests/pg_harness.o $(LIB_A)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS) -lcmocka
 
 # test_projection starts PostgreSQL and the local Kafka broker too.

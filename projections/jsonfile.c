@@ -66,6 +66,7 @@ typedef struct json_projection {
     on_type *on;
     size_t non;
     es_projection_handler *handlers;
+    es__keyed *keyed;        /* a keyed fold ("keyed" instead of "on") */
 } json_projection;
 
 static void free_stmt(stmt *s)
@@ -101,6 +102,7 @@ void es_projection_free(es_projection *p)
     }
     es__free(j->on);
     es__free(j->handlers);
+    es__keyed_free(j->keyed);
     es__free(j);
 }
 
@@ -291,9 +293,11 @@ static int load(json_projection *j, const json_t *root, const char *path,
         json_object_foreach((json_t *)root, key, v) {
             if (strcmp(key, "name") && strcmp(key, "version") &&
                 strcmp(key, "follows") && strcmp(key, "setup") &&
-                strcmp(key, "on") && strcmp(key, "description"))
+                strcmp(key, "on") && strcmp(key, "keyed") &&
+                strcmp(key, "description"))
                 return es__err(err, ES_EINVAL, "%s: unknown member \"%s\" "
-                               "(expected name, version, follows, setup, on)",
+                               "(expected name, version, follows, setup, on "
+                               "or keyed)",
                                path, key);
         }
     }
@@ -310,6 +314,19 @@ static int load(json_projection *j, const json_t *root, const char *path,
         (rc = strv(&j->setup, json_object_get(root, "setup"), "setup", 0, path,
                    err)) != 0)
         return rc;
+    if (json_object_get(root, "keyed")) {
+        if (json_object_get(root, "on") || json_object_get(root, "setup"))
+            return es__err(err, ES_EINVAL, "%s: \"keyed\" generates its own "
+                           "setup and handlers: no \"setup\" or \"on\" beside "
+                           "it", path);
+        if ((rc = es__keyed_load(&j->keyed, json_object_get(root, "keyed"),
+                                 path, err)) != 0)
+            return rc;
+        j->p.setup = es__keyed_setup(j->keyed);
+        j->p.handlers = es__keyed_handlers(j->keyed);
+        j->p.user_data = j->keyed;
+        goto common;
+    }
     on = json_object_get(root, "on");
     if (!json_is_object(on) || json_object_size(on) == 0)
         return es__err(err, ES_EINVAL, "%s: \"on\" must be an object of event "
@@ -353,13 +370,14 @@ static int load(json_projection *j, const json_t *root, const char *path,
         j->handlers[i].fn = json_handler;
         i++;
     }
+    j->p.setup = (const char *const *)j->setup;
+    j->p.handlers = j->handlers;
+    j->p.user_data = j;
+common:
     j->p.struct_version = ES_PROJECTION_VERSION;
     j->p.name = j->name;
     j->p.version = version ? (int32_t)json_integer_value(version) : 1;
     j->p.follows = (const char *const *)j->follows;
-    j->p.setup = (const char *const *)j->setup;
-    j->p.handlers = j->handlers;
-    j->p.user_data = j;
     return es__projection_check(&j->p, err);
 }
 

@@ -310,9 +310,26 @@ static int rw_exec(es__target *t, void *self, const char *statement,
     return rc;
 }
 
+/* Handlers that read (a keyed fold reads a key's document) read the
+ * shadow tables too. */
+static int rw_query(es__target *t, void *self, const char *statement,
+                    const es_sql_value *params, size_t n, es__row_cb cb, void *ud)
+{
+    rb *r = self;
+    char *own;
+    const char *sql = rewrite_cached(r, statement, &own);
+    int rc;
+    if (sql == NULL)
+        return es__fail(&t->h, ES_ENOMEM, "out of memory");
+    if ((rc = es__target_query(r->real, sql, params, n, cb, ud)) != 0)
+        es__fail(&t->h, rc, "%s", es_errmsg(r->real));
+    es__free(own);
+    return rc;
+}
+
 static const es__target_backend rw_backend = {
     ES__TARGET_BACKEND_VERSION, "rebuild", NULL, NULL, NULL, NULL, NULL, NULL,
-    rw_exec, NULL, NULL, NULL};
+    rw_exec, rw_query, NULL, NULL, NULL};
 
 static const char cut_insert_sql[] =
     "INSERT INTO " P "asof_cuts (projection, agg_type, stream_id)"

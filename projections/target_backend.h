@@ -67,6 +67,12 @@ typedef struct es__target_backend {
      * statement it sets t's message and *failed_tag to its tag. */
     int (*pipeline_begin)(es__target *t, void *self);
     int (*pipeline_sync)(es__target *t, void *self, int *failed_tag);
+
+    /* COPY ... FROM STDIN of data (text format rows) inside the open
+     * transaction; NULL when the backend has none (keyed folds then upsert
+     * row by row). */
+    int (*copy_in)(es__target *t, void *self, const char *copy_sql,
+                   const char *data, size_t len);
 } es__target_backend;
 
 struct es__target {
@@ -132,6 +138,28 @@ int es__proj_source_read(es_log *log, int64_t *next_offset,
                          int64_t from_offset, size_t max_events,
                          es_seed_fn seed_fn, void *seed_data,
                          es_event_cb cb, void *user_data);
+
+/* ---- projections/keyed.c: keyed folds ----------------------------------- */
+
+typedef struct es__keyed es__keyed;
+
+/* Parses the "keyed" member of a JSON projection into *out, with the
+ * handlers (one per event type, ended by {NULL, NULL}) and the setup
+ * (NULL-terminated) it generates, owned by *out. */
+int es__keyed_load(es__keyed **out, const json_t *keyed, const char *path,
+                   es_error *err);
+void es__keyed_free(es__keyed *k);
+const es_projection_handler *es__keyed_handlers(const es__keyed *k);
+const char *const *es__keyed_setup(const es__keyed *k);
+/* The keyed fold of p, or NULL when p is not one. */
+const es__keyed *es__keyed_of(const es_projection *p);
+/* Folds evs[0..n) (all with a handler, none blocked) into their keys'
+ * documents with one read and one write-back, inside the batch's
+ * transaction. Returns 0; ES_EUSER when an event does not fold (the worker
+ * then redoes the batch event by event); ES_EIO / ES_ENOMEM (t's message
+ * is set). */
+int es__keyed_apply(es__target *t, const es__keyed *k, const es_event *const *evs,
+                    size_t n);
 
 /* ---- Names -------------------------------------------------------------- */
 

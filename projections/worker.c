@@ -806,6 +806,9 @@ static int apply_batch(es_projection_worker *w, part *pt, int64_t next_after,
                        int careful, es_projection_step *st)
 {
     es_projection_step mine = {0, 0, 0, 0, 0, 0};
+    const es__keyed *keyed = careful ? NULL : es__keyed_of(w->proj);
+    const es_event **kevs = NULL; /* a keyed fold's events (fast path) */
+    size_t nkevs = 0;
     int64_t cas_changes = -1;
     int pipelined = 0, failed_tag = -1, rc;
     es_sql_value cas[] = {ES_SQL_STR(w->proj->name), ES_SQL_STR(pt->agg_type),
@@ -816,7 +819,11 @@ static int apply_batch(es_projection_worker *w, part *pt, int64_t next_after,
         return target_fail(w, rc, "beginning a batch");
     if ((rc = apply_dead_letters(w, pt, &mine)) != 0)
         goto fail;
-    if (!careful && w->o.pipeline)
+    if (keyed && (kevs = es__malloc((w->nbatch + 1) * sizeof *kevs)) == NULL) {
+        rc = es__fail(&w->h, ES_ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (!careful && w->o.pipeline && !keyed)
         pipelined = es__target_pipeline_begin(w->t);
     if ((rc = es__target_exec(w->t, cas_sql, cas, 6, &cas_changes, -1)) != 0) {
         target_fail(w, rc, "moving the checkpoint");
@@ -847,12 +854,24 @@ static int apply_batch(es_projection_worker *w, part *pt, int64_t next_after,
                 mine.applied++;
             continue;
         }
+        mine.applied++;
+        if (keyed) { /* folded below, the whole batch at once */
+            kevs[nkevs++] = ev;
+            continue;
+        }
         w->sql.tag = (int)i;
         w->sql.failed = 0;
         if (fn(&w->sql, ev, w->proj->user_data) != 0 || w->sql.failed)
             goto redo;
-        mine.applied++;
     }
+    if (keyed && (rc = es__keyed_apply(w->t, keyed, kevs, nkevs)) != 0) {
+        if (rc == ES_EUSER)
+            goto redo;
+        target_fail(w, rc, "folding a batch");
+        goto fail;
+    }
+    es__free(kevs);
+    kevs = NULL;
     if ((rc = write_resume(w, pt)) != 0)
         goto fail;
     if (pipelined && (rc = es__target_pipeline_sync(w->t, &failed_tag)) != 0) {
@@ -888,9 +907,11 @@ static int apply_batch(es_projection_worker *w, part *pt, int64_t next_after,
     st->batches += mine.batches;
     return 0;
 redo:
+    es__free(kevs);
     es__target_rollback(w->t);
     return REDO_CAREFULLY;
 fail:
+    es__free(kevs);
     es__target_rollback(w->t);
     return rc;
 }

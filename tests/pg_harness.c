@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+
 #include "pg_harness.h"
 
 static char url[256];
@@ -182,4 +184,33 @@ const char *es_test_pg_why(void)
 int es_test_pg_owned(void)
 {
     return owned && url[0];
+}
+
+const char *es_test_pg_fresh_db(const char *prefix)
+{
+    static char urls[8][300];
+    static int n;
+    const char *base = es_test_pg_url();
+    char sql[160], *slash, *u;
+    PGconn *c;
+    PGresult *r;
+    int ok;
+    if (base == NULL)
+        return NULL;
+    u = urls[n++ % 8];
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s_%ld_%d", prefix, (long)getpid(), n);
+    c = PQconnectdb(base);
+    r = PQstatus(c) == CONNECTION_OK ? PQexec(c, sql) : NULL;
+    ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok)
+        snprintf(why, sizeof why, "%s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+    if (!ok)
+        return NULL;
+    snprintf(u, 300, "%s", base);
+    slash = strrchr(u, '/');
+    snprintf(slash + 1, 300 - (size_t)(slash + 1 - u), "%s_%ld_%d", prefix,
+             (long)getpid(), n);
+    return u;
 }

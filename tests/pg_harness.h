@@ -17,6 +17,11 @@
 const char *es_test_pg_url(void);
 const char *es_test_pg_why(void);
 
+/* A new database PREFIX_PID_N on the server, its URL (static storage, the
+ * last 8 calls' stay valid), or NULL when there is no server (or the
+ * CREATE DATABASE failed: es_test_pg_why() says why). */
+const char *es_test_pg_fresh_db(const char *prefix);
+
 /* 1 when the harness started the server itself (so it may stop it). */
 int es_test_pg_owned(void);
 

@@ -218,29 +218,10 @@ static char *pg_rows(const char *url, const char *sql)
  * index is enough: the tests keep at most two). */
 static const char *pg_fresh_db(void)
 {
-    static char urls[8][300];
-    static int n;
-    const char *base = es_test_pg_url();
-    char sql[128], *slash;
-    PGconn *c;
-    PGresult *r;
-    char *u;
-    if (base == NULL)
-        return NULL;
-    u = urls[n++ % 8];
-    snprintf(sql, sizeof sql, "CREATE DATABASE proj_%ld_%d", (long)getpid(), n);
-    c = PQconnectdb(base);
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-    PQfinish(c);
-    snprintf(u, 300, "%s", base);
-    slash = strrchr(u, '/');
-    snprintf(slash + 1, 300 - (size_t)(slash + 1 - u), "proj_%ld_%d",
-             (long)getpid(), n);
-    return u;
+    const char *url = es_test_pg_fresh_db("proj");
+    if (url == NULL && es_test_pg_url() != NULL)
+        fail_msg("%s", es_test_pg_why());
+    return url;
 }
 
 static es_projection_worker *open_worker(es_log *log, const es_projection *p,

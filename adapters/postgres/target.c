@@ -419,6 +419,35 @@ static int pt_pipeline_sync(es__target *t, void *self, int *failed_tag)
     return rc;
 }
 
+static int pt_copy_in(es__target *t, void *self, const char *copy_sql,
+                      const char *data, size_t len)
+{
+    pg_target *p = self;
+    PGresult *res = PQexec(p->conn, copy_sql);
+    int rc = 0;
+    if (res == NULL || PQresultStatus(res) != PGRES_COPY_IN) {
+        rc = result_fail(t, p, res, copy_sql);
+        PQclear(res);
+        return rc;
+    }
+    PQclear(res);
+    while (len > 0 && rc == 0) {
+        int n = len > (1u << 20) ? (1 << 20) : (int)len;
+        if (PQputCopyData(p->conn, data, n) != 1)
+            rc = result_fail(t, p, NULL, copy_sql);
+        data += n;
+        len -= (size_t)n;
+    }
+    if (PQputCopyEnd(p->conn, rc ? "aborted" : NULL) != 1 && rc == 0)
+        rc = result_fail(t, p, NULL, copy_sql);
+    while ((res = PQgetResult(p->conn)) != NULL) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == 0)
+            rc = result_fail(t, p, res, copy_sql);
+        PQclear(res);
+    }
+    return rc;
+}
+
 const es__target_backend es__pg_target_backend = {
     .version = ES__TARGET_BACKEND_VERSION,
     .name = "postgresql",
@@ -432,4 +461,5 @@ const es__target_backend es__pg_target_backend = {
     .query = pt_query,
     .pipeline_begin = pt_pipeline_begin,
     .pipeline_sync = pt_pipeline_sync,
+    .copy_in = pt_copy_in,
 };

@@ -197,6 +197,13 @@ typedef struct es_projection {
  * bool, null or absent as NULL, an object or array as JSON). Each name is
  * rewritten to a positional bind ($1..$n) when the file is loaded; a value
  * is never spliced into the SQL. "on" may have the key "*" for every type.
+ * A keyed fold has "keyed" instead of "setup" and "on" (no SQL at all):
+ *   "keyed": {"table": "owner_totals", "key": "$data.owner",
+ *             "on": {"Deposited": {"add": {"balance": "$data.amount"},
+ *                                  "count": ["deposits"]}}}
+ * one JSON document per key in T (key, doc, version), folded with set,
+ * add, sub, max, min, count and delete (docs/projections.md, "Keyed
+ * folds"); the worker reads and writes a batch's documents at once.
  * *out belongs to the caller (es_projection_free). Returns 0, ES_EINVAL
  * (err says which member, which statement, which name), ES_EIO (the file
  * cannot be read), ES_ENOMEM.

@@ -1,0 +1,759 @@
+/*
+ * projections/keyed.c - keyed folds: a JSON document per key folded from
+ * events (like a Kafka Streams KTable), declared in a JSON projection file
+ * with no SQL (docs/projections.md, "Keyed folds"):
+ *
+ *   {"name": "owners", "version": 1, "follows": ["account"],
+ *    "keyed": {"table": "owner_totals", "key": "$data.owner",
+ *              "on": {"Deposited": {"add": {"balance": "$data.amount"},
+ *                                   "count": ["deposits"]}}}}
+ *
+ * The table is T (key TEXT PRIMARY KEY, doc TEXT NOT NULL, version BIGINT
+ * NOT NULL): doc the document as compact JSON text, version the number of
+ * events folded into it. The worker's fast path hands a whole batch to
+ * es__keyed_apply: the batch's keys are read in one query,
+ * every event is folded in memory, and the changed documents go back in
+ * one go (PostgreSQL: COPY into a temporary staging table and one
+ * INSERT .. SELECT .. ON CONFLICT merge; SQLite: a prepared upsert per
+ * key), all inside the batch's transaction with the checkpoint. An event
+ * that does not fold makes the worker redo the batch event by event with
+ * the same fold as a handler (keyed_handler), which dead-letters it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "projections/target_backend.h"
+
+#define MAX_PATH 16
+
+typedef enum kfield {
+    K_STREAM_ID, K_VERSION, K_TYPE, K_OCCURRED_US, K_EVENT_ID, K_POSITION,
+    K_PARTITION, K_AGGREGATE_TYPE, K_DATA, K_META
+} kfield;
+
+static const struct {
+    const char *name;
+    kfield f;
+} kfields[] = {
+    {"stream_id", K_STREAM_ID}, {"version", K_VERSION}, {"type", K_TYPE},
+    {"occurred_us", K_OCCURRED_US}, {"event_id", K_EVENT_ID},
+    {"position", K_POSITION}, {"partition", K_PARTITION},
+    {"aggregate_type", K_AGGREGATE_TYPE}, {"data", K_DATA}, {"meta", K_META},
+};
+
+typedef struct fref {
+    kfield f;
+    char *path[MAX_PATH];
+    size_t npath;
+} fref;
+
+typedef enum op_kind { OP_SET, OP_ADD, OP_SUB, OP_MAX, OP_MIN, OP_COUNT } op_kind;
+
+static const char *const op_names[] = {"set", "add", "sub", "max", "min",
+                                        "count"};
+
+typedef struct kop {
+    op_kind kind;
+    char *member;
+    fref src; /* not for OP_COUNT */
+} kop;
+
+typedef struct kon {
+    char *type;
+    kop *ops;
+    size_t nops;
+    int del;
+} kon;
+
+struct es__keyed {
+    char *table;
+    fref key;
+    kon *on;
+    size_t non;
+    es_projection_handler *handlers;
+    char *setup[2];
+    char *get_one_sql, *read_pg_sql, *read_sq_sql, *upsert_sql, *delete_sql, *stage_sql, *copy_sql,
+        *merge_sql;
+};
+
+/* ---- loading ------------------------------------------------------------ */
+
+static void fref_free(fref *r)
+{
+    for (size_t i = 0; i < r->npath; i++)
+        es__free(r->path[i]);
+    r->npath = 0;
+}
+
+/* "$data.a.b" into r. */
+static int fref_parse(fref *r, const json_t *v, const char *where,
+                      es_error *err)
+{
+    const char *s = json_string_value(v), *dot;
+    size_t head, i;
+    memset(r, 0, sizeof *r);
+    if (s == NULL || s[0] != '$')
+        return es__err(err, ES_EINVAL, "%s: must be an event field such as "
+                       "\"$stream_id\" or \"$data.amount\"", where);
+    s++;
+    dot = strchr(s, '.');
+    head = dot ? (size_t)(dot - s) : strlen(s);
+    for (i = 0; i < sizeof kfields / sizeof *kfields; i++)
+        if (strlen(kfields[i].name) == head &&
+            memcmp(kfields[i].name, s, head) == 0)
+            break;
+    if (i == sizeof kfields / sizeof *kfields ||
+        (dot && kfields[i].f != K_DATA && kfields[i].f != K_META))
+        return es__err(err, ES_EINVAL, "%s: unknown field $%s (known: "
+                       "$stream_id, $version, $type, $occurred_us, $event_id, "
+                       "$position, $partition, $aggregate_type, $data.PATH, "
+                       "$meta.PATH)", where, s);
+    r->f = kfields[i].f;
+    while (dot) {
+        const char *start = dot + 1, *next = strchr(start, '.');
+        size_t n = next ? (size_t)(next - start) : strlen(start);
+        if (n == 0 || r->npath == MAX_PATH)
+            return es__err(err, ES_EINVAL, "%s: $%s has an empty member or "
+                           "is too deep", where, s);
+        if ((r->path[r->npath++] = es__strndup(start, n)) == NULL)
+            return es__err(err, ES_ENOMEM, "out of memory");
+        dot = next;
+    }
+    return 0;
+}
+
+/* The value of r in ev: a new reference, NULL when absent. */
+static json_t *fref_value(const fref *r, const es_event *ev)
+{
+    const json_t *v;
+    switch (r->f) {
+    case K_STREAM_ID: return json_string(ev->stream_id);
+    case K_VERSION: return json_integer(ev->version);
+    case K_TYPE: return json_string(ev->type);
+    case K_OCCURRED_US: return json_integer(ev->occurred_us);
+    case K_EVENT_ID: return ev->id ? json_string(ev->id) : NULL;
+    case K_POSITION: return json_integer(ev->position.offset);
+    case K_PARTITION: return json_integer(ev->position.partition);
+    case K_AGGREGATE_TYPE: return json_string(ev->aggregate_type);
+    case K_DATA: v = ev->payload; break;
+    default: v = ev->meta; break;
+    }
+    for (size_t k = 0; k < r->npath && v; k++) {
+        if (json_is_array(v)) {
+            int64_t idx;
+            if (es__parse_i64(&idx, r->path[k]) != 0 || idx < 0)
+                return NULL;
+            v = json_array_get(v, (size_t)idx);
+        } else {
+            v = json_object_get(v, r->path[k]);
+        }
+    }
+    return v ? json_incref((json_t *)v) : NULL;
+}
+
+static int ident_ok(const char *s)
+{
+    if (s == NULL || !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+                       *s == '_') || strlen(s) > 60)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              (*s >= '0' && *s <= '9') || *s == '_'))
+            return 0;
+    return 1;
+}
+
+static int add_op(kon *o, op_kind kind, const char *member, const json_t *src,
+                  const char *where, es_error *err)
+{
+    kop *op = &o->ops[o->nops];
+    memset(op, 0, sizeof *op);
+    if (*member == '\0')
+        return es__err(err, ES_EINVAL, "%s: an empty member name", where);
+    if ((op->member = es__strdup(member)) == NULL)
+        return es__err(err, ES_ENOMEM, "out of memory");
+    op->kind = kind;
+    o->nops++;
+    return kind == OP_COUNT ? 0 : fref_parse(&op->src, src, where, err);
+}
+
+static int load_on(kon *o, const char *type, const json_t *spec,
+                   const char *path, es_error *err)
+{
+    size_t cap = 0;
+    const char *key;
+    json_t *v;
+    char where[ES_NAME_MAX + 600];
+
+    if ((o->type = es__strdup(type)) == NULL)
+        return es__err(err, ES_ENOMEM, "out of memory");
+    if (!json_is_object(spec))
+        return es__err(err, ES_EINVAL, "%s: \"keyed\".\"on\".\"%s\" must be an "
+                       "object of operations (set, add, sub, max, min, "
+                       "count, delete)", path, type);
+    json_object_foreach((json_t *)spec, key, v)
+        cap += json_is_object(v) ? json_object_size(v)
+               : json_is_array(v) ? json_array_size(v) : 0;
+    if (cap && (o->ops = es__calloc(cap, sizeof *o->ops)) == NULL)
+        return es__err(err, ES_ENOMEM, "out of memory");
+    json_object_foreach((json_t *)spec, key, v) {
+        size_t kind;
+        int rc;
+        snprintf(where, sizeof where, "%s: \"keyed\".\"on\".\"%s\".\"%s\"",
+                 path, type, key);
+        if (strcmp(key, "delete") == 0) {
+            if (!json_is_boolean(v))
+                return es__err(err, ES_EINVAL, "%s: must be true or false",
+                               where);
+            o->del = json_is_true(v);
+            continue;
+        }
+        for (kind = 0; kind < sizeof op_names / sizeof *op_names; kind++)
+            if (strcmp(op_names[kind], key) == 0)
+                break;
+        if (kind == sizeof op_names / sizeof *op_names)
+            return es__err(err, ES_EINVAL, "%s: unknown operation (expected "
+                           "set, add, sub, max, min, count, delete)", where);
+        if (kind == OP_COUNT) {
+            if (!json_is_array(v))
+                return es__err(err, ES_EINVAL, "%s: must be an array of "
+                               "member names", where);
+            for (size_t i = 0; i < json_array_size(v); i++) {
+                const char *m = json_string_value(json_array_get(v, i));
+                if (m == NULL)
+                    return es__err(err, ES_EINVAL, "%s[%zu]: must be a "
+                                   "string", where, i);
+                if ((rc = add_op(o, OP_COUNT, m, NULL, where, err)) != 0)
+                    return rc;
+            }
+            continue;
+        }
+        if (!json_is_object(v))
+            return es__err(err, ES_EINVAL, "%s: must be an object of member "
+                           "-> \"$field\"", where);
+        {
+            const char *m;
+            json_t *src;
+            json_object_foreach(v, m, src)
+                if ((rc = add_op(o, (op_kind)kind, m, src, where, err)) != 0)
+                    return rc;
+        }
+    }
+    return 0;
+}
+
+static char *sqlf(const char *fmt, const char *table)
+{
+    es__buf b = {NULL, 0, 0, 0};
+    es__buf_printf(&b, fmt, table, table, table);
+    if (b.oom) {
+        es__buf_free(&b);
+        return NULL;
+    }
+    return b.data;
+}
+
+void es__keyed_free(es__keyed *k)
+{
+    if (k == NULL)
+        return;
+    for (size_t i = 0; k->on && i < k->non; i++) {
+        for (size_t j = 0; j < k->on[i].nops; j++) {
+            es__free(k->on[i].ops[j].member);
+            fref_free(&k->on[i].ops[j].src);
+        }
+        es__free(k->on[i].ops);
+        es__free(k->on[i].type);
+    }
+    es__free(k->on);
+    fref_free(&k->key);
+    es__free(k->handlers);
+    es__free(k->setup[0]);
+    es__free(k->get_one_sql);
+    es__free(k->read_pg_sql);
+    es__free(k->read_sq_sql);
+    es__free(k->upsert_sql);
+    es__free(k->delete_sql);
+    es__free(k->stage_sql);
+    es__free(k->copy_sql);
+    es__free(k->merge_sql);
+    es__free(k->table);
+    es__free(k);
+}
+
+static int keyed_handler(es_sql *sql, const es_event *ev, void *user_data);
+
+int es__keyed_load(es__keyed **out, const json_t *keyed, const char *path,
+                   es_error *err)
+{
+    es__keyed *k;
+    const json_t *on, *spec;
+    const char *table, *type, *key;
+    json_t *v;
+    size_t i = 0;
+    int rc;
+
+    *out = NULL;
+    if (!json_is_object(keyed))
+        return es__err(err, ES_EINVAL, "%s: \"keyed\" must be an object with "
+                       "table, key, on", path);
+    json_object_foreach((json_t *)keyed, key, v)
+        if (strcmp(key, "table") && strcmp(key, "key") && strcmp(key, "on"))
+            return es__err(err, ES_EINVAL, "%s: \"keyed\": unknown member "
+                           "\"%s\" (expected table, key, on)", path, key);
+    table = json_string_value(json_object_get(keyed, "table"));
+    if (!ident_ok(table) || strncmp(table, ES__PROJ_PREFIX,
+                                    strlen(ES__PROJ_PREFIX)) == 0)
+        return es__err(err, ES_EINVAL, "%s: \"keyed\".\"table\" must be a "
+                       "plain SQL name ([A-Za-z_][A-Za-z0-9_]*, at most 60 "
+                       "bytes, not starting with " ES__PROJ_PREFIX ")", path);
+    on = json_object_get(keyed, "on");
+    if (!json_is_object(on) || json_object_size(on) == 0)
+        return es__err(err, ES_EINVAL, "%s: \"keyed\".\"on\" must be an object "
+                       "of event type -> operations", path);
+    if ((k = es__calloc(1, sizeof *k)) == NULL)
+        return es__err(err, ES_ENOMEM, "out of memory");
+    *out = k;
+    {
+        char where[ES_NAME_MAX + 100];
+        snprintf(where, sizeof where, "%s: \"keyed\".\"key\"", path);
+        if ((rc = fref_parse(&k->key, json_object_get(keyed, "key"), where,
+                             err)) != 0)
+            return rc;
+    }
+    k->non = json_object_size(on);
+    if ((k->table = es__strdup(table)) == NULL ||
+        (k->on = es__calloc(k->non, sizeof *k->on)) == NULL ||
+        (k->handlers = es__calloc(k->non + 1, sizeof *k->handlers)) == NULL)
+        return es__err(err, ES_ENOMEM, "out of memory");
+    json_object_foreach((json_t *)on, type, spec) {
+        if ((rc = load_on(&k->on[i], type, spec, path, err)) != 0) {
+            k->non = i + 1;
+            return rc;
+        }
+        k->handlers[i].event_type = k->on[i].type;
+        k->handlers[i].fn = keyed_handler;
+        i++;
+    }
+    k->setup[0] = sqlf("CREATE TABLE IF NOT EXISTS %s (key TEXT NOT NULL "
+                       "PRIMARY KEY, doc TEXT NOT NULL, version BIGINT NOT "
+                       "NULL)", table);
+    k->get_one_sql = sqlf("SELECT key, doc, version FROM %s WHERE key = $1",
+                          table);
+    k->read_pg_sql = sqlf("SELECT key, doc, version FROM %s WHERE key IN "
+                          "(SELECT jsonb_array_elements_text($1::jsonb))",
+                          table);
+    k->read_sq_sql = sqlf("SELECT key, doc, version FROM %s WHERE key IN "
+                          "(SELECT value FROM json_each($1))", table);
+    k->upsert_sql = sqlf("INSERT INTO %s (key, doc, version) VALUES ($1, $2, "
+                         "$3) ON CONFLICT (key) DO UPDATE SET doc = "
+                         "excluded.doc, version = excluded.version", table);
+    k->delete_sql = sqlf("DELETE FROM %s WHERE key = $1", table);
+    k->stage_sql = sqlf("CREATE TEMPORARY TABLE IF NOT EXISTS es_keyed_%s "
+                        "(key TEXT, doc TEXT, version BIGINT) ON COMMIT "
+                        "DELETE ROWS", table);
+    k->copy_sql = sqlf("COPY es_keyed_%s (key, doc, version) FROM STDIN",
+                       table);
+    k->merge_sql = sqlf("INSERT INTO %s (key, doc, version) SELECT key, doc, "
+                        "version FROM es_keyed_%s ON CONFLICT (key) DO UPDATE "
+                        "SET doc = excluded.doc, version = excluded.version",
+                        table);
+    if (!k->setup[0] || !k->get_one_sql || !k->read_pg_sql || !k->read_sq_sql || !k->upsert_sql || !k->delete_sql ||
+        !k->stage_sql || !k->copy_sql || !k->merge_sql)
+        return es__err(err, ES_ENOMEM, "out of memory");
+    return 0;
+}
+
+const es_projection_handler *es__keyed_handlers(const es__keyed *k)
+{
+    return k->handlers;
+}
+
+const char *const *es__keyed_setup(const es__keyed *k)
+{
+    return (const char *const *)k->setup;
+}
+
+const es__keyed *es__keyed_of(const es_projection *p)
+{
+    return p && p->handlers && p->handlers[0].fn == keyed_handler
+               ? p->user_data : NULL;
+}
+
+/* ---- folding ------------------------------------------------------------ */
+
+static const kon *find_on(const es__keyed *k, const char *type)
+{
+    for (size_t i = 0; i < k->non; i++)
+        if (strcmp(k->on[i].type, type) == 0)
+            return &k->on[i];
+    return NULL;
+}
+
+/* The key of ev as text in buf; 0 or ES_EUSER (msg says why). */
+static int event_key(char *buf, size_t size, const es__keyed *k,
+                     const es_event *ev, char *msg, size_t msize)
+{
+    json_t *v = fref_value(&k->key, ev);
+    int rc = 0;
+    if (json_is_string(v) && json_string_length(v) > 0 &&
+        json_string_length(v) < size)
+        snprintf(buf, size, "%s", json_string_value(v));
+    else if (json_is_integer(v))
+        snprintf(buf, size, "%lld", (long long)json_integer_value(v));
+    else {
+        snprintf(msg, msize, "keyed fold %s: the key is %s", k->table,
+                 v == NULL ? "absent" : json_is_string(v) ? "empty or too long"
+                                                          : "not a string or an integer");
+        rc = ES_EUSER;
+    }
+    json_decref(v);
+    return rc;
+}
+
+/* Applies the operations of o for ev to doc. 0 or ES_EUSER (msg). */
+static int fold(json_t *doc, const kon *o, const es_event *ev, char *msg,
+                size_t msize)
+{
+    for (size_t i = 0; i < o->nops; i++) {
+        const kop *op = &o->ops[i];
+        json_t *cur = json_object_get(doc, op->member), *val, *res = NULL;
+        if (op->kind == OP_COUNT) {
+            if (cur && !json_is_integer(cur)) {
+                snprintf(msg, msize, "count %s: the document holds a "
+                         "non-integer", op->member);
+                return ES_EUSER;
+            }
+            json_object_set_new(doc, op->member,
+                                json_integer(cur ? json_integer_value(cur) + 1 : 1));
+            continue;
+        }
+        val = fref_value(&op->src, ev);
+        if (op->kind == OP_SET) {
+            json_object_set_new(doc, op->member, val ? val : json_null());
+            continue;
+        }
+        if (!json_is_number(val) || (cur && !json_is_number(cur))) {
+            snprintf(msg, msize, "%s %s: %s is not a number",
+                     op_names[op->kind], op->member,
+                     !json_is_number(val) ? "the event's value"
+                                          : "the document's value");
+            json_decref(val);
+            return ES_EUSER;
+        }
+        if (op->kind == OP_ADD || op->kind == OP_SUB) {
+            /* an absent member counts as 0 */
+            int sub = op->kind == OP_SUB;
+            if (cur == NULL || (json_is_integer(cur) && json_is_integer(val)))
+                res = json_integer((cur ? json_integer_value(cur) : 0) +
+                                   (sub ? -json_integer_value(val)
+                                        : json_integer_value(val)));
+            if (res == NULL || !json_is_integer(val)) {
+                json_decref(res);
+                res = json_real((cur ? json_number_value(cur) : 0) +
+                                (sub ? -json_number_value(val)
+                                     : json_number_value(val)));
+            }
+        } else if (cur == NULL) {
+            res = json_incref(val);
+        } else {
+            double a = json_number_value(cur), b = json_number_value(val);
+            res = json_incref((op->kind == OP_MAX ? b > a : b < a) ? val : cur);
+        }
+        json_decref(val);
+        if (res == NULL)
+            return ES_ENOMEM;
+        json_object_set_new(doc, op->member, res);
+    }
+    return 0;
+}
+
+/* ---- one event (the careful path: a handler) ---------------------------- */
+
+typedef struct one_row {
+    json_t *doc;
+    int64_t version;
+    int found;
+} one_row;
+
+static int get_one(int ncols, const char *const *vals, void *ud)
+{
+    one_row *r = ud;
+    if (ncols >= 3 && vals[1] && vals[2]) {
+        json_decref(r->doc);
+        r->doc = json_loads(vals[1], 0, NULL);
+        es__parse_i64(&r->version, vals[2]);
+        r->found = 1;
+    }
+    return 0;
+}
+
+static int keyed_handler(es_sql *sql, const es_event *ev, void *user_data)
+{
+    const es__keyed *k = user_data;
+    const kon *o = find_on(k, ev->type);
+    char key[ES_STREAM_ID_MAX + 64], msg[512];
+    one_row r = {NULL, 0, 0};
+    int rc;
+
+    if (o == NULL)
+        return 0;
+    if (event_key(key, sizeof key, k, ev, msg, sizeof msg) != 0)
+        return es_sql_fail(sql, "%s", msg);
+    {
+        es_sql_value q[] = {ES_SQL_STR(key)};
+        if ((rc = es__target_query(sql->t, k->get_one_sql, q, 1, get_one, &r)) != 0) {
+            json_decref(r.doc);
+            return es_sql_fail(sql, "%s", es_errmsg(sql->t));
+        }
+    }
+    if (r.found && !json_is_object(r.doc)) {
+        json_decref(r.doc);
+        return es_sql_fail(sql, "keyed fold %s, key %s: the stored document "
+                           "is not a JSON object", k->table, key);
+    }
+    if (r.doc == NULL && (r.doc = json_object()) == NULL)
+        return es_sql_fail(sql, "out of memory");
+    if ((rc = fold(r.doc, o, ev, msg, sizeof msg)) != 0) {
+        json_decref(r.doc);
+        return es_sql_fail(sql, "keyed fold %s, key %s: %s", k->table, key,
+                           rc == ES_ENOMEM ? "out of memory" : msg);
+    }
+    if (o->del) {
+        es_sql_value q[] = {ES_SQL_STR(key)};
+        json_decref(r.doc);
+        return es_sql_exec(sql, k->delete_sql, q, 1);
+    }
+    {
+        char *text = es__json_text(r.doc);
+        json_decref(r.doc);
+        if (text == NULL)
+            return es_sql_fail(sql, "out of memory");
+        {
+            es_sql_value q[] = {ES_SQL_STR(key), ES_SQL_STR(text),
+                                ES_SQL_I64(r.version + 1)};
+            rc = es_sql_exec(sql, k->upsert_sql, q, 3);
+        }
+        es__free(text);
+    }
+    return rc;
+}
+
+/* ---- a batch (the fast path) -------------------------------------------- */
+
+typedef struct entry {
+    char *key;
+    json_t *doc;     /* NULL: deleted (or not read yet) */
+    int64_t version;
+    int found;       /* a row exists in the table */
+    int dirty;
+} entry;
+
+typedef struct kmap {
+    entry *v;        /* open addressing, cap a power of two */
+    size_t cap, n;
+    entry **order;   /* entries in the order their keys were first seen */
+} kmap;
+
+static uint64_t hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static entry *kmap_find(kmap *m, const char *key, int add)
+{
+    size_t i = (size_t)hash(key) & (m->cap - 1);
+    while (m->v[i].key) {
+        if (strcmp(m->v[i].key, key) == 0)
+            return &m->v[i];
+        i = (i + 1) & (m->cap - 1);
+    }
+    if (!add || (m->v[i].key = es__strdup(key)) == NULL)
+        return NULL;
+    m->order[m->n++] = &m->v[i];
+    return &m->v[i];
+}
+
+static void kmap_free(kmap *m)
+{
+    for (size_t i = 0; m->v && i < m->cap; i++) {
+        es__free(m->v[i].key);
+        json_decref(m->v[i].doc);
+    }
+    es__free(m->v);
+    es__free(m->order);
+}
+
+static int get_many(int ncols, const char *const *vals, void *ud)
+{
+    entry *e;
+    if (ncols < 3 || !vals[0] || !vals[1] || !vals[2] ||
+        (e = kmap_find(ud, vals[0], 0)) == NULL)
+        return 0;
+    json_decref(e->doc);
+    e->doc = json_loads(vals[1], 0, NULL);
+    es__parse_i64(&e->version, vals[2]);
+    e->found = 1;
+    return 0;
+}
+
+/* Reads the documents of every key in m: one query, the keys bound as one
+ * JSON array (json_each on SQLite, jsonb_array_elements_text on
+ * PostgreSQL), so that the statement has one parameter whatever the
+ * batch's size. */
+static int read_docs(es__target *t, const es__keyed *k, kmap *m)
+{
+    json_t *keys = json_array();
+    char *text = NULL;
+    int rc;
+    for (size_t i = 0; keys && i < m->n; i++)
+        if (json_array_append_new(keys, json_string(m->order[i]->key)) != 0) {
+            json_decref(keys);
+            keys = NULL;
+        }
+    if (keys == NULL || (text = es__json_text(keys)) == NULL) {
+        json_decref(keys);
+        return es__fail(&t->h, ES_ENOMEM, "out of memory");
+    }
+    json_decref(keys);
+    {
+        es_sql_value q[] = {ES_SQL_STR(text)};
+        rc = es__target_query(t, strcmp(t->backend->name, "postgresql") == 0
+                                     ? k->read_pg_sql : k->read_sq_sql,
+                              q, 1, get_many, m);
+    }
+    es__free(text);
+    return rc;
+}
+
+/* s in COPY text format. */
+static void copy_field(es__buf *b, const char *s)
+{
+    const char *run = s;
+    for (; *s; s++) {
+        const char *esc = *s == '\\' ? "\\\\" : *s == '\t' ? "\\t"
+                        : *s == '\n' ? "\\n" : *s == '\r' ? "\\r" : NULL;
+        if (esc) {
+            es__buf_add(b, run, (size_t)(s - run));
+            es__buf_adds(b, esc);
+            run = s + 1;
+        }
+    }
+    es__buf_add(b, run, (size_t)(s - run));
+}
+
+/* Writes the dirty entries of m back. */
+static int write_docs(es__target *t, const es__keyed *k, kmap *m)
+{
+    es__buf b = {NULL, 0, 0, 0};
+    int use_copy = t->backend->copy_in != NULL, rc = 0;
+    size_t ncopy = 0;
+
+    for (size_t i = 0; i < m->n && rc == 0; i++) {
+        entry *e = m->order[i];
+        char *text;
+        if (!e->dirty)
+            continue;
+        if (e->doc == NULL) { /* deleted */
+            es_sql_value q[] = {ES_SQL_STR(e->key)};
+            if (e->found)
+                rc = es__target_exec(t, k->delete_sql, q, 1, NULL, -1);
+            continue;
+        }
+        if ((text = es__json_text(e->doc)) == NULL) {
+            rc = es__fail(&t->h, ES_ENOMEM, "out of memory");
+            break;
+        }
+        if (use_copy) {
+            copy_field(&b, e->key);
+            es__buf_adds(&b, "\t");
+            copy_field(&b, text);
+            es__buf_printf(&b, "\t%lld\n", (long long)e->version);
+            ncopy++;
+        } else {
+            es_sql_value q[] = {ES_SQL_STR(e->key), ES_SQL_STR(text),
+                                ES_SQL_I64(e->version)};
+            rc = es__target_exec(t, k->upsert_sql, q, 3, NULL, -1);
+        }
+        es__free(text);
+    }
+    if (rc == 0 && b.oom)
+        rc = es__fail(&t->h, ES_ENOMEM, "out of memory");
+    if (rc == 0 && ncopy > 0) {
+        if ((rc = es__target_exec0(t, k->stage_sql)) == 0 &&
+            (rc = t->backend->copy_in(t, t->self, k->copy_sql, b.data,
+                                      b.len)) == 0)
+            rc = es__target_exec0(t, k->merge_sql);
+    }
+    es__buf_free(&b);
+    return rc;
+}
+
+int es__keyed_apply(es__target *t, const es__keyed *k, const es_event *const *evs,
+                    size_t n)
+{
+    kmap m = {NULL, 0, 0, NULL};
+    char key[ES_STREAM_ID_MAX + 64], msg[512];
+    entry **at = NULL;
+    int rc = 0;
+
+    if (n == 0)
+        return 0;
+    for (m.cap = 16; m.cap < 2 * n; m.cap *= 2)
+        ;
+    if ((m.v = es__calloc(m.cap, sizeof *m.v)) == NULL ||
+        (m.order = es__calloc(n, sizeof *m.order)) == NULL ||
+        (at = es__calloc(n, sizeof *at)) == NULL) {
+        rc = es__fail(&t->h, ES_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (event_key(key, sizeof key, k, evs[i], msg, sizeof msg) != 0) {
+            rc = es__fail(&t->h, ES_EUSER, "%s", msg);
+            goto done;
+        }
+        if ((at[i] = kmap_find(&m, key, 1)) == NULL) {
+            rc = es__fail(&t->h, ES_ENOMEM, "out of memory");
+            goto done;
+        }
+    }
+    if ((rc = read_docs(t, k, &m)) != 0)
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        entry *e = at[i];
+        const kon *o = find_on(k, evs[i]->type);
+        if (o == NULL)
+            continue;
+        if (e->found && !e->dirty && !json_is_object(e->doc)) {
+            rc = es__fail(&t->h, ES_ECORRUPT, "keyed fold %s, key %s: the "
+                          "stored document is not a JSON object", k->table,
+                          e->key);
+            goto done;
+        }
+        if (e->doc == NULL && (e->doc = json_object()) == NULL) {
+            rc = es__fail(&t->h, ES_ENOMEM, "out of memory");
+            goto done;
+        }
+        if ((rc = fold(e->doc, o, evs[i], msg, sizeof msg)) != 0) {
+            rc = es__fail(&t->h, rc, "keyed fold %s, key %s: %s", k->table,
+                          e->key, msg);
+            goto done;
+        }
+        e->version++;
+        e->dirty = 1;
+        if (o->del) {
+            json_decref(e->doc);
+            e->doc = NULL;
+            e->version = 0;
+        }
+    }
+    rc = write_docs(t, k, &m);
+done:
+    kmap_free(&m);
+    es__free(at);
+    return rc;
+}
