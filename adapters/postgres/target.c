@@ -22,7 +22,13 @@
 #include "pg.h"
 #include "projections/target_backend.h"
 
-#define SYNC_EVERY 256
+/* A Sync makes the client wait for the server: once per 1,000 statements
+ * (a batch at the default size), not every 256 (measured: 7% more events/s
+ * into PostgreSQL, bench_projection, 300,000 events, 3 runs each). The
+ * results of 1,000 statements are about 50 KB (ParseComplete, BindComplete,
+ * CommandComplete), well inside the socket buffers, so neither side
+ * blocks while the other writes. */
+#define SYNC_EVERY 1000
 #define MAX_PARAMS 64
 #define MAX_PREPARED 64
 
