@@ -173,18 +173,18 @@ $(BUILD)/tests/test_snapshot: $(BUILD)/tests/test_snapshot.o $(BUILD)/tests/harn
 
 # test_keyed starts PostgreSQL (tests/pg_harness.c).
 $(BUILD)/tests/test_keyed: $(BUILD)/tests/test_keyed.o $(BUILD)/tests/harness.o \
-		$(BUILD)/tests/pg_harness.o $(LIB_A)
+		$(BUILD)/tests/pg_harness.o $(BUILD)/tests/target_harness.o $(LIB_A)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS) -lcmocka
 
 # test_projection starts PostgreSQL and the local Kafka broker too.
 $(BUILD)/tests/test_projection: $(BUILD)/tests/test_projection.o $(BUILD)/tests/harness.o \
-		$(BUILD)/tests/pg_harness.o $(BUILD)/tests/kafka_harness.o \
+		$(BUILD)/tests/pg_harness.o $(BUILD)/tests/target_harness.o $(BUILD)/tests/kafka_harness.o \
 		$(BUILD)/samples/bank/account.o $(LIB_A)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS) -lcmocka
 
 # test_rebuild starts PostgreSQL too.
 $(BUILD)/tests/test_rebuild: $(BUILD)/tests/test_rebuild.o $(BUILD)/tests/harness.o \
-		$(BUILD)/tests/pg_harness.o $(BUILD)/samples/bank/account.o $(LIB_A)
+		$(BUILD)/tests/pg_harness.o $(BUILD)/tests/target_harness.o $(BUILD)/samples/bank/account.o $(LIB_A)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS) -lcmocka
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/bench/benchutil.o $(BUILD)/samples/bank/account.o $(LIB_A)

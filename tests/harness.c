@@ -153,3 +153,20 @@ void es_test_assert_contains(const char *haystack, const char *needle,
         _fail(file, line);
     }
 }
+
+int es_test_cli(int (*fn)(int, char **, void *), const char **out,
+                const char **err, const char *log_uri, ...)
+{
+    char *argv[24];
+    int argc = 0;
+    va_list ap;
+    argv[argc++] = "bank";
+    argv[argc++] = "--log";
+    argv[argc++] = (char *)log_uri;
+    va_start(ap, log_uri);
+    while (argc < 23 && (argv[argc] = va_arg(ap, char *)) != NULL)
+        argc++;
+    va_end(ap);
+    argv[argc] = NULL;
+    return es_test_capture(fn, argc, argv, NULL, out, err);
+}

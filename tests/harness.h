@@ -34,6 +34,11 @@ es_log *es_test_open_fresh_log(void);
 int es_test_capture(int (*fn)(int, char **, void *), int argc, char **argv,
                     void *user_data, const char **out, const char **err);
 
+/* es_test_capture of fn with argv "bank --log LOG_URI" then the words
+ * given (NULL-terminated, at most 20). */
+int es_test_cli(int (*fn)(int, char **, void *), const char **out,
+                const char **err, const char *log_uri, ...);
+
 /* Asserts that haystack contains needle, printing both when it does not. */
 #define assert_contains(haystack, needle) \
     es_test_assert_contains((haystack), (needle), __FILE__, __LINE__)

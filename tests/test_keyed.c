@@ -22,6 +22,7 @@
 #include "esfold/rebuild.h"
 #include "harness.h"
 #include "pg_harness.h"
+#include "target_harness.h"
 #include "esfold/projection.h"
 
 /* Per account (the stream) and per owner (a key that is not the stream). */
@@ -214,33 +215,6 @@ static void assert_docs(const char *path_or_url, int pg, const char *table,
 
 /* ---- targets -------------------------------------------------------------- */
 
-static const char *pg_fresh_db(void)
-{
-    const char *url = es_test_pg_fresh_db("keyed");
-    if (url == NULL && es_test_pg_url() != NULL)
-        fail_msg("%s", es_test_pg_why());
-    return url;
-}
-
-typedef void (*target_case)(const char *target, const char *path_or_url, int pg);
-
-static void on_sqlite(target_case fn, const char *name)
-{
-    const char *path = es_test_path(name);
-    char uri[600];
-    snprintf(uri, sizeof uri, "sqlite:%s", path);
-    fn(uri, path, 0);
-}
-
-static void on_postgres(target_case fn)
-{
-    const char *url = pg_fresh_db();
-    if (url == NULL) {
-        print_message("no PostgreSQL: %s\n", es_test_pg_why());
-        skip();
-    }
-    fn(url, url, 1);
-}
 
 static es_projection *load(const char *text)
 {
@@ -344,25 +318,25 @@ static void rebuild_case(const char *target, const char *path_or_url, int pg)
 static void test_rebuild_sqlite(void **state)
 {
     (void)state;
-    on_sqlite(rebuild_case, "rebuild");
+    es_test_on_sqlite(rebuild_case, "rebuild");
 }
 
 static void test_rebuild_postgres(void **state)
 {
     (void)state;
-    on_postgres(rebuild_case);
+    es_test_on_postgres(rebuild_case, "keyed");
 }
 
 static void test_fold_sqlite(void **state)
 {
     (void)state;
-    on_sqlite(fold_case, "fold");
+    es_test_on_sqlite(fold_case, "fold");
 }
 
 static void test_fold_postgres(void **state)
 {
     (void)state;
-    on_postgres(fold_case);
+    es_test_on_postgres(fold_case, "keyed");
 }
 
 /* ---- an event that does not fold is dead-lettered ------------------------ */
@@ -402,13 +376,13 @@ static void bad_event_case(const char *target, const char *path_or_url, int pg)
 static void test_bad_event_sqlite(void **state)
 {
     (void)state;
-    on_sqlite(bad_event_case, "bad");
+    es_test_on_sqlite(bad_event_case, "bad");
 }
 
 static void test_bad_event_postgres(void **state)
 {
     (void)state;
-    on_postgres(bad_event_case);
+    es_test_on_postgres(bad_event_case, "keyed");
 }
 
 /* ---- SIGKILLed workers: no double fold ------------------------------------ */
@@ -475,13 +449,13 @@ static void crash_case(const char *target, const char *path_or_url, int pg)
 static void test_crash_sqlite(void **state)
 {
     (void)state;
-    on_sqlite(crash_case, "crash");
+    es_test_on_sqlite(crash_case, "crash");
 }
 
 static void test_crash_postgres(void **state)
 {
     (void)state;
-    on_postgres(crash_case);
+    es_test_on_postgres(crash_case, "keyed");
 }
 
 /* ---- a stored document that is not JSON stops the worker ------------------ */

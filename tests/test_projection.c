@@ -31,6 +31,7 @@
 #include "harness.h"
 #include "kafka_harness.h"
 #include "pg_harness.h"
+#include "target_harness.h"
 #include "esfold/projection.h"
 #include "samples/bank/account.h"
 
@@ -214,16 +215,6 @@ static char *pg_rows(const char *url, const char *sql)
     return out;
 }
 
-/* A fresh database on the test server; its URL (static storage per call
- * index is enough: the tests keep at most two). */
-static const char *pg_fresh_db(void)
-{
-    const char *url = es_test_pg_fresh_db("proj");
-    if (url == NULL && es_test_pg_url() != NULL)
-        fail_msg("%s", es_test_pg_why());
-    return url;
-}
-
 static es_projection_worker *open_worker(es_log *log, const es_projection *p,
                                          const char *target,
                                          const es_projection_worker_options *o)
@@ -253,25 +244,6 @@ static void assert_rows(const char *got, const char *want)
 
 /* A case run on a fresh SQLite target file and on a fresh PostgreSQL
  * database: fn(target URI, the file or URL to read rows from, is_pg). */
-typedef void (*target_case)(const char *target, const char *path_or_url, int pg);
-
-static void on_sqlite(target_case fn, const char *name)
-{
-    const char *path = es_test_path(name);
-    char uri[600];
-    snprintf(uri, sizeof uri, "sqlite:%s", path);
-    fn(uri, path, 0);
-}
-
-static void on_postgres(target_case fn)
-{
-    const char *url = pg_fresh_db();
-    if (url == NULL) {
-        print_message("no PostgreSQL: %s\n", es_test_pg_why());
-        skip();
-    }
-    fn(url, url, 1);
-}
 
 /* ---- Exactly once, restarts ------------------------------------------- */
 
@@ -306,13 +278,13 @@ static void crash_free_run(const char *target, const char *path_or_url, int pg)
 static void test_sqlite_target(void **state)
 {
     (void)state;
-    on_sqlite(crash_free_run, "target");
+    es_test_on_sqlite(crash_free_run, "target");
 }
 
 static void test_postgres_target(void **state)
 {
     (void)state;
-    on_postgres(crash_free_run);
+    es_test_on_postgres(crash_free_run, "proj");
 }
 
 /* ---- Two workers on the same partitions --------------------------------- */
@@ -356,13 +328,13 @@ static void two_workers_case(const char *uri, const char *path_or_url, int pg)
 static void test_two_workers_fenced_sqlite(void **state)
 {
     (void)state;
-    on_sqlite(two_workers_case, "fence");
+    es_test_on_sqlite(two_workers_case, "fence");
 }
 
 static void test_two_workers_fenced_postgres(void **state)
 {
     (void)state;
-    on_postgres(two_workers_case);
+    es_test_on_postgres(two_workers_case, "proj");
 }
 
 
@@ -495,13 +467,13 @@ static void crash_test_on(const char *log_uri, const char *target,
 static void test_crash_sqlite(void **state)
 {
     (void)state;
-    on_sqlite(crash_test, "crash");
+    es_test_on_sqlite(crash_test, "crash");
 }
 
 static void test_crash_postgres(void **state)
 {
     (void)state;
-    on_postgres(crash_test);
+    es_test_on_postgres(crash_test, "proj");
 }
 
 /* On the Kafka log (the local broker), with records the acceptance rule
@@ -740,13 +712,13 @@ static void dead_letter_case(const char *target, const char *path_or_url, int pg
 static void test_dead_letters_sqlite(void **state)
 {
     (void)state;
-    on_sqlite(dead_letter_case, "dl");
+    es_test_on_sqlite(dead_letter_case, "dl");
 }
 
 static void test_dead_letters_postgres(void **state)
 {
     (void)state;
-    on_postgres(dead_letter_case);
+    es_test_on_postgres(dead_letter_case, "proj");
 }
 
 /* A target that refuses a statement, with on_failure STOP: the message
@@ -851,13 +823,13 @@ static void refused_in_batch_case(const char *target, const char *path_or_url,
 static void test_refused_in_batch_sqlite(void **state)
 {
     (void)state;
-    on_sqlite(refused_in_batch_case, "refused");
+    es_test_on_sqlite(refused_in_batch_case, "refused");
 }
 
 static void test_refused_in_batch_postgres(void **state)
 {
     (void)state;
-    on_postgres(refused_in_batch_case);
+    es_test_on_postgres(refused_in_batch_case, "proj");
 }
 
 /* PostgreSQL stopped and started between batches: a step fails with
@@ -865,7 +837,7 @@ static void test_refused_in_batch_postgres(void **state)
  * checkpoint; nothing is lost or applied twice. */
 static void test_postgres_stopped(void **state)
 {
-    const char *url = pg_fresh_db();
+    const char *url = es_test_pg_fresh_db_or_fail("proj");
     es_log *log;
     es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
     es_projection_worker *w;
@@ -990,13 +962,13 @@ static void json_projection_case(const char *target, const char *path_or_url,
 static void test_json_projection_sqlite(void **state)
 {
     (void)state;
-    on_sqlite(json_projection_case, "json");
+    es_test_on_sqlite(json_projection_case, "json");
 }
 
 static void test_json_projection_postgres(void **state)
 {
     (void)state;
-    on_postgres(json_projection_case);
+    es_test_on_postgres(json_projection_case, "proj");
 }
 
 /* Two followed types, a "*" handler, an upsert (ON CONFLICT .. DO UPDATE)
@@ -1051,13 +1023,13 @@ static void counts_case(const char *target, const char *path_or_url, int pg)
 static void test_upsert_two_types_sqlite(void **state)
 {
     (void)state;
-    on_sqlite(counts_case, "counts");
+    es_test_on_sqlite(counts_case, "counts");
 }
 
 static void test_upsert_two_types_postgres(void **state)
 {
     (void)state;
-    on_postgres(counts_case);
+    es_test_on_postgres(counts_case, "proj");
 }
 
 static void load_fails(const char *text, const char *needle)
@@ -1118,21 +1090,6 @@ static int run_cli(int argc, char **argv, void *ud)
     return es_cli_main(argc, argv, &app);
 }
 
-static int cli(const char **out, const char **err, const char *log_uri, ...)
-{
-    char *argv[24];
-    int argc = 0;
-    va_list ap;
-    argv[argc++] = "bank";
-    argv[argc++] = "--log";
-    argv[argc++] = (char *)log_uri;
-    va_start(ap, log_uri);
-    while (argc < 23 && (argv[argc] = va_arg(ap, char *)) != NULL)
-        argc++;
-    va_end(ap);
-    argv[argc] = NULL;
-    return es_test_capture(run_cli, argc, argv, NULL, out, err);
-}
 
 static void test_cli_project(void **state)
 {
@@ -1154,10 +1111,10 @@ static void test_cli_project(void **state)
     assert_string_equal(def, ES_PROJECTION_DEFAULT_TARGET);
     es_free(def);
 
-    assert_int_equal(cli(&out, &err, log_uri, "project", "list", NULL), 0);
+    assert_int_equal(es_test_cli(run_cli, &out, &err, log_uri, "project", "list", NULL), 0);
     assert_contains(out, "balances  version 1  follows account");
     /* --json: one object (docs/cli.md) */
-    assert_int_equal(cli(&out, &err, log_uri, "project", "list", "--json", NULL), 0);
+    assert_int_equal(es_test_cli(run_cli, &out, &err, log_uri, "project", "list", "--json", NULL), 0);
     {
         json_t *doc = json_loads(out, 0, NULL);
         assert_non_null(doc);
@@ -1170,7 +1127,7 @@ static void test_cli_project(void **state)
         json_decref(doc);
     }
     /* A compiled-in projection, to the default target, as JSON lines. */
-    assert_int_equal(cli(&out, &err, log_uri, "project", "run", "balances",
+    assert_int_equal(es_test_cli(run_cli, &out, &err, log_uri, "project", "run", "balances",
                          "--until-caught-up", "--json", NULL), 0);
     assert_contains(out, "{\"format\":1,\"projection\":\"balances\",\"applied\":90,");
     assert_contains(out, "\"caught_up\":true,\"stopped\":true}");
@@ -1186,23 +1143,23 @@ static void test_cli_project(void **state)
     fputs(balances_json, f);
     fclose(f);
     snprintf(target, sizeof target, "sqlite:%s", es_test_path("clitarget"));
-    assert_int_equal(cli(&out, &err, log_uri, "project", "run", "--file", file,
+    assert_int_equal(es_test_cli(run_cli, &out, &err, log_uri, "project", "run", "--file", file,
                          "--target", target, "--until-caught-up", NULL), 0);
     assert_contains(out, "balances: 90 applied, 0 skipped, 0 dead-lettered");
     /* Sharing by a lease (the SQLite log has no groups). */
     snprintf(target, sizeof target, "sqlite:%s", es_test_path("clishare"));
-    assert_int_equal(cli(&out, &err, log_uri, "project", "run", "--file", file,
+    assert_int_equal(es_test_cli(run_cli, &out, &err, log_uri, "project", "run", "--file", file,
                          "--target", target, "--until-caught-up", "--share",
                          "--lease-ms", "5000", NULL), 0);
     assert_contains(out, "balances: 90 applied, 0 skipped, 0 dead-lettered");
-    assert_int_equal(cli(&out, &err, log_uri, "project", "run", "balances",
+    assert_int_equal(es_test_cli(run_cli, &out, &err, log_uri, "project", "run", "balances",
                          "--lease-ms", "5000", NULL), 2);
     assert_contains(err, "--lease-ms is for run --share");
     /* Errors. */
-    assert_int_equal(cli(&out, &err, log_uri, "project", "run", "nope", NULL), 1);
+    assert_int_equal(es_test_cli(run_cli, &out, &err, log_uri, "project", "run", "nope", NULL), 1);
     assert_contains(err, "no projection 'nope' is compiled into bank");
-    assert_int_equal(cli(&out, &err, log_uri, "project", "run", NULL), 2);
-    assert_int_equal(cli(&out, &err, log_uri, "project", "run", "balances",
+    assert_int_equal(es_test_cli(run_cli, &out, &err, log_uri, "project", "run", NULL), 2);
+    assert_int_equal(es_test_cli(run_cli, &out, &err, log_uri, "project", "run", "balances",
                          "--target", "mysql://x", "--until-caught-up", NULL), 1);
     assert_contains(err, "unknown projection target URI scheme");
 
@@ -1210,15 +1167,15 @@ static void test_cli_project(void **state)
     memset(&ctl, 0, sizeof ctl);
     ctl.fail_stream = "acct-002";
     snprintf(target, sizeof target, "sqlite:%s", es_test_path("dltarget"));
-    assert_int_equal(cli(&out, &err, log_uri, "project", "run", "balances",
+    assert_int_equal(es_test_cli(run_cli, &out, &err, log_uri, "project", "run", "balances",
                          "--target", target, "--until-caught-up", NULL), 0);
-    assert_int_equal(cli(&out, &err, log_uri, "deadletters", "list", "balances",
+    assert_int_equal(es_test_cli(run_cli, &out, &err, log_uri, "deadletters", "list", "balances",
                          "--target", target, NULL), 0);
     assert_contains(out, "account/acct-002 v2 ");
     assert_contains(out, "failed  attempts 3");
     assert_contains(out, "refusing");
     assert_contains(out, "waiting  attempts 0");
-    assert_int_equal(cli(&out, &err, log_uri, "deadletters", "list", "balances",
+    assert_int_equal(es_test_cli(run_cli, &out, &err, log_uri, "deadletters", "list", "balances",
                          "--target", target, "--json", NULL), 0);
     {
         /* one object: the dead letters in an array */
@@ -1231,10 +1188,10 @@ static void test_cli_project(void **state)
         json_decref(doc);
     }
     ctl.fail_stream = NULL;
-    assert_int_equal(cli(&out, &err, log_uri, "deadletters", "skip", "balances",
+    assert_int_equal(es_test_cli(run_cli, &out, &err, log_uri, "deadletters", "skip", "balances",
                          "--target", target, "--stream", "acct-002", NULL), 0);
     assert_contains(out, "1 failed dead letter(s) of balances marked skipped");
-    assert_int_equal(cli(&out, &err, log_uri, "project", "run", "balances",
+    assert_int_equal(es_test_cli(run_cli, &out, &err, log_uri, "project", "run", "balances",
                          "--target", target, "--until-caught-up", NULL), 0);
     {
         char expect[64];
@@ -1242,11 +1199,11 @@ static void test_cli_project(void **state)
                  movements_of(log, "acct-002") - 1);
         assert_contains(out, expect);
     }
-    assert_int_equal(cli(&out, &err, log_uri, "deadletters", "list", "balances",
+    assert_int_equal(es_test_cli(run_cli, &out, &err, log_uri, "deadletters", "list", "balances",
                          "--target", target, NULL), 0);
     assert_contains(out, "skipped  attempts 3");
     assert_true(strstr(out, "waiting") == NULL);
-    assert_int_equal(cli(&out, &err, log_uri, "deadletters", "retry", "balances",
+    assert_int_equal(es_test_cli(run_cli, &out, &err, log_uri, "deadletters", "retry", "balances",
                          "--target", target, NULL), 0);
     assert_contains(out, "0 failed dead letter(s)");
     es_log_close(log);
@@ -1610,13 +1567,13 @@ static void lease_handover(const char *target, const char *path_or_url, int pg)
 static void test_lease_handover_sqlite(void **state)
 {
     (void)state;
-    on_sqlite(lease_handover, "handover");
+    es_test_on_sqlite(lease_handover, "handover");
 }
 
 static void test_lease_handover_postgres(void **state)
 {
     (void)state;
-    on_postgres(lease_handover);
+    es_test_on_postgres(lease_handover, "proj");
 }
 
 static void test_group_kafka(void **state)

@@ -29,6 +29,7 @@
 
 #include "harness.h"
 #include "pg_harness.h"
+#include "target_harness.h"
 #include "esfold/projection.h"
 #include "esfold/rebuild.h"
 #include "esfold/status.h"
@@ -299,52 +300,6 @@ static void assert_rows(const char *path_or_url, int pg, const char *sql,
     free(got);
 }
 
-/* A fresh database on the test server. */
-static const char *pg_fresh_db(void)
-{
-    static char urls[8][300];
-    static int n;
-    const char *base = es_test_pg_url();
-    char sql[128], *slash, *u;
-    PGconn *c;
-    PGresult *r;
-    if (base == NULL)
-        return NULL;
-    u = urls[n++ % 8];
-    snprintf(sql, sizeof sql, "CREATE DATABASE rebuild_%ld_%d", (long)getpid(), n);
-    c = PQconnectdb(base);
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(c));
-    PQclear(r);
-    PQfinish(c);
-    snprintf(u, 300, "%s", base);
-    slash = strrchr(u, '/');
-    snprintf(slash + 1, 300 - (size_t)(slash + 1 - u), "rebuild_%ld_%d",
-             (long)getpid(), n);
-    return u;
-}
-
-typedef void (*target_case)(const char *target, const char *path_or_url, int pg);
-
-static void on_sqlite(target_case fn, const char *name)
-{
-    const char *path = es_test_path(name);
-    char uri[600];
-    snprintf(uri, sizeof uri, "sqlite:%s", path);
-    fn(uri, path, 0);
-}
-
-static void on_postgres(target_case fn)
-{
-    const char *url = pg_fresh_db();
-    if (url == NULL) {
-        print_message("no PostgreSQL: %s\n", es_test_pg_why());
-        skip();
-    }
-    fn(url, url, 1);
-}
 
 static es_projection_worker *open_worker(es_log *log, const char *target)
 {
@@ -542,13 +497,13 @@ static void rebuild_under_readers(const char *target, const char *path_or_url,
 static void test_rebuild_readers_sqlite(void **state)
 {
     (void)state;
-    on_sqlite(rebuild_under_readers, "readers");
+    es_test_on_sqlite(rebuild_under_readers, "readers");
 }
 
 static void test_rebuild_readers_postgres(void **state)
 {
     (void)state;
-    on_postgres(rebuild_under_readers);
+    es_test_on_postgres(rebuild_under_readers, "rebuild");
 }
 
 /* ---- Killed and started again ---------------------------------------------- */
@@ -640,13 +595,13 @@ static void interrupted(const char *target, const char *path_or_url, int pg)
 static void test_interrupted_sqlite(void **state)
 {
     (void)state;
-    on_sqlite(interrupted, "interrupted");
+    es_test_on_sqlite(interrupted, "interrupted");
 }
 
 static void test_interrupted_postgres(void **state)
 {
     (void)state;
-    on_postgres(interrupted);
+    es_test_on_postgres(interrupted, "rebuild");
 }
 
 /* ---- As of a time ------------------------------------------------------------ */
@@ -696,13 +651,13 @@ static void as_of(const char *target, const char *path_or_url, int pg)
 static void test_as_of_sqlite(void **state)
 {
     (void)state;
-    on_sqlite(as_of, "asof");
+    es_test_on_sqlite(as_of, "asof");
 }
 
 static void test_as_of_postgres(void **state)
 {
     (void)state;
-    on_postgres(as_of);
+    es_test_on_postgres(as_of, "rebuild");
 }
 
 
@@ -766,20 +721,20 @@ static void new_version(const char *target, const char *path_or_url, int pg)
 static void test_new_version_sqlite(void **state)
 {
     (void)state;
-    on_sqlite(new_version, "v2");
+    es_test_on_sqlite(new_version, "v2");
 }
 
 static void test_new_version_postgres(void **state)
 {
     (void)state;
-    on_postgres(new_version);
+    es_test_on_postgres(new_version, "rebuild");
 }
 
 /* ---- PostgreSQL: a lock held through the swap; grants ------------------ */
 
 static void test_swap_waits_postgres(void **state)
 {
-    const char *url = pg_fresh_db();
+    const char *url = es_test_pg_fresh_db_or_fail("rebuild");
     es_log *log = es_test_open_fresh_log();
     es_projection_worker *w;
     es_rebuild_options o = ES_REBUILD_OPTIONS_INIT;
@@ -853,21 +808,6 @@ static int run_cli(int argc, char **argv, void *ud)
     return es_cli_main(argc, argv, &app);
 }
 
-static int cli(const char **out, const char **err, const char *log_uri, ...)
-{
-    char *argv[24];
-    int argc = 0;
-    va_list ap;
-    argv[argc++] = "bank";
-    argv[argc++] = "--log";
-    argv[argc++] = (char *)log_uri;
-    va_start(ap, log_uri);
-    while (argc < 23 && (argv[argc] = va_arg(ap, char *)) != NULL)
-        argc++;
-    va_end(ap);
-    argv[argc] = NULL;
-    return es_test_capture(run_cli, argc, argv, NULL, out, err);
-}
 
 static int stop_at_once(const es_rebuild_progress *p, void *ud)
 {
@@ -967,16 +907,16 @@ static void test_status(void **state)
     json_decref(st);
 
     /* The commands: status, then the rebuild resumes and swaps. */
-    assert_int_equal(cli(&out, &err, log_uri, "status", "--target", target,
+    assert_int_equal(es_test_cli(run_cli, &out, &err, log_uri, "status", "--target", target,
                          "--json", NULL), 0);
     assert_contains(out, "\"lag_events\"");
     assert_contains(out, "\"balances#rebuild\"");
-    assert_int_equal(cli(&out, &err, log_uri, "status", "--target", target,
+    assert_int_equal(es_test_cli(run_cli, &out, &err, log_uri, "status", "--target", target,
                          "--prometheus", NULL), 0);
     assert_contains(out, line);
-    assert_int_equal(cli(&out, &err, log_uri, "status", "--target", target, NULL), 0);
+    assert_int_equal(es_test_cli(run_cli, &out, &err, log_uri, "status", "--target", target, NULL), 0);
     assert_contains(out, "balances  version 1  dead letters 0");
-    assert_int_equal(cli(&out, &err, log_uri, "project", "rebuild", "balances",
+    assert_int_equal(es_test_cli(run_cli, &out, &err, log_uri, "project", "rebuild", "balances",
                          "--target", target, "--json", NULL), 0);
     assert_contains(out, "\"phase\":\"build\"");
     assert_contains(out, "\"table\":\"balances\",\"shadow\":\"balances__v1_rebuild\"");
@@ -996,11 +936,11 @@ static void test_status(void **state)
             assert_int_equal(json_integer_value(json_object_get(pt, "lag_events")), 0);
     }
     json_decref(st);
-    assert_int_equal(cli(&out, &err, log_uri, "project", "rebuild", "balances",
+    assert_int_equal(es_test_cli(run_cli, &out, &err, log_uri, "project", "rebuild", "balances",
                          "--target", target, "--as-of", "2026-03-01T10:00:00Z",
                          "--json", NULL), 0);
     assert_contains(out, "\"phase\":\"done\"");
-    assert_int_equal(cli(&out, &err, log_uri, "project", "rebuild", NULL), 2);
+    assert_int_equal(es_test_cli(run_cli, &out, &err, log_uri, "project", "rebuild", NULL), 2);
     es_log_close(log);
 }
 

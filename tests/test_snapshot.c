@@ -1197,21 +1197,6 @@ static int run_cli(int argc, char **argv, void *user_data)
     return es_cli_main(argc, argv, &app);
 }
 
-static int cli(const char **out, const char **err, const char *log_uri, ...)
-{
-    char *argv[16];
-    int argc = 0;
-    va_list ap;
-    argv[argc++] = "bank";
-    argv[argc++] = "--log";
-    argv[argc++] = (char *)log_uri;
-    va_start(ap, log_uri);
-    while (argc < 15 && (argv[argc] = va_arg(ap, char *)) != NULL)
-        argc++;
-    va_end(ap);
-    argv[argc] = NULL;
-    return es_test_capture(run_cli, argc, argv, NULL, out, err);
-}
 
 static void test_cli(void **state)
 {
@@ -1233,46 +1218,46 @@ static void test_cli(void **state)
         bank(repo, "a1", BANK_DEPOSIT, 100);
 
     /* Every stream of the type, into the log's own file. */
-    assert_int_equal(cli(&out, &err, uri, "snapshot", "take", "account", NULL), 0);
+    assert_int_equal(es_test_cli(run_cli, &out, &err, uri, "snapshot", "take", "account", NULL), 0);
     assert_contains(out, "account/a1: snapshot at version 5");
     assert_contains(out, "account/a2: snapshot at version 1");
     assert_contains(out, "2 snapshots taken of 2 streams of account");
     bank(repo, "a1", BANK_DEPOSIT, 100);
-    assert_int_equal(cli(&out, &err, uri, "snapshot", "take", "account", "a1", NULL), 0);
+    assert_int_equal(es_test_cli(run_cli, &out, &err, uri, "snapshot", "take", "account", "a1", NULL), 0);
     assert_contains(out, "account/a1: snapshot at version 6");
 
-    assert_int_equal(cli(&out, &err, uri, "snapshot", "list", "account", "a1", NULL), 0);
+    assert_int_equal(es_test_cli(run_cli, &out, &err, uri, "snapshot", "list", "account", "a1", NULL), 0);
     assert_contains(out, "v6  ");
     assert_contains(out, "v5  ");
     assert_contains(out, "2 snapshots of account/a1");
-    assert_int_equal(cli(&out, &err, uri, "snapshot", "list", "account", "a1",
+    assert_int_equal(es_test_cli(run_cli, &out, &err, uri, "snapshot", "list", "account", "a1",
                          "--json", NULL), 0);
     assert_contains(out, "\"version\": 6");
     assert_contains(out, "\"ok\": true");
 
-    assert_int_equal(cli(&out, &err, uri, "snapshot", "prune", "--keep", "1", NULL), 0);
+    assert_int_equal(es_test_cli(run_cli, &out, &err, uri, "snapshot", "prune", "--keep", "1", NULL), 0);
     assert_contains(out, "removed 1 snapshot,");
-    assert_int_equal(cli(&out, &err, uri, "snapshot", "list", "account", "a1", NULL), 0);
+    assert_int_equal(es_test_cli(run_cli, &out, &err, uri, "snapshot", "list", "account", "a1", NULL), 0);
     assert_contains(out, "1 snapshot of account/a1");
 
     /* A store of its own, by option. */
     snprintf(store_uri, sizeof store_uri, "sqlite:%s.db", es_test_path("cli-store"));
-    assert_int_equal(cli(&out, &err, uri, "snapshot", "take", "account", "a1",
+    assert_int_equal(es_test_cli(run_cli, &out, &err, uri, "snapshot", "take", "account", "a1",
                          "--snapshots", store_uri, NULL), 0);
-    assert_int_equal(cli(&out, &err, uri, "snapshot", "list", "account", "a1",
+    assert_int_equal(es_test_cli(run_cli, &out, &err, uri, "snapshot", "list", "account", "a1",
                          "--snapshots", store_uri, NULL), 0);
     assert_contains(out, "1 snapshot of account/a1");
 
     /* Mistakes. */
-    assert_int_equal(cli(&out, &err, uri, "snapshot", "take", "ledger", NULL), 1);
+    assert_int_equal(es_test_cli(run_cli, &out, &err, uri, "snapshot", "take", "ledger", NULL), 1);
     assert_contains(err, "'ledger' is not compiled into bank");
-    assert_int_equal(cli(&out, &err, uri, "snapshot", "take", "account", "nobody", NULL), 1);
+    assert_int_equal(es_test_cli(run_cli, &out, &err, uri, "snapshot", "take", "account", "nobody", NULL), 1);
     assert_contains(err, "no events");
-    assert_int_equal(cli(&out, &err, uri, "snapshot", "prune", NULL), 2);
+    assert_int_equal(es_test_cli(run_cli, &out, &err, uri, "snapshot", "prune", NULL), 2);
     assert_contains(err, "--keep");
-    assert_int_equal(cli(&out, &err, uri, "snapshot", "list", "account", NULL), 2);
-    assert_int_equal(cli(&out, &err, uri, "snapshot", "fold", NULL), 2);
-    assert_int_equal(cli(&out, &err, "memory:", "snapshot", "list",
+    assert_int_equal(es_test_cli(run_cli, &out, &err, uri, "snapshot", "list", "account", NULL), 2);
+    assert_int_equal(es_test_cli(run_cli, &out, &err, uri, "snapshot", "fold", NULL), 2);
+    assert_int_equal(es_test_cli(run_cli, &out, &err, "memory:", "snapshot", "list",
                          "account", "a1", NULL), 1);
     assert_contains(err, "--snapshots URI");
 

@@ -1,0 +1,25 @@
+/*
+ * tests/target_harness.h - running a projection test case on both kinds
+ * of target: a fresh SQLite file and a fresh database on the test's
+ * PostgreSQL server (tests/pg_harness.h). For the cmocka tests that link
+ * tests/pg_harness.o.
+ */
+#ifndef ESFOLD_TESTS_TARGET_HARNESS_H
+#define ESFOLD_TESTS_TARGET_HARNESS_H
+
+/* A case: fn(target URI, the file or URL to read rows from, is_pg). */
+typedef void (*es_test_target_case)(const char *target, const char *path_or_url,
+                                    int pg);
+
+/* Runs fn on a new SQLite file named after name in the test directory. */
+void es_test_on_sqlite(es_test_target_case fn, const char *name);
+
+/* Runs fn on a new database PREFIX_PID_N; skips the test when there is no
+ * server, fails it when the database cannot be made. */
+void es_test_on_postgres(es_test_target_case fn, const char *prefix);
+
+/* A new database PREFIX_PID_N (es_test_pg_fresh_db) or NULL when there is
+ * no server; a server that refuses it fails the test. */
+const char *es_test_pg_fresh_db_or_fail(const char *prefix);
+
+#endif
