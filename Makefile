@@ -115,7 +115,7 @@ deps:
 # Only the targets that run things install what they need; with -j the
 # packages must be there before the first compile, hence the order-only
 # prerequisite, present only when one of those targets is asked for.
-DEPS_GOALS := demo demo-kafka test bench soak
+DEPS_GOALS := demo demo-kafka demo-pg test bench soak
 NEED_DEPS  := $(if $(filter $(DEPS_GOALS),$(MAKECMDGOALS)),deps)
 
 # Each object records the headers it includes (-MMD -MP, in a .d beside
@@ -153,8 +153,11 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/harness.o $(BUILD)/samples/b
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS) -lcmocka
 
 # test_auction folds and decides the auction sample's aggregate, and runs
-# the SQL of its projection files.
-$(BUILD)/tests/test_auction: $(BUILD)/samples/auction/auction.o
+# its projection files into SQLite and PostgreSQL (tests/pg_harness.c).
+$(BUILD)/tests/test_auction: $(BUILD)/tests/test_auction.o $(BUILD)/tests/harness.o \
+		$(BUILD)/tests/pg_harness.o $(BUILD)/tests/target_harness.o \
+		$(BUILD)/samples/auction/auction.o $(LIB_A)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS) -lcmocka
 $(BUILD)/tests/test_auction.o: ESFOLD_CFLAGS += \
 	-DAUCTION_PROJECTIONS_DIR='"$(CURDIR)/samples/auction/projections"'
 
@@ -232,6 +235,18 @@ demo: all
 	@sh samples/bank/demo.sh $(BANK)
 	@sh samples/auction/demo.sh $(AUCTION)
 	@sh samples/minimal/demo.sh $(MINIMAL)
+
+# The auction demo with its read models in PostgreSQL: a throwaway server
+# (scripts/pg-server.sh: Debian's postgresql, initdb into a temporary
+# directory, a loopback port), stopped and removed afterwards.
+.PHONY: demo-pg
+demo-pg: all
+	@set -e; dir=$$(mktemp -d /tmp/esfold-demo-pg.XXXXXX); chmod 755 $$dir; \
+	trap 'sh scripts/pg-server.sh stop '"$$dir"'' EXIT INT TERM; \
+	url=$$(sh scripts/pg-server.sh start $$dir/pg); \
+	printf 'PostgreSQL for the read models: %s\n' "$$url"; \
+	ESFOLD_DEMO_TARGET=$$url sh samples/auction/demo.sh $(AUCTION); \
+	printf '\nThe read models were in PostgreSQL (the server is stopped and removed now).\n'
 
 # The same on Kafka: a local broker (`esfold broker`, librdkafka's mock
 # cluster, in memory), the bank and auction demos and commands against it,

@@ -11,9 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sqlite3.h>
-
+#include "esfold/projection.h"
+#include "esfold/rebuild.h"
 #include "harness.h"
+#include "target_harness.h"
 #include "samples/auction/auction.h"
 
 #ifndef AUCTION_PROJECTIONS_DIR
@@ -524,205 +525,72 @@ static void test_history_as_of(void **state)
 /* ---- The projection files, on SQLite ------------------------------------ */
 
 /*
- * The JSON projections (leaderboard.json and bidders.json in samples/auction/projections/) are run by
- * `esfold project run --file F`. This test checks that their SQL is valid
- * and builds the rows the README promises: each statement is prepared with
- * its named parameters ($stream_id, $version, $type, $occurred_at,
- * $event_id, $data.a.b, $meta.x) as positional ones, bound from the event
- * (strings as text, integers as int64, null or absent as NULL), the way
- * the projection format binds them. It is a check of two files, not a
- * projection runner: no checkpoints, no batches.
+ * The JSON projections (leaderboard.json and bidders.json in
+ * samples/auction/projections/) as `esfold project run --file F` runs
+ * them: loaded by es_projection_load_file and applied by a real worker
+ * into a fresh SQLite file and a fresh PostgreSQL database, so that the
+ * rows the sample's README promises are checked on both targets, and the
+ * bounded rebuild of its "who led A at 10:00" too.
  */
-typedef struct projection_run {
-    sqlite3 *db;
-    json_t *projections[2];
-    size_t n;
-} projection_run;
-
-/* The value the parameter `name` (without the $) takes for ev: a new
- * reference, json_null() when the event has no such member. */
-static json_t *parameter_value(const es_event *ev, const char *name)
-{
-    char buf[ES_TIME_BUFSZ];
-    json_t *v = NULL;
-    if (strcmp(name, "stream_id") == 0)
-        return json_string(ev->stream_id);
-    if (strcmp(name, "type") == 0)
-        return json_string(ev->type);
-    if (strcmp(name, "event_id") == 0)
-        return json_string(ev->id);
-    if (strcmp(name, "version") == 0)
-        return json_integer(ev->version);
-    if (strcmp(name, "occurred_at") == 0) {
-        es_time_format(buf, sizeof buf, ev->occurred_us);
-        return json_string(buf);
-    }
-    if (strncmp(name, "data.", 5) == 0 || strncmp(name, "meta.", 5) == 0) {
-        char path[128], *key, *save = NULL;
-        v = name[0] == 'd' ? ev->payload : ev->meta;
-        snprintf(path, sizeof path, "%s", name + 5);
-        for (key = strtok_r(path, ".", &save); key && v;
-             key = strtok_r(NULL, ".", &save))
-            v = json_object_get(v, key);
-        return v ? json_incref(v) : json_null();
-    }
-    fail_msg("unknown parameter $%s", name);
-    return NULL;
-}
-
-/* Runs one statement of a projection for ev. */
-static void run_statement(sqlite3 *db, const char *sql, const es_event *ev)
-{
-    char rewritten[4096], names[16][64];
-    size_t o = 0, n = 0;
-    sqlite3_stmt *st = NULL;
-    int quoted = 0, rc;
-
-    for (const char *p = sql; *p; p++) {
-        assert_true(o + 8 < sizeof rewritten);
-        if (*p == '\'')
-            quoted = !quoted;
-        if (!quoted && *p == '$') {
-            size_t len = strspn(p + 1, "abcdefghijklmnopqrstuvwxyz"
-                                       "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.");
-            assert_true(len > 0 && len < sizeof names[0] && n < 16);
-            memcpy(names[n], p + 1, len);
-            names[n][len] = '\0';
-            o += (size_t)snprintf(rewritten + o, sizeof rewritten - o, "?%zu",
-                                  ++n);
-            p += len;
-            continue;
-        }
-        rewritten[o++] = *p;
-    }
-    rewritten[o] = '\0';
-    if (sqlite3_prepare_v2(db, rewritten, -1, &st, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-    for (size_t i = 0; i < n; i++) {
-        json_t *v = parameter_value(ev, names[i]);
-        int c = (int)i + 1;
-        if (json_is_string(v))
-            rc = sqlite3_bind_text(st, c, json_string_value(v), -1,
-                                   SQLITE_TRANSIENT);
-        else if (json_is_integer(v))
-            rc = sqlite3_bind_int64(st, c, json_integer_value(v));
-        else if (json_is_null(v))
-            rc = sqlite3_bind_null(st, c);
-        else
-            rc = SQLITE_MISMATCH; /* the auction's events have no others */
-        json_decref(v);
-        assert_int_equal(rc, SQLITE_OK);
-    }
-    if ((rc = sqlite3_step(st)) != SQLITE_DONE)
-        fail_msg("%s (%s v%lld): %s", sql, ev->type, (long long)ev->version,
-                 sqlite3_errmsg(db));
-    sqlite3_finalize(st);
-}
-
-static int project_event(const es_event *ev, void *user_data)
-{
-    projection_run *r = user_data;
-    for (size_t i = 0; i < r->n; i++) {
-        json_t *stmts = json_object_get(json_object_get(r->projections[i], "on"),
-                                        ev->type);
-        size_t k;
-        json_t *sql;
-        json_array_foreach(stmts, k, sql)
-            run_statement(r->db, json_string_value(sql), ev);
-    }
-    return 0;
-}
-
-/* Loads a projection file and checks its shape. */
-static json_t *load_projection(const char *file)
+static es_projection *load_projection(const char *file)
 {
     char path[4096];
-    json_error_t jerr;
-    json_t *p, *stmts, *sql;
-    const char *type;
-    size_t i;
-
+    es_projection *p = NULL;
+    es_error err;
     snprintf(path, sizeof path, "%s/%s", AUCTION_PROJECTIONS_DIR, file);
-    if ((p = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr)) == NULL)
-        fail_msg("%s: line %d: %s", path, jerr.line, jerr.text);
-    assert_true(json_is_string(json_object_get(p, "name")));
-    assert_true(json_is_integer(json_object_get(p, "version")));
-    assert_string_equal(json_string_value(json_array_get(
-                            json_object_get(p, "follows"), 0)), "auction");
-    assert_true(json_array_size(json_object_get(p, "setup")) > 0);
-    json_object_foreach(json_object_get(p, "on"), type, stmts) {
-        /* Only event types the auction has. */
-        assert_non_null(es_aggregate_type_find(&auction_type, type));
-        json_array_foreach(stmts, i, sql)
-            assert_true(json_is_string(sql));
-    }
+    if (es_projection_load_file(&p, path, &err) != 0)
+        fail_msg("%s: %s", path, err.text);
     return p;
 }
 
-/* Runs both projections over the log's partitions in the given order
- * into a new in-memory database. */
-static sqlite3 *project(es_log *log, const int32_t *order, size_t n)
+/* Runs both projections over the log into target until caught up, with
+ * batches of batch_size events per partition (1: the worker takes one
+ * event of each partition in turn, so partitions interleave event by
+ * event; 0: the default, each partition's events in one batch here). */
+static void project(es_log *log, const char *target, size_t batch_size)
 {
-    projection_run r = { NULL, { NULL, NULL }, 0 };
-    json_t *sql;
-    size_t i;
-
-    r.projections[r.n++] = load_projection("leaderboard.json");
-    r.projections[r.n++] = load_projection("bidders.json");
-    assert_int_equal(sqlite3_open(":memory:", &r.db), SQLITE_OK);
-    for (size_t p = 0; p < r.n; p++)
-        json_array_foreach(json_object_get(r.projections[p], "setup"), i, sql)
-            if (sqlite3_exec(r.db, json_string_value(sql), NULL, NULL, NULL) !=
-                SQLITE_OK)
-                fail_msg("%s: %s", json_string_value(sql), sqlite3_errmsg(r.db));
-    for (i = 0; i < n; i++) {
-        int64_t next;
-        assert_int_equal(es_log_read_partition(log, &next, "auction", order[i],
-                                               0, 0, project_event, &r), 0);
+    static const char *const files[] = {"leaderboard.json", "bidders.json"};
+    for (size_t i = 0; i < 2; i++) {
+        es_projection *p = load_projection(files[i]);
+        es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
+        es_projection_worker *w = NULL;
+        es_projection_step total;
+        int rc;
+        o.batch_size = batch_size;
+        if ((rc = es_projection_worker_open(&w, log, p, target, &o)) != 0 ||
+            (rc = es_projection_worker_run(w, NULL, 1, &total, NULL, NULL)) != 0)
+            fail_msg("%s into %s: %s (%s)", files[i], target, es_errmsg(w),
+                     es_strerror(rc));
+        assert_int_equal(total.dead_lettered, 0);
+        es_projection_worker_close(w);
+        es_projection_free(p);
     }
-    for (size_t p = 0; p < r.n; p++)
-        json_decref(r.projections[p]);
-    return r.db;
 }
 
-static int add_row(void *user_data, int ncols, char **values, char **names)
+/* The leaderboard as of 10:00, by a bounded rebuild into target. */
+static void rebuild_as_of_ten(es_log *log, const char *target)
 {
-    char *text = user_data;
-    size_t len = strlen(text);
-    (void)names;
-    for (int i = 0; i < ncols; i++)
-        len += (size_t)snprintf(text + len, 2048 - len, "%s%s", i ? "|" : "",
-                                values[i] ? values[i] : "NULL");
-    snprintf(text + len, 2048 - len, "\n");
-    return 0;
+    es_projection *p = load_projection("leaderboard.json");
+    es_rebuild_options o = ES_REBUILD_OPTIONS_INIT;
+    es_error err;
+    o.as_of_us = at("10:00");
+    if (es_projection_rebuild(NULL, log, p, target, &o, &err) != 0)
+        fail_msg("rebuild --as-of 10:00 into %s: %s", target, err.text);
+    es_projection_free(p);
 }
 
-/* The rows of a query, one line each, columns separated by |. */
-static const char *rows(sqlite3 *db, const char *query)
+/* The log of the demo's story: A (Sam's), B (Ada's), C (Lin's, no bids). */
+static es_log *demo_log(void)
 {
-    static char text[2048];
-    text[0] = '\0';
-    if (sqlite3_exec(db, query, add_row, text, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", query, sqlite3_errmsg(db));
-    return text;
-}
-
-static void test_projection_files(void **state)
-{
-    static const int32_t forward[] = { 0, 1, 2, 3 }, backward[] = { 3, 2, 1, 0 };
     es_log *log;
     es_repo *repo;
-    sqlite3 *db, *db2;
-    char bidders[2048];
     int32_t partitions;
     auction_command c;
-    (void)state;
 
     assert_int_equal(es_log_open(&log, es_test_fresh_log_uri()), 0);
     assert_int_equal(es_repo_new(&repo, log, NULL), 0);
     assert_int_equal(es_log_partition_count(log, &partitions, "auction"), 0);
     assert_int_equal(partitions, 4);
-    /* The demo's auctions: A (Sam's), B (Ada's), C (Lin's, no bids). */
     exec(repo, "A", open_a("09:00", "11:00"), 0, 1);
     c = open_a("09:00", "11:30");
     c.item = "Oak writing desk";
@@ -746,37 +614,83 @@ static void test_projection_files(void **state)
     exec(repo, "A", bid("10:40", "Ada", 8500), 0, 6);
     exec(repo, "C", close_at("10:30"), 0, 2);
     exec(repo, "A", close_at("11:05"), 0, 7);
+    es_repo_free(repo);
+    return log;
+}
 
-    db = project(log, forward, 4);
+static void projection_case(const char *target, const char *path_or_url, int pg)
+{
+    es_log *log = demo_log();
+    char *bidders, *got;
+    const char *other;
+    char other_uri[600];
+
+    project(log, target, 0);
     /* B is still open: Lin leads it. */
-    assert_string_equal(rows(db, "SELECT auction_id, status, bids, high_bid, leader, "
-                                 "next_bid, winner, updated_at, version FROM "
-                                 "auction_leaderboard ORDER BY auction_id"),
-                        "A|sold|5|8500|Ada|9000|Ada|2026-03-01T11:05:00Z|7\n"
-                        "B|open|2|11000|Lin|12000|NULL|2026-03-01T10:20:00Z|3\n"
-                        "C|unsold|0|NULL|NULL|2000|NULL|2026-03-01T10:30:00Z|2\n");
-    snprintf(bidders, sizeof bidders, "%s",
-             rows(db, "SELECT * FROM auction_bidders ORDER BY bidder"));
+    got = es_test_target_rows(path_or_url, pg,
+                              "SELECT auction_id, status, bids, high_bid, "
+                              "leader, next_bid, winner, updated_at, version "
+                              "FROM auction_leaderboard ORDER BY auction_id");
+    assert_string_equal(got, "A|sold|5|8500|Ada|9000|Ada|2026-03-01T11:05:00Z|7\n"
+                             "B|open|2|11000|Lin|12000||2026-03-01T10:20:00Z|3\n"
+                             "C|unsold|0|||2000||2026-03-01T10:30:00Z|2\n");
+    free(got);
     /* bidder|bids|auctions|leads|won|spent|highest_bid */
+    bidders = es_test_target_rows(path_or_url, pg, "SELECT * FROM "
+                                  "auction_bidders ORDER BY bidder");
     assert_string_equal(bidders, "Ada|3|1|0|1|8500|8500\n"
                                  "Grace|3|2|0|0|0|10000\n"
                                  "Lin|1|1|1|0|0|11000\n");
-    assert_string_equal(rows(db, "SELECT * FROM auction_bidder_auctions "
-                                 "ORDER BY bidder, auction_id"),
-                        "Ada|A|3|8500|won\n"
-                        "Grace|A|2|8000|lost\n"
-                        "Grace|B|1|10000|open\n"
-                        "Lin|B|1|11000|open\n");
+    got = es_test_target_rows(path_or_url, pg, "SELECT * FROM "
+                              "auction_bidder_auctions ORDER BY bidder, "
+                              "auction_id");
+    assert_string_equal(got, "Ada|A|3|8500|won\n"
+                             "Grace|A|2|8000|lost\n"
+                             "Grace|B|1|10000|open\n"
+                             "Lin|B|1|11000|open\n");
+    free(got);
 
-    /* Keyed by bidder, not by stream: a worker may apply the partitions in
-     * any interleaving; the per-bidder rows do not depend on it. */
-    db2 = project(log, backward, 4);
-    assert_string_equal(rows(db2, "SELECT * FROM auction_bidders ORDER BY bidder"),
-                        bidders);
-    sqlite3_close(db2);
-    sqlite3_close(db);
-    es_repo_free(repo);
+    /* Who led A at 10:00, from the read model (the README's query). */
+    rebuild_as_of_ten(log, target);
+    got = es_test_target_rows(path_or_url, pg,
+                              "SELECT auction_id, status, bids, high_bid, "
+                              "leader FROM "
+                              "auction_leaderboard__asof_20260301t100000z "
+                              "ORDER BY auction_id");
+    assert_string_equal(got, "A|open|3|6000|Ada\n"
+                             "B|open|1|10000|Grace\n"
+                             "C|open|0||\n");
+    free(got);
+
+    /* Keyed by bidder, not by stream: the per-bidder rows do not depend on
+     * how the worker interleaves the partitions. One event per partition
+     * in turn, into another target, gives the same rows. */
+    if (pg) {
+        other = es_test_pg_fresh_db_or_fail("auction2");
+        snprintf(other_uri, sizeof other_uri, "%s", other);
+    } else {
+        other = es_test_path("auction-interleaved.db");
+        snprintf(other_uri, sizeof other_uri, "sqlite:%s", other);
+    }
+    project(log, other_uri, 1);
+    got = es_test_target_rows(other, pg, "SELECT * FROM auction_bidders "
+                              "ORDER BY bidder");
+    assert_string_equal(got, bidders);
+    free(got);
+    free(bidders);
     es_log_close(log);
+}
+
+static void test_projection_files_sqlite(void **state)
+{
+    (void)state;
+    es_test_on_sqlite(projection_case, "auction-read.db");
+}
+
+static void test_projection_files_postgres(void **state)
+{
+    (void)state;
+    es_test_on_postgres(projection_case, "auction");
 }
 
 int main(void)
@@ -792,7 +706,8 @@ int main(void)
         cmocka_unit_test(test_money),
         cmocka_unit_test(test_execute_on_a_log),
         cmocka_unit_test(test_history_as_of),
-        cmocka_unit_test(test_projection_files),
+        cmocka_unit_test(test_projection_files_sqlite),
+        cmocka_unit_test(test_projection_files_postgres),
     };
     return cmocka_run_group_tests_name("auction", tests, NULL, NULL);
 }

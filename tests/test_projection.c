@@ -33,6 +33,7 @@
 #include "pg_harness.h"
 #include "target_harness.h"
 #include "esfold/projection.h"
+#include "esfold/time.h"
 #include "samples/bank/account.h"
 
 /* ---- The projection under test ------------------------------------------ */
@@ -1185,6 +1186,14 @@ static void test_cli_project(void **state)
         assert_true(json_integer_value(json_object_get(doc, "dead_letter_count")) >= 2);
         first = json_array_get(json_object_get(doc, "dead_letters"), 0);
         assert_string_equal(json_string_value(json_object_get(first, "status")), "failed");
+        {
+            /* when it was last tried, as a time the parser reads back */
+            int64_t when = 0;
+            es_error terr;
+            assert_int_equal(es_time_parse(&when, json_string_value(json_object_get(
+                                               first, "updated_at")), &terr), 0);
+            assert_true(when > 0);
+        }
         json_decref(doc);
     }
     ctl.fail_stream = NULL;
