@@ -97,7 +97,7 @@ MINIMAL_SRCS := samples/minimal/counter.c samples/minimal/main.c
 TESTS := test_error test_time test_partition test_event test_codec test_accept test_map test_log \
          test_aggregate test_upcast test_repo test_cli test_snapshot test_kafka \
          test_processor test_agreement test_sqlite test_auction test_projection \
-         test_rebuild test_keyed
+         test_rebuild test_keyed test_jsonfile
 TEST_BINS := $(TESTS:%=$(BUILD)/tests/%)
 
 BENCHES := bench_sqlite bench_snapshot bench_kafka bench_projection
@@ -174,7 +174,10 @@ $(BUILD)/tests/test_snapshot: $(BUILD)/tests/test_snapshot.o $(BUILD)/tests/harn
 		$(BUILD)/samples/bank/account.o $(LIB_A)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS) -lcmocka
 
-# test_keyed starts PostgreSQL (tests/pg_harness.c).
+# test_keyed and test_jsonfile start PostgreSQL (tests/pg_harness.c).
+$(BUILD)/tests/test_jsonfile: $(BUILD)/tests/test_jsonfile.o $(BUILD)/tests/harness.o \
+		$(BUILD)/tests/pg_harness.o $(BUILD)/tests/target_harness.o $(LIB_A)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS) -lcmocka
 $(BUILD)/tests/test_keyed: $(BUILD)/tests/test_keyed.o $(BUILD)/tests/harness.o \
 		$(BUILD)/tests/pg_harness.o $(BUILD)/tests/target_harness.o $(LIB_A)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS) -lcmocka
