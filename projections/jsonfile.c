@@ -44,10 +44,12 @@ typedef struct param {
     field f;
     char *path[MAX_PATH];    /* for data./meta.: the members */
     size_t npath;
+    int optional;            /* written $data.x?: NULL when x is absent */
 } param;
 
 typedef struct stmt {
     char *sql;               /* rewritten: $1..$n */
+    char *where;             /* "FILE: "on"."TYPE"[K]", for messages */
     param params[MAX_PARAMS];
     size_t nparams;
 } stmt;
@@ -72,6 +74,7 @@ typedef struct json_projection {
 static void free_stmt(stmt *s)
 {
     es__free(s->sql);
+    es__free(s->where);
     for (size_t i = 0; i < s->nparams; i++) {
         es__free(s->params[i].name);
         for (size_t k = 0; k < s->params[i].npath; k++)
@@ -109,8 +112,8 @@ void es_projection_free(es_projection *p)
 /* ---- loading ------------------------------------------------------------ */
 
 /* Parses the name after a $ (at *pp) into a param of s; its index. */
-static int add_param(stmt *s, const char *name, size_t len, const char *where,
-                     es_error *err, size_t *index)
+static int add_param(stmt *s, const char *name, size_t len, int optional,
+                     const char *where, es_error *err, size_t *index)
 {
     param *pa;
     const char *dot;
@@ -118,7 +121,8 @@ static int add_param(stmt *s, const char *name, size_t len, const char *where,
 
     for (size_t i = 0; i < s->nparams; i++)
         if (strlen(s->params[i].name) == len &&
-            memcmp(s->params[i].name, name, len) == 0) {
+            memcmp(s->params[i].name, name, len) == 0 &&
+            s->params[i].optional == optional) {
             *index = i;
             return 0;
         }
@@ -144,6 +148,10 @@ static int add_param(stmt *s, const char *name, size_t len, const char *where,
                            "$schema, $data, $data.PATH, $meta, $meta.PATH)",
                            where, (int)len, name);
         pa->f = fields[i].f;
+        if (optional && pa->f != F_DATA && pa->f != F_META)
+            return es__err(err, ES_EINVAL, "%s: $%.*s?: only $data and $meta "
+                           "members can be optional", where, (int)len, name);
+        pa->optional = optional;
     }
     while (dot) {
         const char *start = dot + 1, *end = name + len;
@@ -224,10 +232,11 @@ static int compile(stmt *s, const char *sql, const char *where, es_error *err)
                    (n[len] == '.' && (isalnum((unsigned char)n[len + 1]) ||
                                       n[len + 1] == '_')))
                 len++;
-            if ((rc = add_param(s, n, len, where, err, &idx)) != 0)
+            if ((rc = add_param(s, n, len, n[len] == '?', where, err,
+                                &idx)) != 0)
                 break;
             es__buf_printf(&out, "$%zu", idx + 1);
-            c = n + len;
+            c = n + len + (n[len] == '?');
         } else {
             es__buf_add(&out, c, 1);
             c++;
@@ -242,6 +251,12 @@ static int compile(stmt *s, const char *sql, const char *where, es_error *err)
         free_stmt(s);
         memset(s, 0, sizeof *s);
         return rc;
+    }
+    if ((s->where = es__strdup(where)) == NULL) {
+        es__buf_free(&out);
+        free_stmt(s);
+        memset(s, 0, sizeof *s);
+        return es__err(err, ES_ENOMEM, "out of memory");
     }
     s->sql = out.data;
     return 0;
@@ -513,8 +528,20 @@ static int json_handler(es_sql *sql, const es_event *ev, void *user_data)
             case F_CORRELATION_ID: v[i] = optional_text(ev->correlation_id); break;
             case F_CAUSATION_ID: v[i] = optional_text(ev->causation_id); break;
             case F_SCHEMA: v[i] = ES_SQL_I64(ev->schema); break;
-            case F_DATA: v[i] = json_value(walk(ev->payload, pa)); break;
-            case F_META: v[i] = json_value(ev->meta ? walk(ev->meta, pa) : NULL); break;
+            case F_DATA:
+            case F_META: {
+                const json_t *root = pa->f == F_DATA ? ev->payload : ev->meta;
+                const json_t *m = root ? walk(root, pa) : NULL;
+                /* An absent member is an error unless written $x?: a
+                 * misspelt name must not fill a read model with NULLs. */
+                if (m == NULL && pa->npath > 0 && !pa->optional)
+                    return es_sql_fail(sql, "%s: the event has no $%s (a JSON "
+                                       "null is bound as NULL; write $%s? for "
+                                       "a member that may be absent)",
+                                       s->where, pa->name, pa->name);
+                v[i] = json_value(m);
+                break;
+            }
             }
         }
         if ((rc = es_sql_exec(sql, s->sql, v, s->nparams)) != 0)

@@ -12,7 +12,9 @@
  * worker into a fresh SQLite file and a fresh PostgreSQL database; each
  * row is then compared, column by column, with the event as the log reads
  * it back (es_log_read_partition), formatted here independently of the
- * projection code. ESFOLD_PROPERTY_SEED reruns a seed.
+ * projection code. A member written without its ? is required: the
+ * events that lack it are dead-lettered with a message naming it, and
+ * their streams wait behind them. ESFOLD_PROPERTY_SEED reruns a seed.
  */
 #include <math.h>
 #include <stdio.h>
@@ -38,9 +40,17 @@ static const char projection_json[] =
     " PRIMARY KEY (stream_id, version))\"],"
     " \"on\": {\"*\": [\"INSERT INTO seen VALUES ($stream_id, $version, $type,"
     " $occurred_at, $occurred_us, $event_id, $position, $partition,"
-    " $aggregate_type, $correlation_id, $causation_id, $schema, $data.s,"
-    " $data.i, $data.r, $data.b, CAST($data.obj AS TEXT), $data.nest.deep,"
-    " $data.arr.1, $data.nope.x, $meta.tag, $meta.n.deep)\"]}}";
+    " $aggregate_type, $correlation_id, $causation_id, $schema, $data.s?,"
+    " $data.i?, $data.r?, $data.b?, CAST($data.obj? AS TEXT), $data.nest.deep?,"
+    " $data.arr.1?, $data.nope.x?, $meta.tag?, $meta.n.deep?)\"]}}";
+
+/* The same member without the ?: required. */
+static const char strict_json[] =
+    "{\"name\": \"strict\", \"version\": 1, \"follows\": [\"thing\"],"
+    " \"setup\": [\"CREATE TABLE IF NOT EXISTS strict (stream_id TEXT NOT NULL,"
+    " version BIGINT NOT NULL, s TEXT, PRIMARY KEY (stream_id, version))\"],"
+    " \"on\": {\"*\": [\"INSERT INTO strict VALUES ($stream_id, $version,"
+    " $data.s)\"]}}";
 
 static unsigned seed_state, seed0;
 
@@ -252,6 +262,53 @@ static int expect_event(const es_event *ev, void *user_data)
 static const char sqlite_query[] = QUERY("CAST(r * 1024 AS INTEGER)");
 static const char pg_query[] = QUERY("CAST(r * 1024 AS BIGINT)");
 
+/* What the strict projection must do with each event: apply it, or
+ * dead-letter it because it has no s (failed) or because an earlier
+ * event of its stream was (waiting). */
+typedef struct strict_count {
+    int64_t applied, failed, waiting, listed;
+    char blocked[64][128];
+} strict_count;
+
+static int is_blocked(strict_count *c, const char *sid, int add)
+{
+    size_t i;
+    for (i = 0; i < 64 && c->blocked[i][0]; i++)
+        if (strcmp(c->blocked[i], sid) == 0)
+            return 1;
+    if (add) {
+        assert_true(i < 64);
+        snprintf(c->blocked[i], sizeof c->blocked[i], "%s", sid);
+    }
+    return 0;
+}
+
+static int count_strict(const es_event *ev, void *user_data)
+{
+    strict_count *c = user_data;
+    if (is_blocked(c, ev->stream_id, 0))
+        c->waiting++;
+    else if (json_object_get(ev->payload, "s") == NULL) {
+        c->failed++;
+        is_blocked(c, ev->stream_id, 1);
+    } else
+        c->applied++;
+    return 0;
+}
+
+static int check_dead_letter(const es_projection_dead_letter *dl, void *user_data)
+{
+    strict_count *c = user_data;
+    c->listed++;
+    assert_true(is_blocked(c, dl->stream_id, 0));
+    if (strcmp(dl->status, "failed") == 0)
+        assert_contains(dl->error, "strict.json: \"on\".\"*\"[0]: the "
+                        "event has no $data.s");
+    else
+        assert_string_equal(dl->status, "waiting");
+    return 0;
+}
+
 static void params_case(const char *target, const char *path_or_url, int pg)
 {
     es_log *log;
@@ -292,6 +349,36 @@ static void params_case(const char *target, const char *path_or_url, int pg)
     }
     free(got);
     free(x.text);
+    es_projection_free(p);
+
+    /* $data.s required: an event without s is dead-lettered ("failed",
+     * naming the member), and the later events of its stream wait. */
+    if (es_projection_load_json(&p, strict_json, "strict.json", &err) != 0)
+        fail_msg("load: %s", err.text);
+    {
+        es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
+        strict_count c = {0, 0, 0, 0, {{0}}};
+        o.backoff_ms = -1;
+        o.max_attempts = 1;
+        if ((rc = es_projection_worker_open(&w, log, p, target, &o)) != 0 ||
+            (rc = es_projection_worker_run(w, NULL, 1, &total, NULL, NULL)) != 0)
+            fail_msg("worker: %s (%s)", es_errmsg(w), es_strerror(rc));
+        es_projection_worker_close(w);
+        for (int32_t q = 0; q < parts; q++) {
+            int64_t next;
+            assert_int_equal(es_log_read_partition(log, &next, "thing", q, 0, 0,
+                                                   count_strict, &c), 0);
+        }
+        assert_true(c.failed > 0 && c.applied > 0);
+        assert_int_equal(total.applied, c.applied);
+        assert_int_equal(total.dead_lettered, c.failed + c.waiting);
+        assert_int_equal(es_projection_dead_letters(target, "strict",
+                                                    check_dead_letter, &c, &err), 0);
+        assert_int_equal(c.listed, c.failed + c.waiting);
+        got = es_test_target_rows(path_or_url, pg, "SELECT count(*) FROM strict");
+        assert_int_equal(atoll(got), c.applied);
+        free(got);
+    }
     es_projection_free(p);
     es_log_close(log);
 }
