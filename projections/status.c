@@ -85,13 +85,21 @@ static int get_dead_letters(int n, const char *const *v, void *ud)
     return o ? set(o, "dead_letters", json_integer(num(v[1])), c) : 0;
 }
 
+/* projection, error, event type, aggregate type, stream, version: the
+ * error with the event it is about, "BidPlaced auction/A v2: ...". */
 static int get_last_error(int n, const char *const *v, void *ud)
 {
     st_ctx *c = ud;
-    json_t *o = n >= 2 ? proj_of(c, v[0]) : NULL;
+    json_t *o = n >= 6 ? proj_of(c, v[0]) : NULL;
     if (o == NULL || !json_is_null(json_object_get(o, "last_error")))
         return 0; /* newest first: keep the first */
-    return set(o, "last_error", json_string(v[1] ? v[1] : ""), c);
+    {
+        char text[2048];
+        snprintf(text, sizeof text, "%s %s/%s v%s: %s", v[2] ? v[2] : "",
+                 v[3] ? v[3] : "", v[4] ? v[4] : "", v[5] ? v[5] : "",
+                 v[1] ? v[1] : "");
+        return set(o, "last_error", es__json_str(text), c);
+    }
 }
 
 static int get_heartbeat(int n, const char *const *v, void *ud)
@@ -222,7 +230,8 @@ int es_projection_status(json_t **out, es_log *log, const char *target_uri,
         (rc = query(t, "SELECT projection, count(*) FROM " P "deadletters"
                     " WHERE status IN ('failed', 'waiting', 'retry')"
                     " GROUP BY projection", get_dead_letters, &c, err)) != 0 ||
-        (rc = query(t, "SELECT projection, error FROM " P "deadletters"
+        (rc = query(t, "SELECT projection, error, event_type, agg_type,"
+                    " stream_id, version FROM " P "deadletters"
                     " WHERE status = 'failed' ORDER BY updated_us DESC",
                     get_last_error, &c, err)) != 0 ||
         (rc = query(t, "SELECT projection, worker, state, batches, updated_us"

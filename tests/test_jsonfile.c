@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "esfold/projection.h"
+#include "esfold/status.h"
 #include "esfold/time.h"
 #include "harness.h"
 #include "target_harness.h"
@@ -378,6 +379,21 @@ static void params_case(const char *target, const char *path_or_url, int pg)
         got = es_test_target_rows(path_or_url, pg, "SELECT count(*) FROM strict");
         assert_int_equal(atoll(got), c.applied);
         free(got);
+    }
+    {
+        /* status names the event of the last error, then the error */
+        json_t *st = NULL, *pr;
+        size_t k;
+        const char *last = NULL;
+        assert_int_equal(es_projection_status(&st, log, target, &err), 0);
+        json_array_foreach(json_object_get(st, "projections"), k, pr)
+            if (strcmp(json_string_value(json_object_get(pr, "name")), "strict") == 0)
+                last = json_string_value(json_object_get(pr, "last_error"));
+        assert_non_null(last);
+        assert_true(strncmp(last, "Thing", 5) == 0);
+        assert_contains(last, " thing/t-");
+        assert_contains(last, ": strict.json: \"on\".\"*\"[0]: the event has no $data.s");
+        json_decref(st);
     }
     es_projection_free(p);
     es_log_close(log);

@@ -22,7 +22,8 @@ extern "C" {
  * no lags). *out (json_decref) is
  *   {"target": URI, "now_us": N, "projections": [
  *     {"name", "version", "dead_letters": N (failed + waiting + retry),
- *      "last_error": TEXT|null (of the newest failed dead letter),
+ *      "last_error": TEXT|null (of the newest failed dead letter, after
+ *                    its event: "BidPlaced auction/A v2: ..."),
  *      "heartbeat_age_s": S|null (the freshest worker),
  *      "workers": [{"worker", "state", "batches", "age_s"}],
  *      "partitions": [{"type", "partition", "checkpoint", "head",
