@@ -194,7 +194,9 @@ typedef struct es_projection {
  * $position (the offset), $partition, $aggregate_type, $data (the whole
  * payload as JSON), $data.a.b and $meta.x (a member path: a JSON string
  * binds as text, an integer as int64, a real as double, true/false as
- * bool, null or absent as NULL, an object or array as JSON). Each name is
+ * bool, null as NULL, an object or array as JSON; an absent member fails
+ * the event with a message naming it, unless written $data.a.b? or
+ * $meta.x?, which bind NULL for it). Each name is
  * rewritten to a positional bind ($1..$n) when the file is loaded; a value
  * is never spliced into the SQL. "on" may have the key "*" for every type.
  * A keyed fold has "keyed" instead of "setup" and "on" (no SQL at all):
