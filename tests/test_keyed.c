@@ -512,16 +512,18 @@ static void test_fold_postgres(void **state)
 
 /* ---- an event that does not fold is dead-lettered ------------------------ */
 
+/* The errors of the failed dead letters, one a line. */
 typedef struct dl_text {
     int failed;
-    char error[600];
+    char error[2000];
 } dl_text;
 
 static int first_failed(const es_projection_dead_letter *dl, void *ud)
 {
     dl_text *t = ud;
-    if (strcmp(dl->status, "failed") == 0 && t->failed++ == 0)
-        snprintf(t->error, sizeof t->error, "%s", dl->error);
+    size_t n = strlen(t->error);
+    if (strcmp(dl->status, "failed") == 0 && ++t->failed)
+        snprintf(t->error + n, sizeof t->error - n, "%s\n", dl->error);
     return 0;
 }
 
@@ -902,16 +904,22 @@ static void test_nested_not_an_object(void **state)
         "{\"name\": \"crossing\", \"follows\": [\"account\"], \"keyed\": "
         "{\"table\": \"crossing_docs\", \"key\": \"$stream_id\", \"on\": "
         "{\"AccountOpened\": {\"set\": {\"stats\": \"$version\"}},"
-        " \"Deposited\": {\"count\": [\"stats.deposits.n\"]}}}}",
+        " \"Deposited\": {\"count\": [\"stats.deposits.n\"]},"
+        " \"Withdrawn\": {\"add\": {\"by.{$data.currency}\": \"$data.amount\"}}}}}",
         "crossing.json", &err), 0);
     append_ev(log, NULL, 1, "AccountOpened", 0);
     append_ev(log, NULL, 1, "Deposited", 5);
     append_ev(log, NULL, 2, "Deposited", 5);
+    append_ev(log, NULL, 3, "Withdrawn", 5); /* it has no currency */
     st = run(log, p, uri, 100);
-    assert_int_equal(st.dead_lettered, 1);
+    assert_int_equal(st.dead_lettered, 2);
     if (es_projection_dead_letters(uri, "crossing", first_failed, &dl, &err) != 0)
         fail_msg("dead letters: %s", err.text);
-    assert_int_equal(dl.failed, 1);
+    assert_int_equal(dl.failed, 2);
+    assert_contains(dl.error, "keyed fold crossing_docs (crossing.json), "
+                              "Withdrawn event, key acct-003: add "
+                              "by.{$data.currency}: the event's $data.currency "
+                              "is absent");
     assert_contains(dl.error, "keyed fold crossing_docs (crossing.json), "
                               "Deposited event, key acct-001: count "
                               "stats.deposits.n: \"stats\" in the document is "
