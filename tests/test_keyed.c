@@ -19,6 +19,7 @@
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
+#include "esfold/cli.h"
 #include "esfold/rebuild.h"
 #include "harness.h"
 #include "pg_harness.h"
@@ -854,6 +855,54 @@ static void test_c_definition_errors(void **state)
     assert_contains(err.text, "version 99");
 }
 
+/* Through es_cli_main: `project run` and `project rebuild` of a C keyed
+ * projection compiled into the program (es_app.projections). */
+static const es_projection *cli_projections[2];
+
+static int run_cli(int argc, char **argv, void *ud)
+{
+    es_app app = ES_APP_INIT;
+    (void)ud;
+    app.name = "bank";
+    app.projections = cli_projections;
+    return es_cli_main(argc, argv, &app);
+}
+
+static void test_c_cli(void **state)
+{
+    const char *log_uri = es_test_fresh_log_uri();
+    const char *out, *err;
+    char target[600];
+    es_log *log = NULL;
+    es_projection *p;
+    reference r;
+    (void)state;
+    use_c = 1;
+    p = load(by_account_json);
+    use_c = 0;
+    cli_projections[0] = p;
+    assert_int_equal(es_log_open(&log, log_uri), 0);
+    ref_init(&r);
+    fill(log, &r, 8, 200, 6);
+    assert_int_equal(es_test_cli(run_cli, &out, &err, log_uri, "project", "list",
+                                 NULL), 0);
+    assert_contains(out, "by_account  version 1  follows account");
+    assert_int_equal(es_test_cli(run_cli, &out, &err, log_uri, "project", "run",
+                                 "by_account", "--until-caught-up", NULL), 0);
+    assert_contains(out, "by_account: 200 applied");
+    /* the default target: next to the log (sqlite:X.db -> X.projections.db) */
+    snprintf(target, sizeof target, "%.*s.projections.db",
+             (int)(strlen(log_uri) - 7 - 3), log_uri + 7);
+    assert_docs(target, 0, "account_docs", r.account, r.account_n);
+    append_ev(log, &r, 2, "Deposited", 7);
+    assert_int_equal(es_test_cli(run_cli, &out, &err, log_uri, "project",
+                                 "rebuild", "by_account", NULL), 0);
+    assert_docs(target, 0, "account_docs", r.account, r.account_n);
+    ref_free(&r);
+    es_projection_free(p);
+    es_log_close(log);
+}
+
 /* ---- nested member paths ----------------------------------------------------- */
 
 static void nested_case(const char *target, const char *path_or_url, int pg)
@@ -963,6 +1012,7 @@ int main(void)
          NULL},
         cmocka_unit_test(test_c_delete),
         cmocka_unit_test(test_c_definition_errors),
+        cmocka_unit_test(test_c_cli),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
