@@ -60,6 +60,7 @@ typedef struct on_type {
     size_t n;
 } on_type;
 
+/* Also what es_projection_keyed makes (keyed set, on and setup NULL). */
 typedef struct json_projection {
     es_projection p;         /* first: es_projection_free casts back */
     char *name;
@@ -418,6 +419,54 @@ int es_projection_load_json(es_projection **out, const char *text,
     }
     rc = load(j, root, path, err);
     json_decref(root);
+    if (rc != 0) {
+        es_projection_free(&j->p);
+        return rc;
+    }
+    *out = &j->p;
+    return 0;
+}
+
+int es_projection_keyed(es_projection **out, const es_keyed_projection *def,
+                        es_error *err)
+{
+    json_projection *j;
+    size_t n = 0;
+    int rc;
+
+    if (out == NULL || def == NULL)
+        return es__err(err, ES_EINVAL, "no keyed projection");
+    *out = NULL;
+    if (def->struct_version != ES_KEYED_PROJECTION_VERSION)
+        return es__err(err, ES_EINVAL, "es_keyed_projection version %u is not "
+                       "supported", def->struct_version);
+    if (def->name == NULL)
+        return es__err(err, ES_EINVAL, "es_keyed_projection.name: required");
+    if ((j = es__calloc(1, sizeof *j)) == NULL)
+        return es__err(err, ES_ENOMEM, "out of memory");
+    while (def->follows && def->follows[n])
+        n++;
+    if ((j->name = es__strdup(def->name)) == NULL ||
+        (j->follows = es__calloc(n + 1, sizeof *j->follows)) == NULL) {
+        rc = es__err(err, ES_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++)
+        if ((j->follows[i] = es__strdup(def->follows[i])) == NULL) {
+            rc = es__err(err, ES_ENOMEM, "out of memory");
+            goto done;
+        }
+    if ((rc = es__keyed_new(&j->keyed, def, err)) != 0)
+        goto done;
+    j->p.struct_version = ES_PROJECTION_VERSION;
+    j->p.name = j->name;
+    j->p.version = def->version;
+    j->p.follows = (const char *const *)j->follows;
+    j->p.setup = es__keyed_setup(j->keyed);
+    j->p.handlers = es__keyed_handlers(j->keyed);
+    j->p.user_data = j->keyed;
+    rc = es__projection_check(&j->p, err);
+done:
     if (rc != 0) {
         es_projection_free(&j->p);
         return rc;

@@ -18,6 +18,12 @@
  * key), all inside the batch's transaction with the checkpoint. An event
  * that does not fold makes the worker redo the batch event by event with
  * the same fold as a handler (keyed_handler), which dead-letters it.
+ *
+ * A member an operation targets is a dotted path ("stats.deposits"), made
+ * of objects created on the way; a segment "{$data.currency}" takes its
+ * name from the event. A keyed fold can also be compiled into a program
+ * (es_projection_keyed, esfold/projection.h): its C callback replaces the
+ * operations and runs on the same batch path.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +32,7 @@
 #include "projections/target_backend.h"
 
 #define MAX_PATH 16
+#define SEG_MAX 255 /* bytes in a member path segment taken from an event */
 
 typedef enum kfield {
     K_STREAM_ID, K_VERSION, K_TYPE, K_OCCURRED_US, K_EVENT_ID, K_POSITION,
@@ -48,27 +55,45 @@ typedef struct fref {
     size_t npath;
 } fref;
 
-typedef enum op_kind { OP_SET, OP_ADD, OP_SUB, OP_MAX, OP_MIN, OP_COUNT } op_kind;
+typedef enum op_kind {
+    OP_SET, OP_ADD, OP_SUB, OP_MAX, OP_MIN, OP_COUNT,
+    OP_UNSET /* "delete": ["m", ...] */
+} op_kind;
 
 static const char *const op_names[] = {"set", "add", "sub", "max", "min",
-                                        "count"};
+                                        "count", "delete"};
+
+/* A segment of a member path: a name, or ("{$data.currency}") the value of
+ * an event field. */
+typedef struct mseg {
+    char *text;   /* as written: the name, or "{$data.currency}" */
+    int dynamic;
+    fref from;    /* dynamic only */
+} mseg;
 
 typedef struct kop {
     op_kind kind;
-    char *member;
-    fref src; /* not for OP_COUNT */
+    char *member; /* the path as written, for messages */
+    mseg seg[MAX_PATH];
+    size_t nseg;
+    fref src; /* not for OP_COUNT, OP_UNSET */
 } kop;
 
 typedef struct kon {
-    char *type;
+    char *type;   /* "*": every type without an entry of its own */
     kop *ops;
     size_t nops;
     int del;
+    es_keyed_fold_fn cfold; /* the C kind: instead of ops and del */
+    void *cud;
 } kon;
 
 struct es__keyed {
     char *table;
+    char *path;              /* the file, in messages; NULL: the C kind */
     fref key;
+    es_keyed_key_fn ckey;    /* the C kind's key function (else key) */
+    void *cud;
     kon *on;
     size_t non;
     es_projection_handler *handlers;
@@ -87,10 +112,10 @@ static void fref_free(fref *r)
 }
 
 /* "$data.a.b" into r. */
-static int fref_parse(fref *r, const json_t *v, const char *where,
-                      es_error *err)
+static int fref_parse_text(fref *r, const char *s, const char *where,
+                           es_error *err)
 {
-    const char *s = json_string_value(v), *dot;
+    const char *dot;
     size_t head, i;
     memset(r, 0, sizeof *r);
     if (s == NULL || s[0] != '$')
@@ -121,6 +146,12 @@ static int fref_parse(fref *r, const json_t *v, const char *where,
         dot = next;
     }
     return 0;
+}
+
+static int fref_parse(fref *r, const json_t *v, const char *where,
+                      es_error *err)
+{
+    return fref_parse_text(r, json_string_value(v), where, err);
 }
 
 /* The value of r in ev: a new reference, NULL when absent. */
@@ -164,10 +195,71 @@ static int ident_ok(const char *s)
     return 1;
 }
 
+static void kop_free(kop *op)
+{
+    es__free(op->member);
+    for (size_t i = 0; i < op->nseg; i++) {
+        es__free(op->seg[i].text);
+        fref_free(&op->seg[i].from);
+    }
+    fref_free(&op->src);
+}
+
+/* "stats.by_currency.{$data.currency}" into op's segments: names split at
+ * dots, a segment in braces an event field (its own dots inside). */
+static int mpath_parse(kop *op, const char *member, const char *where,
+                       es_error *err)
+{
+    const char *s = member;
+    for (;;) {
+        mseg *g;
+        const char *end;
+        size_t n;
+        if (op->nseg == MAX_PATH)
+            return es__err(err, ES_EINVAL, "%s: member \"%s\" is deeper than "
+                           "%d segments", where, member, MAX_PATH);
+        g = &op->seg[op->nseg];
+        if (*s == '{') {
+            if ((end = strchr(s, '}')) == NULL || (end[1] && end[1] != '.'))
+                return es__err(err, ES_EINVAL, "%s: member \"%s\": a segment "
+                               "in braces must be a whole segment, "
+                               "\"{$field}\"", where, member);
+            n = (size_t)(end + 1 - s);
+        } else {
+            end = strchr(s, '.');
+            n = end ? (size_t)(end - s) : strlen(s);
+            end = s + n - 1;
+        }
+        if (n == 0)
+            return es__err(err, ES_EINVAL, "%s: member \"%s\" has an empty "
+                           "segment", where, member);
+        if ((g->text = es__strndup(s, n)) == NULL)
+            return es__err(err, ES_ENOMEM, "out of memory");
+        op->nseg++;
+        if (*s == '{') {
+            int rc;
+            g->dynamic = 1;
+            g->text[n - 1] = '\0'; /* parse "$data.x" of "{$data.x}" */
+            rc = fref_parse_text(&g->from, g->text + 1, where, err);
+            g->text[n - 1] = '}';
+            if (rc != 0)
+                return rc;
+        } else if (memchr(s, '}', n) || memchr(s, '{', n)) {
+            return es__err(err, ES_EINVAL, "%s: member \"%s\": '{' and '}' "
+                           "only enclose a whole segment, \"{$field}\"", where,
+                           member);
+        }
+        if (end[1] == '\0')
+            return 0;
+        s = end + 2;
+    }
+}
+
 static int add_op(kon *o, op_kind kind, const char *member, const json_t *src,
                   const char *where, es_error *err)
 {
     kop *op = &o->ops[o->nops];
+    int rc;
     memset(op, 0, sizeof *op);
     if (*member == '\0')
         return es__err(err, ES_EINVAL, "%s: an empty member name", where);
@@ -175,7 +267,10 @@ static int add_op(kon *o, op_kind kind, const char *member, const json_t *src,
         return es__err(err, ES_ENOMEM, "out of memory");
     op->kind = kind;
     o->nops++;
-    return kind == OP_COUNT ? 0 : fref_parse(&op->src, src, where, err);
+    if ((rc = mpath_parse(op, member, where, err)) != 0)
+        return rc;
+    return kind == OP_COUNT || kind == OP_UNSET
+               ? 0 : fref_parse(&op->src, src, where, err);
 }
 
 static int load_on(kon *o, const char *type, const json_t *spec,
@@ -202,10 +297,10 @@ static int load_on(kon *o, const char *type, const json_t *spec,
         int rc;
         snprintf(where, sizeof where, "%s: \"keyed\".\"on\".\"%s\".\"%s\"",
                  path, type, key);
-        if (strcmp(key, "delete") == 0) {
+        if (strcmp(key, "delete") == 0 && !json_is_array(v)) {
             if (!json_is_boolean(v))
-                return es__err(err, ES_EINVAL, "%s: must be true or false",
-                               where);
+                return es__err(err, ES_EINVAL, "%s: must be true, false or "
+                               "an array of member names", where);
             o->del = json_is_true(v);
             continue;
         }
@@ -215,7 +310,7 @@ static int load_on(kon *o, const char *type, const json_t *spec,
         if (kind == sizeof op_names / sizeof *op_names)
             return es__err(err, ES_EINVAL, "%s: unknown operation (expected "
                            "set, add, sub, max, min, count, delete)", where);
-        if (kind == OP_COUNT) {
+        if (kind == OP_COUNT || kind == OP_UNSET) {
             if (!json_is_array(v))
                 return es__err(err, ES_EINVAL, "%s: must be an array of "
                                "member names", where);
@@ -224,7 +319,7 @@ static int load_on(kon *o, const char *type, const json_t *spec,
                 if (m == NULL)
                     return es__err(err, ES_EINVAL, "%s[%zu]: must be a "
                                    "string", where, i);
-                if ((rc = add_op(o, OP_COUNT, m, NULL, where, err)) != 0)
+                if ((rc = add_op(o, (op_kind)kind, m, NULL, where, err)) != 0)
                     return rc;
             }
             continue;
@@ -259,10 +354,8 @@ void es__keyed_free(es__keyed *k)
     if (k == NULL)
         return;
     for (size_t i = 0; k->on && i < k->non; i++) {
-        for (size_t j = 0; j < k->on[i].nops; j++) {
-            es__free(k->on[i].ops[j].member);
-            fref_free(&k->on[i].ops[j].src);
-        }
+        for (size_t j = 0; j < k->on[i].nops; j++)
+            kop_free(&k->on[i].ops[j]);
         es__free(k->on[i].ops);
         es__free(k->on[i].type);
     }
@@ -279,63 +372,26 @@ void es__keyed_free(es__keyed *k)
     es__free(k->copy_sql);
     es__free(k->merge_sql);
     es__free(k->table);
+    es__free(k->path);
     es__free(k);
 }
 
 static int keyed_handler(es_sql *sql, const es_event *ev, void *user_data);
 
-int es__keyed_load(es__keyed **out, const json_t *keyed, const char *path,
-                   es_error *err)
+static int table_ok(const char *table, const char *where, es_error *err)
 {
-    es__keyed *k;
-    const json_t *on, *spec;
-    const char *table, *type, *key;
-    json_t *v;
-    size_t i = 0;
-    int rc;
-
-    *out = NULL;
-    if (!json_is_object(keyed))
-        return es__err(err, ES_EINVAL, "%s: \"keyed\" must be an object with "
-                       "table, key, on", path);
-    json_object_foreach((json_t *)keyed, key, v)
-        if (strcmp(key, "table") && strcmp(key, "key") && strcmp(key, "on"))
-            return es__err(err, ES_EINVAL, "%s: \"keyed\": unknown member "
-                           "\"%s\" (expected table, key, on)", path, key);
-    table = json_string_value(json_object_get(keyed, "table"));
     if (!ident_ok(table) || strncmp(table, ES__PROJ_PREFIX,
                                     strlen(ES__PROJ_PREFIX)) == 0)
-        return es__err(err, ES_EINVAL, "%s: \"keyed\".\"table\" must be a "
-                       "plain SQL name ([A-Za-z_][A-Za-z0-9_]*, at most 60 "
-                       "bytes, not starting with " ES__PROJ_PREFIX ")", path);
-    on = json_object_get(keyed, "on");
-    if (!json_is_object(on) || json_object_size(on) == 0)
-        return es__err(err, ES_EINVAL, "%s: \"keyed\".\"on\" must be an object "
-                       "of event type -> operations", path);
-    if ((k = es__calloc(1, sizeof *k)) == NULL)
-        return es__err(err, ES_ENOMEM, "out of memory");
-    *out = k;
-    {
-        char where[ES_NAME_MAX + 100];
-        snprintf(where, sizeof where, "%s: \"keyed\".\"key\"", path);
-        if ((rc = fref_parse(&k->key, json_object_get(keyed, "key"), where,
-                             err)) != 0)
-            return rc;
-    }
-    k->non = json_object_size(on);
-    if ((k->table = es__strdup(table)) == NULL ||
-        (k->on = es__calloc(k->non, sizeof *k->on)) == NULL ||
-        (k->handlers = es__calloc(k->non + 1, sizeof *k->handlers)) == NULL)
-        return es__err(err, ES_ENOMEM, "out of memory");
-    json_object_foreach((json_t *)on, type, spec) {
-        if ((rc = load_on(&k->on[i], type, spec, path, err)) != 0) {
-            k->non = i + 1;
-            return rc;
-        }
-        k->handlers[i].event_type = k->on[i].type;
-        k->handlers[i].fn = keyed_handler;
-        i++;
-    }
+        return es__err(err, ES_EINVAL, "%s must be a plain SQL name "
+                       "([A-Za-z_][A-Za-z0-9_]*, at most 60 bytes, not "
+                       "starting with " ES__PROJ_PREFIX ")", where);
+    return 0;
+}
+
+/* The setup and the statements of k's table (k->table set). */
+static int make_sql(es__keyed *k)
+{
+    const char *table = k->table;
     k->setup[0] = sqlf("CREATE TABLE IF NOT EXISTS %s (key TEXT NOT NULL "
                        "PRIMARY KEY, doc TEXT NOT NULL, version BIGINT NOT "
                        "NULL)", table);
@@ -361,6 +417,150 @@ int es__keyed_load(es__keyed **out, const json_t *keyed, const char *path,
                         table);
     if (!k->setup[0] || !k->get_one_sql || !k->read_pg_sql || !k->read_sq_sql || !k->upsert_sql || !k->delete_sql ||
         !k->stage_sql || !k->copy_sql || !k->merge_sql)
+        return ES_ENOMEM;
+    return 0;
+}
+
+static int seg_equal(const mseg *a, const mseg *b)
+{
+    return a->dynamic == b->dynamic && strcmp(a->text, b->text) == 0;
+}
+
+/* A member that an operation makes a number ("add": {"stats": ..}) cannot
+ * also hold members ("count": ["stats.n"]): refused when the file is
+ * loaded rather than at the first event that has both. */
+static int check_paths(const es__keyed *k, const char *path, es_error *err)
+{
+    for (size_t i = 0; i < k->non; i++)
+        for (size_t a = 0; a < k->on[i].nops; a++) {
+            const kop *num = &k->on[i].ops[a];
+            if (num->kind == OP_SET || num->kind == OP_UNSET)
+                continue;
+            for (size_t j = 0; j < k->non; j++)
+                for (size_t b = 0; b < k->on[j].nops; b++) {
+                    const kop *deep = &k->on[j].ops[b];
+                    size_t g = 0;
+                    if (deep->nseg <= num->nseg)
+                        continue;
+                    while (g < num->nseg && seg_equal(&num->seg[g], &deep->seg[g]))
+                        g++;
+                    if (g == num->nseg)
+                        return es__err(err, ES_EINVAL, "%s: \"keyed\".\"on\"."
+                                       "\"%s\".\"%s\" makes \"%s\" a number, "
+                                       "but \"keyed\".\"on\".\"%s\".\"%s\" "
+                                       "needs it to be an object (\"%s\")",
+                                       path, k->on[i].type, op_names[num->kind],
+                                       num->member, k->on[j].type,
+                                       op_names[deep->kind], deep->member);
+                }
+        }
+    return 0;
+}
+
+int es__keyed_load(es__keyed **out, const json_t *keyed, const char *path,
+                   es_error *err)
+{
+    es__keyed *k;
+    const json_t *on, *spec;
+    const char *table, *type, *key;
+    json_t *v;
+    size_t i = 0;
+    int rc;
+
+    *out = NULL;
+    if (!json_is_object(keyed))
+        return es__err(err, ES_EINVAL, "%s: \"keyed\" must be an object with "
+                       "table, key, on", path);
+    json_object_foreach((json_t *)keyed, key, v)
+        if (strcmp(key, "table") && strcmp(key, "key") && strcmp(key, "on"))
+            return es__err(err, ES_EINVAL, "%s: \"keyed\": unknown member "
+                           "\"%s\" (expected table, key, on)", path, key);
+    table = json_string_value(json_object_get(keyed, "table"));
+    {
+        char where[ES_NAME_MAX + 100];
+        snprintf(where, sizeof where, "%s: \"keyed\".\"table\"", path);
+        if ((rc = table_ok(table, where, err)) != 0)
+            return rc;
+    }
+    on = json_object_get(keyed, "on");
+    if (!json_is_object(on) || json_object_size(on) == 0)
+        return es__err(err, ES_EINVAL, "%s: \"keyed\".\"on\" must be an object "
+                       "of event type -> operations", path);
+    if ((k = es__calloc(1, sizeof *k)) == NULL)
+        return es__err(err, ES_ENOMEM, "out of memory");
+    *out = k;
+    {
+        char where[ES_NAME_MAX + 100];
+        snprintf(where, sizeof where, "%s: \"keyed\".\"key\"", path);
+        if ((rc = fref_parse(&k->key, json_object_get(keyed, "key"), where,
+                             err)) != 0)
+            return rc;
+    }
+    k->non = json_object_size(on);
+    if ((k->table = es__strdup(table)) == NULL ||
+        (k->path = es__strdup(path)) == NULL ||
+        (k->on = es__calloc(k->non, sizeof *k->on)) == NULL ||
+        (k->handlers = es__calloc(k->non + 1, sizeof *k->handlers)) == NULL)
+        return es__err(err, ES_ENOMEM, "out of memory");
+    json_object_foreach((json_t *)on, type, spec) {
+        if ((rc = load_on(&k->on[i], type, spec, path, err)) != 0) {
+            k->non = i + 1;
+            return rc;
+        }
+        k->handlers[i].event_type = k->on[i].type;
+        k->handlers[i].fn = keyed_handler;
+        i++;
+    }
+    if ((rc = check_paths(k, path, err)) != 0)
+        return rc;
+    if (make_sql(k) != 0)
+        return es__err(err, ES_ENOMEM, "out of memory");
+    return 0;
+}
+
+int es__keyed_new(es__keyed **out, const es_keyed_projection *def,
+                  es_error *err)
+{
+    es__keyed *k;
+    size_t n = 0;
+    int rc;
+
+    *out = NULL;
+    if ((rc = table_ok(def->table, "es_keyed_projection.table", err)) != 0)
+        return rc;
+    if (def->fold == NULL)
+        return es__err(err, ES_EINVAL, "es_keyed_projection.fold: a fold "
+                       "function is required");
+    if ((def->key == NULL) == (def->key_fn == NULL))
+        return es__err(err, ES_EINVAL, "es_keyed_projection: give key (an "
+                       "event field such as \"$data.owner\") or key_fn, "
+                       "not both");
+    for (; def->on && def->on[n]; n++)
+        if (def->on[n][0] == '\0')
+            return es__err(err, ES_EINVAL, "es_keyed_projection.on[%zu]: an "
+                           "empty event type", n);
+    if ((k = es__calloc(1, sizeof *k)) == NULL)
+        return es__err(err, ES_ENOMEM, "out of memory");
+    *out = k;
+    if (def->key && (rc = fref_parse_text(&k->key, def->key,
+                                          "es_keyed_projection.key", err)) != 0)
+        return rc;
+    k->ckey = def->key_fn;
+    k->cud = def->user_data;
+    k->non = n ? n : 1; /* no list: one entry "*" */
+    if ((k->table = es__strdup(def->table)) == NULL ||
+        (k->on = es__calloc(k->non, sizeof *k->on)) == NULL ||
+        (k->handlers = es__calloc(k->non + 1, sizeof *k->handlers)) == NULL)
+        return es__err(err, ES_ENOMEM, "out of memory");
+    for (size_t i = 0; i < k->non; i++) {
+        if ((k->on[i].type = es__strdup(n ? def->on[i] : "*")) == NULL)
+            return es__err(err, ES_ENOMEM, "out of memory");
+        k->on[i].cfold = def->fold;
+        k->on[i].cud = def->user_data;
+        k->handlers[i].event_type = k->on[i].type;
+        k->handlers[i].fn = keyed_handler;
+    }
+    if (make_sql(k) != 0)
         return es__err(err, ES_ENOMEM, "out of memory");
     return 0;
 }
@@ -385,18 +585,32 @@ const es__keyed *es__keyed_of(const es_projection *p)
 
 static const kon *find_on(const es__keyed *k, const char *type)
 {
-    for (size_t i = 0; i < k->non; i++)
+    const kon *any = NULL;
+    for (size_t i = 0; i < k->non; i++) {
         if (strcmp(k->on[i].type, type) == 0)
             return &k->on[i];
-    return NULL;
+        if (strcmp(k->on[i].type, "*") == 0)
+            any = &k->on[i];
+    }
+    return any;
 }
 
 /* The key of ev as text in buf; 0 or ES_EUSER (msg says why). */
 static int event_key(char *buf, size_t size, const es__keyed *k,
                      const es_event *ev, char *msg, size_t msize)
 {
-    json_t *v = fref_value(&k->key, ev);
+    json_t *v;
     int rc = 0;
+    if (k->ckey) {
+        buf[0] = '\0';
+        if (k->ckey(buf, size, ev, k->cud) == 0 && buf[0] &&
+            memchr(buf, '\0', size))
+            return 0;
+        snprintf(msg, msize, "keyed fold %s: the key function gave no key",
+                 k->table);
+        return ES_EUSER;
+    }
+    v = fref_value(&k->key, ev);
     if (json_is_string(v) && json_string_length(v) > 0 &&
         json_string_length(v) < size)
         snprintf(buf, size, "%s", json_string_value(v));
@@ -412,26 +626,129 @@ static int event_key(char *buf, size_t size, const es__keyed *k,
     return rc;
 }
 
-/* Applies the operations of o for ev to doc. 0 or ES_EUSER (msg). */
-static int fold(json_t *doc, const kon *o, const es_event *ev, char *msg,
-                size_t msize)
+static const char *json_kind(const json_t *v)
 {
+    switch (json_typeof(v)) {
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: case JSON_REAL: return "a number";
+    case JSON_ARRAY: return "an array";
+    case JSON_TRUE: case JSON_FALSE: return "a boolean";
+    default: return "null";
+    }
+}
+
+/*
+ * The object that holds op's last segment in doc (objects made on the way
+ * when create; *parent NULL when one is absent and !create) and that
+ * segment's name in *leaf (a segment of the definition, or buf). 0,
+ * ES_EUSER (msg: a segment from the event that is not a name, a member on
+ * the way that is not an object), ES_ENOMEM.
+ */
+static int resolve(json_t **parent, const char **leaf, char *buf, json_t *doc,
+                   const kop *op, const es_event *ev, int create, char *msg,
+                   size_t msize)
+{
+    char at[512] = ""; /* the path resolved so far, for messages */
+    json_t *obj = doc;
+    *parent = NULL;
+    for (size_t i = 0; i < op->nseg; i++) {
+        const mseg *g = &op->seg[i];
+        const char *name = g->text;
+        json_t *child;
+        if (g->dynamic) {
+            json_t *v = fref_value(&g->from, ev);
+            if (json_is_string(v) && json_string_length(v) > 0 &&
+                json_string_length(v) <= SEG_MAX)
+                snprintf(buf, SEG_MAX + 1, "%s", json_string_value(v));
+            else if (json_is_integer(v))
+                snprintf(buf, SEG_MAX + 1, "%lld",
+                         (long long)json_integer_value(v));
+            else {
+                snprintf(msg, msize, "%s %s: the event's %.*s is %s",
+                         op_names[op->kind], op->member,
+                         (int)strlen(g->text) - 2, g->text + 1,
+                         v == NULL ? "absent" : json_is_string(v)
+                             ? "empty or longer than 255 bytes"
+                             : "not a string or an integer");
+                json_decref(v);
+                return ES_EUSER;
+            }
+            json_decref(v);
+            name = buf;
+        }
+        if (i + 1 == op->nseg) {
+            *parent = obj;
+            *leaf = name;
+            return 0;
+        }
+        snprintf(at + strlen(at), sizeof at - strlen(at), "%s%s", i ? "." : "",
+                 name);
+        if ((child = json_object_get(obj, name)) == NULL) {
+            if (!create)
+                return 0;
+            if ((child = json_object()) == NULL ||
+                json_object_set_new(obj, name, child) != 0)
+                return ES_ENOMEM;
+        } else if (!json_is_object(child)) {
+            snprintf(msg, msize, "%s %s: \"%s\" in the document is %s, not an "
+                     "object", op_names[op->kind], op->member, at,
+                     json_kind(child));
+            return ES_EUSER;
+        }
+        obj = child;
+    }
+    return 0;
+}
+
+/* Applies what o does for ev to doc; *del = 1 when the document is to be
+ * deleted. 0, ES_EUSER (msg) or ES_ENOMEM. */
+static int fold(json_t *doc, const kon *o, const es_event *ev, int *del,
+                char *msg, size_t msize)
+{
+    *del = o->del;
+    if (o->cfold) {
+        int rc;
+        msg[0] = '\0';
+        rc = o->cfold(doc, ev, msg, msize, o->cud);
+        if (rc == ES_KEYED_DELETE) {
+            *del = 1;
+            return 0;
+        }
+        if (rc != 0) {
+            if (msg[0] == '\0')
+                snprintf(msg, msize, "the fold function failed (%d)", rc);
+            return ES_EUSER;
+        }
+        return 0;
+    }
     for (size_t i = 0; i < o->nops; i++) {
         const kop *op = &o->ops[i];
-        json_t *cur = json_object_get(doc, op->member), *val, *res = NULL;
+        char buf[SEG_MAX + 1];
+        const char *leaf = NULL;
+        json_t *obj, *cur, *val, *res = NULL;
+        int rc = resolve(&obj, &leaf, buf, doc, op, ev, op->kind != OP_UNSET,
+                         msg, msize);
+        if (rc != 0)
+            return rc;
+        if (op->kind == OP_UNSET) {
+            if (obj)
+                json_object_del(obj, leaf);
+            continue;
+        }
+        cur = json_object_get(obj, leaf);
         if (op->kind == OP_COUNT) {
             if (cur && !json_is_integer(cur)) {
                 snprintf(msg, msize, "count %s: the document holds a "
                          "non-integer", op->member);
                 return ES_EUSER;
             }
-            json_object_set_new(doc, op->member,
+            json_object_set_new(obj, leaf,
                                 json_integer(cur ? json_integer_value(cur) + 1 : 1));
             continue;
         }
         val = fref_value(&op->src, ev);
         if (op->kind == OP_SET) {
-            json_object_set_new(doc, op->member, val ? val : json_null());
+            json_object_set_new(obj, leaf, val ? val : json_null());
             continue;
         }
         if (!json_is_number(val) || (cur && !json_is_number(cur))) {
@@ -464,7 +781,7 @@ static int fold(json_t *doc, const kon *o, const es_event *ev, char *msg,
         json_decref(val);
         if (res == NULL)
             return ES_ENOMEM;
-        json_object_set_new(doc, op->member, res);
+        json_object_set_new(obj, leaf, res);
     }
     return 0;
 }
@@ -495,7 +812,7 @@ static int keyed_handler(es_sql *sql, const es_event *ev, void *user_data)
     const kon *o = find_on(k, ev->type);
     char key[ES_STREAM_ID_MAX + 64], msg[512];
     one_row r = {NULL, 0, 0};
-    int rc;
+    int rc, del;
 
     if (o == NULL)
         return 0;
@@ -515,12 +832,15 @@ static int keyed_handler(es_sql *sql, const es_event *ev, void *user_data)
     }
     if (r.doc == NULL && (r.doc = json_object()) == NULL)
         return es_sql_fail(sql, "out of memory");
-    if ((rc = fold(r.doc, o, ev, msg, sizeof msg)) != 0) {
+    if ((rc = fold(r.doc, o, ev, &del, msg, sizeof msg)) != 0) {
         json_decref(r.doc);
-        return es_sql_fail(sql, "keyed fold %s, key %s: %s", k->table, key,
+        return es_sql_fail(sql, "keyed fold %s%s%s%s, %s event, key %s: %s",
+                           k->table, k->path ? " (" : "",
+                           k->path ? k->path : "", k->path ? ")" : "",
+                           ev->type, key,
                            rc == ES_ENOMEM ? "out of memory" : msg);
     }
-    if (o->del) {
+    if (del) {
         es_sql_value q[] = {ES_SQL_STR(key)};
         json_decref(r.doc);
         return es_sql_exec(sql, k->delete_sql, q, 1);
@@ -726,6 +1046,7 @@ int es__keyed_apply(es__target *t, const es__keyed *k, const es_event *const *ev
     for (size_t i = 0; i < n; i++) {
         entry *e = at[i];
         const kon *o = find_on(k, evs[i]->type);
+        int del;
         if (o == NULL)
             continue;
         if (e->found && !e->dirty && !json_is_object(e->doc)) {
@@ -738,14 +1059,14 @@ int es__keyed_apply(es__target *t, const es__keyed *k, const es_event *const *ev
             rc = es__fail(&t->h, ES_ENOMEM, "out of memory");
             goto done;
         }
-        if ((rc = fold(e->doc, o, evs[i], msg, sizeof msg)) != 0) {
+        if ((rc = fold(e->doc, o, evs[i], &del, msg, sizeof msg)) != 0) {
             rc = es__fail(&t->h, rc, "keyed fold %s, key %s: %s", k->table,
                           e->key, msg);
             goto done;
         }
         e->version++;
         e->dirty = 1;
-        if (o->del) {
+        if (del) {
             json_decref(e->doc);
             e->doc = NULL;
             e->version = 0;

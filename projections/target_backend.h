@@ -148,6 +148,10 @@ typedef struct es__keyed es__keyed;
  * (NULL-terminated) it generates, owned by *out. */
 int es__keyed_load(es__keyed **out, const json_t *keyed, const char *path,
                    es_error *err);
+/* The same from a C definition (es_projection_keyed); def is copied, but
+ * its user_data and functions are used as they are. */
+int es__keyed_new(es__keyed **out, const es_keyed_projection *def,
+                  es_error *err);
 void es__keyed_free(es__keyed *k);
 const es_projection_handler *es__keyed_handlers(const es__keyed *k);
 const char *const *es__keyed_setup(const es__keyed *k);

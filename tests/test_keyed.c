@@ -19,6 +19,7 @@
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
+#include "esfold/cli.h"
 #include "esfold/rebuild.h"
 #include "harness.h"
 #include "pg_harness.h"
@@ -49,27 +50,149 @@ static const char by_owner_json[] =
     "                          \"sub\": {\"net\": \"$data.amount\"},"
     "                          \"count\": [\"events\"]}}}}";
 
+/* Nested member paths, a segment named by the event ({$stream_id}), a
+ * nested source ($data.detail.amount) and "delete" of a member. */
+static const char nested_json[] =
+    "{\"name\": \"nested\", \"version\": 1, \"follows\": [\"account\"],"
+    " \"keyed\": {\"table\": \"nested_docs\", \"key\": \"$data.owner\","
+    "  \"on\": {\"AccountOpened\": {\"count\": [\"stats.accounts\"],"
+    "                             \"set\": {\"last.opened\": \"$stream_id\"}},"
+    "          \"Deposited\": {\"add\": {\"totals.in\": \"$data.detail.amount\","
+    "                   \"by_account.{$stream_id}.net\": \"$data.amount\"},"
+    "                          \"count\": [\"stats.deposits\"],"
+    "                          \"max\": {\"stats.largest.in\": \"$data.amount\"}},"
+    "          \"Withdrawn\": {\"sub\": {\"by_account.{$stream_id}.net\": \"$data.amount\"},"
+    "                          \"add\": {\"totals.out\": \"$data.detail.amount\"},"
+    "                          \"count\": [\"stats.withdrawals\"],"
+    "                          \"delete\": [\"last.opened\"]}}}}";
+
+/* ---- the same folds in C (es_projection_keyed) ---------------------------- */
+
+static void c_bump(json_t *doc, const char *member, json_int_t by)
+{
+    json_t *v = json_object_get(doc, member);
+    json_object_set_new(doc, member, json_integer((v ? json_integer_value(v) : 0) + by));
+}
+
+/* by_account_json's operations, written by hand. */
+static int c_account_fold(json_t *doc, const es_event *ev, char *why,
+                          size_t why_size, void *user_data)
+{
+    json_t *amount = json_object_get(ev->payload, "amount"), *v;
+    int *calls = user_data;
+    (*calls)++;
+    if (strcmp(ev->type, "AccountOpened") == 0) {
+        json_object_set(doc, "owner", json_object_get(ev->payload, "owner"));
+        json_object_set_new(doc, "opened_at", json_integer(ev->version));
+        return 0;
+    }
+    if (!json_is_integer(amount)) {
+        snprintf(why, why_size, "%s of %s: amount is not an integer", ev->type,
+                 ev->stream_id);
+        return -1;
+    }
+    if (strcmp(ev->type, "Deposited") == 0) {
+        c_bump(doc, "balance", json_integer_value(amount));
+        c_bump(doc, "deposits", 1);
+        v = json_object_get(doc, "largest");
+        if (v == NULL || json_integer_value(amount) > json_integer_value(v))
+            json_object_set(doc, "largest", amount);
+    } else {
+        c_bump(doc, "withdrawn", json_integer_value(amount));
+        c_bump(doc, "withdrawals", 1);
+        v = json_object_get(doc, "smallest_out");
+        if (v == NULL || json_integer_value(amount) < json_integer_value(v))
+            json_object_set(doc, "smallest_out", amount);
+    }
+    return 0;
+}
+
+/* by_owner_json's, with the key from a key function. */
+static int c_owner_key(char *out, size_t out_size, const es_event *ev,
+                       void *user_data)
+{
+    const char *owner = json_string_value(json_object_get(ev->payload, "owner"));
+    (void)user_data;
+    if (owner == NULL)
+        return -1;
+    snprintf(out, out_size, "%s", owner);
+    return 0;
+}
+
+static int c_owner_fold(json_t *doc, const es_event *ev, char *why,
+                        size_t why_size, void *user_data)
+{
+    json_int_t amount = json_integer_value(json_object_get(ev->payload, "amount"));
+    (void)why;
+    (void)why_size;
+    (void)user_data;
+    if (strcmp(ev->type, "AccountOpened") == 0) {
+        c_bump(doc, "accounts", 1);
+        return 0;
+    }
+    c_bump(doc, strcmp(ev->type, "Deposited") == 0 ? "total_in" : "total_out",
+           amount);
+    c_bump(doc, "net", strcmp(ev->type, "Deposited") == 0 ? amount : -amount);
+    c_bump(doc, "events", 1);
+    return 0;
+}
+
+static int c_calls;
+static const char *const account_types[] = {"account", NULL};
+static const char *const money_types[] = {"AccountOpened", "Deposited",
+                                          "Withdrawn", NULL};
+
+static es_projection *c_projection(const char *name)
+{
+    es_keyed_projection d = ES_KEYED_PROJECTION_INIT;
+    es_projection *p = NULL;
+    es_error err;
+    d.name = name;
+    d.follows = account_types;
+    if (strcmp(name, "by_account") == 0) {
+        d.table = "account_docs";
+        d.key = "$stream_id";
+        d.on = money_types;
+        d.fold = c_account_fold;
+        d.user_data = &c_calls;
+    } else {
+        d.table = "owner_docs";
+        d.key_fn = c_owner_key; /* and on NULL: every type */
+        d.fold = c_owner_fold;
+    }
+    if (es_projection_keyed(&p, &d, &err) != 0)
+        fail_msg("es_projection_keyed: %s", err.text);
+    return p;
+}
+
+/* The cases below run on either kind: the JSON file or its C twin. */
+static int use_c;
+
 /* ---- the reference fold ------------------------------------------------- */
 
 typedef struct reference {
-    json_t *account, *owner;         /* key -> document */
-    json_t *account_n, *owner_n;     /* key -> events folded */
+    json_t *account, *owner, *nested; /* key -> document */
+    json_t *account_n, *owner_n, *nested_n; /* key -> events folded */
 } reference;
 
 static void ref_init(reference *r)
 {
     r->account = json_object();
     r->owner = json_object();
+    r->nested = json_object();
     r->account_n = json_object();
     r->owner_n = json_object();
+    r->nested_n = json_object();
 }
 
 static void ref_free(reference *r)
 {
     json_decref(r->account);
     json_decref(r->owner);
+    json_decref(r->nested);
     json_decref(r->account_n);
     json_decref(r->owner_n);
+    json_decref(r->nested_n);
 }
 
 static json_t *doc_of(json_t *docs, json_t *counts, const char *key)
@@ -98,6 +221,28 @@ static void extreme(json_t *d, const char *member, json_int_t x, int max)
         json_object_set_new(d, member, json_integer(x));
 }
 
+/* d.a.b... made on the way (a NULL-ended list of member names). */
+static json_t *at_path(json_t *d, const char *const *names)
+{
+    for (; names[1]; names++) {
+        json_t *c = json_object_get(d, names[0]);
+        if (c == NULL) {
+            json_object_set_new(d, names[0], json_object());
+            c = json_object_get(d, names[0]);
+        }
+        d = c;
+    }
+    return d;
+}
+
+static void bump_at(json_t *d, json_int_t by, const char *a, const char *b,
+                    const char *c)
+{
+    const char *names[] = {a, b, c, NULL};
+    size_t n = c ? 3 : b ? 2 : 1;
+    bump(at_path(d, names), names[n - 1], by);
+}
+
 static int64_t versions[100];
 
 static void append_ev(es_log *log, reference *r, int a, const char *type,
@@ -112,7 +257,8 @@ static void append_ev(es_log *log, reference *r, int a, const char *type,
     ev.type = type;
     ev.payload = strcmp(type, "AccountOpened") == 0
                      ? json_pack("{s:s}", "owner", owner)
-                     : json_pack("{s:s, s:I}", "owner", owner, "amount", amount);
+                     : json_pack("{s:s, s:I, s:{s:I}}", "owner", owner,
+                                 "amount", amount, "detail", "amount", amount);
     if (es_log_append(log, NULL, "account", id, ES_EXPECT_ANY, &ev, 1) != 0)
         fail_msg("append: %s", es_errmsg(log));
     json_decref(ev.payload);
@@ -139,6 +285,27 @@ static void append_ev(es_log *log, reference *r, int a, const char *type,
         bump(d, strcmp(type, "Deposited") == 0 ? "total_in" : "total_out", amount);
         bump(d, "net", strcmp(type, "Deposited") == 0 ? amount : -amount);
         bump(d, "events", 1);
+    }
+    /* nested_json, by owner */
+    d = doc_of(r->nested, r->nested_n, owner);
+    if (strcmp(type, "AccountOpened") == 0) {
+        bump_at(d, 1, "stats", "accounts", NULL);
+        json_object_set_new(at_path(d, (const char *const[]){"last", "opened", NULL}),
+                            "opened", json_string(id));
+    } else if (strcmp(type, "Deposited") == 0) {
+        json_t *largest;
+        bump_at(d, amount, "totals", "in", NULL);
+        bump_at(d, amount, "by_account", id, "net");
+        bump_at(d, 1, "stats", "deposits", NULL);
+        largest = json_object_get(at_path(d, (const char *const[]){"stats", "largest", "in", NULL}), "in");
+        if (largest == NULL || amount > json_integer_value(largest))
+            json_object_set_new(at_path(d, (const char *const[]){"stats", "largest", "in", NULL}),
+                                "in", json_integer(amount));
+    } else {
+        bump_at(d, -amount, "by_account", id, "net");
+        bump_at(d, amount, "totals", "out", NULL);
+        bump_at(d, 1, "stats", "withdrawals", NULL);
+        json_object_del(json_object_get(d, "last"), "opened");
     }
 }
 
@@ -220,6 +387,8 @@ static es_projection *load(const char *text)
 {
     es_projection *p = NULL;
     es_error err;
+    if (use_c && (text == by_account_json || text == by_owner_json))
+        return c_projection(text == by_account_json ? "by_account" : "by_owner");
     if (es_projection_load_json(&p, text, "test", &err) != 0)
         fail_msg("load: %s", err.text);
     return p;
@@ -253,8 +422,11 @@ static void fold_case(const char *target, const char *path_or_url, int pg)
 
     ref_init(&r);
     fill(log, &r, 30, 1500, 3);
+    c_calls = 0;
     st = run(log, acc, target, 100);
     assert_int_equal(st.applied, 1500);
+    if (use_c) /* the C function folded them (on the batch path: once each) */
+        assert_int_equal(c_calls, 1500);
     st = run(log, own, target, 1000);
     assert_int_equal(st.applied, 1500);
     assert_docs(path_or_url, pg, "account_docs", r.account, r.account_n);
@@ -341,6 +513,21 @@ static void test_fold_postgres(void **state)
 
 /* ---- an event that does not fold is dead-lettered ------------------------ */
 
+/* The errors of the failed dead letters, one a line. */
+typedef struct dl_text {
+    int failed;
+    char error[2000];
+} dl_text;
+
+static int first_failed(const es_projection_dead_letter *dl, void *ud)
+{
+    dl_text *t = ud;
+    size_t n = strlen(t->error);
+    if (strcmp(dl->status, "failed") == 0 && ++t->failed)
+        snprintf(t->error + n, sizeof t->error - n, "%s\n", dl->error);
+    return 0;
+}
+
 static void bad_event_case(const char *target, const char *path_or_url, int pg)
 {
     es_log *log = es_test_open_fresh_log();
@@ -368,6 +555,19 @@ static void bad_event_case(const char *target, const char *path_or_url, int pg)
     st = run(log, acc, target, 100);
     assert_int_equal(st.dead_lettered, 1 + 5);
     assert_docs(path_or_url, pg, "account_docs", r.account, r.account_n);
+    {
+        dl_text dl = {0, ""};
+        es_error err;
+        if (es_projection_dead_letters(target, "by_account", first_failed, &dl,
+                                       &err) != 0)
+            fail_msg("dead letters: %s", err.text);
+        assert_int_equal(dl.failed, 1);
+        assert_contains(dl.error, use_c
+            ? "keyed fold account_docs, Deposited event, key acct-003: "
+              "Deposited of acct-003: amount is not an integer"
+            : "keyed fold account_docs (test), Deposited event, key "
+              "acct-003: add balance: the event's value is not a number");
+    }
     ref_free(&r);
     es_projection_free(acc);
     es_log_close(log);
@@ -520,6 +720,270 @@ static void test_load_errors(void **state)
     refused("{\"name\": \"k\", \"follows\": [\"a\"], \"on\": {\"E\": []}, "
             "\"keyed\": {\"table\": \"t\", \"key\": \"$stream_id\", \"on\": "
             "{\"E\": {}}}}", "no \"setup\" or \"on\" beside it");
+    refused("{\"name\": \"k\", \"follows\": [\"a\"], \"keyed\": {\"table\": "
+            "\"t\", \"key\": \"$stream_id\", \"on\": {\"E\": {\"count\": "
+            "[\"stats..n\"]}}}}", "f.json: \"keyed\".\"on\".\"E\".\"count\": "
+            "member \"stats..n\" has an empty segment");
+    refused("{\"name\": \"k\", \"follows\": [\"a\"], \"keyed\": {\"table\": "
+            "\"t\", \"key\": \"$stream_id\", \"on\": {\"E\": {\"add\": "
+            "{\"by.{$data.c}x\": \"$data.n\"}}}}}", "a segment in braces must "
+            "be a whole segment");
+    refused("{\"name\": \"k\", \"follows\": [\"a\"], \"keyed\": {\"table\": "
+            "\"t\", \"key\": \"$stream_id\", \"on\": {\"E\": {\"add\": "
+            "{\"by.{$nope}\": \"$data.n\"}}}}}", "unknown field $nope");
+    refused("{\"name\": \"k\", \"follows\": [\"a\"], \"keyed\": {\"table\": "
+            "\"t\", \"key\": \"$stream_id\", \"on\": {\"E\": {\"add\": "
+            "{\"stats\": \"$data.n\"}}, \"F\": {\"count\": [\"stats.n\"]}}}}",
+            "f.json: \"keyed\".\"on\".\"E\".\"add\" makes \"stats\" a number, "
+            "but \"keyed\".\"on\".\"F\".\"count\" needs it to be an object "
+            "(\"stats.n\")");
+    refused("{\"name\": \"k\", \"follows\": [\"a\"], \"keyed\": {\"table\": "
+            "\"t\", \"key\": \"$stream_id\", \"on\": {\"E\": {\"delete\": "
+            "\"x\"}}}}", "must be true, false or an array of member names");
+}
+
+
+/* ---- the C kind ------------------------------------------------------------ */
+
+/* As setup and teardown: the cases of the JSON kind run again on the C
+ * twins of its projections (main). */
+static int kind_c(void **state)
+{
+    (void)state;
+    use_c = 1;
+    return 0;
+}
+
+static int kind_json(void **state)
+{
+    (void)state;
+    use_c = 0;
+    return 0;
+}
+
+/* ES_KEYED_DELETE removes the row; the key's next event starts it again. */
+static int count_or_close(json_t *doc, const es_event *ev, char *why,
+                          size_t why_size, void *user_data)
+{
+    (void)why;
+    (void)why_size;
+    (void)user_data;
+    if (strcmp(ev->type, "AccountClosed") == 0)
+        return ES_KEYED_DELETE;
+    c_bump(doc, "events", 1);
+    return 0;
+}
+
+static void test_c_delete(void **state)
+{
+    const char *path = es_test_path("cdelete");
+    char uri[600];
+    es_keyed_projection d = ES_KEYED_PROJECTION_INIT;
+    es_projection *p = NULL;
+    es_log *log = es_test_open_fresh_log();
+    es_event ev;
+    es_error err;
+    json_t *got;
+    (void)state;
+    snprintf(uri, sizeof uri, "sqlite:%s", path);
+    d.name = "closing";
+    d.follows = account_types;
+    d.table = "closing_docs";
+    d.key = "$stream_id";
+    d.fold = count_or_close;
+    assert_int_equal(es_projection_keyed(&p, &d, &err), 0);
+    fill(log, NULL, 3, 30, 2);
+    memset(&ev, 0, sizeof ev);
+    ev.type = "AccountClosed";
+    ev.payload = json_object();
+    assert_int_equal(es_log_append(log, NULL, "account", "acct-001",
+                                   ES_EXPECT_ANY, &ev, 1), 0);
+    assert_int_equal(run(log, p, uri, 100).applied, 31);
+    got = target_docs(path, 0, "closing_docs");
+    assert_int_equal(json_object_size(got), 2);
+    assert_null(json_object_get(got, "acct-001"));
+    json_decref(got);
+    /* after the delete, acct-001 starts again from {} at version 1 */
+    append_ev(log, NULL, 1, "Deposited", 3);
+    assert_int_equal(es_log_append(log, NULL, "account", "acct-001",
+                                   ES_EXPECT_ANY, &ev, 1), 0);
+    append_ev(log, NULL, 1, "Deposited", 3);
+    assert_int_equal(run(log, p, uri, 1).applied, 3); /* one event a batch */
+    got = target_docs(path, 0, "closing_docs");
+    {
+        json_t *want = json_pack("[{s:i}, i]", "events", 1, 1);
+        assert_true(json_equal(json_object_get(got, "acct-001"), want));
+        json_decref(want);
+    }
+    json_decref(got);
+    json_decref(ev.payload);
+    es_projection_free(p);
+    es_log_close(log);
+}
+
+static void test_c_definition_errors(void **state)
+{
+    es_keyed_projection d = ES_KEYED_PROJECTION_INIT;
+    es_projection *p = NULL;
+    es_error err;
+    (void)state;
+    d.name = "c";
+    d.follows = account_types;
+    d.table = "c_docs";
+    d.key = "$stream_id";
+    assert_int_equal(es_projection_keyed(&p, &d, &err), ES_EINVAL);
+    assert_contains(err.text, "a fold function is required");
+    d.fold = count_or_close;
+    d.key_fn = c_owner_key;
+    assert_int_equal(es_projection_keyed(&p, &d, &err), ES_EINVAL);
+    assert_contains(err.text, "not both");
+    d.key_fn = NULL;
+    d.key = "$data..x";
+    assert_int_equal(es_projection_keyed(&p, &d, &err), ES_EINVAL);
+    assert_contains(err.text, "es_keyed_projection.key: $data..x has an empty member");
+    d.key = "$stream_id";
+    d.table = "es_proj_x";
+    assert_int_equal(es_projection_keyed(&p, &d, &err), ES_EINVAL);
+    assert_contains(err.text, "es_keyed_projection.table must be a plain SQL name");
+    d.table = "c_docs";
+    d.name = "bad name!";
+    assert_int_equal(es_projection_keyed(&p, &d, &err), ES_EINVAL);
+    assert_null(p);
+    d.name = "c";
+    d.struct_version = 99;
+    assert_int_equal(es_projection_keyed(&p, &d, &err), ES_EINVAL);
+    assert_contains(err.text, "version 99");
+}
+
+/* Through es_cli_main: `project run` and `project rebuild` of a C keyed
+ * projection compiled into the program (es_app.projections). */
+static const es_projection *cli_projections[2];
+
+static int run_cli(int argc, char **argv, void *ud)
+{
+    es_app app = ES_APP_INIT;
+    (void)ud;
+    app.name = "bank";
+    app.projections = cli_projections;
+    return es_cli_main(argc, argv, &app);
+}
+
+static void test_c_cli(void **state)
+{
+    const char *log_uri = es_test_fresh_log_uri();
+    const char *out, *err;
+    char target[600];
+    es_log *log = NULL;
+    es_projection *p;
+    reference r;
+    (void)state;
+    use_c = 1;
+    p = load(by_account_json);
+    use_c = 0;
+    cli_projections[0] = p;
+    assert_int_equal(es_log_open(&log, log_uri), 0);
+    ref_init(&r);
+    fill(log, &r, 8, 200, 6);
+    assert_int_equal(es_test_cli(run_cli, &out, &err, log_uri, "project", "list",
+                                 NULL), 0);
+    assert_contains(out, "by_account  version 1  follows account");
+    assert_int_equal(es_test_cli(run_cli, &out, &err, log_uri, "project", "run",
+                                 "by_account", "--until-caught-up", NULL), 0);
+    assert_contains(out, "by_account: 200 applied");
+    /* the default target: next to the log (sqlite:X.db -> X.projections.db) */
+    snprintf(target, sizeof target, "%.*s.projections.db",
+             (int)(strlen(log_uri) - 7 - 3), log_uri + 7);
+    assert_docs(target, 0, "account_docs", r.account, r.account_n);
+    append_ev(log, &r, 2, "Deposited", 7);
+    assert_int_equal(es_test_cli(run_cli, &out, &err, log_uri, "project",
+                                 "rebuild", "by_account", NULL), 0);
+    assert_docs(target, 0, "account_docs", r.account, r.account_n);
+    ref_free(&r);
+    es_projection_free(p);
+    es_log_close(log);
+}
+
+/* ---- nested member paths ----------------------------------------------------- */
+
+static void nested_case(const char *target, const char *path_or_url, int pg)
+{
+    es_log *log = es_test_open_fresh_log();
+    es_projection *p = load(nested_json);
+    reference r;
+
+    ref_init(&r);
+    fill(log, &r, 12, 600, 4);
+    assert_int_equal(run(log, p, target, 50).applied, 600);
+    for (int i = 0; i < 100; i++)
+        append_ev(log, &r, rand() % 12, i % 3 ? "Deposited" : "Withdrawn",
+                  1 + rand() % 50);
+    assert_int_equal(run(log, p, target, 1000).applied, 100);
+    assert_docs(path_or_url, pg, "nested_docs", r.nested, r.nested_n);
+    ref_free(&r);
+    es_projection_free(p);
+    es_log_close(log);
+}
+
+static void test_nested_sqlite(void **state)
+{
+    (void)state;
+    es_test_on_sqlite(nested_case, "nested");
+}
+
+static void test_nested_postgres(void **state)
+{
+    (void)state;
+    es_test_on_postgres(nested_case, "keyed");
+}
+
+/* A member on the way that the document holds as a number: the event is
+ * dead-lettered with the file, the event type, the member and the path. */
+static void test_nested_not_an_object(void **state)
+{
+    const char *path = es_test_path("crossing");
+    char uri[600];
+    es_projection *p = NULL;
+    es_log *log = es_test_open_fresh_log();
+    es_projection_step st;
+    es_error err;
+    dl_text dl = {0, ""};
+    (void)state;
+    snprintf(uri, sizeof uri, "sqlite:%s", path);
+    assert_int_equal(es_projection_load_json(&p,
+        "{\"name\": \"crossing\", \"follows\": [\"account\"], \"keyed\": "
+        "{\"table\": \"crossing_docs\", \"key\": \"$stream_id\", \"on\": "
+        "{\"AccountOpened\": {\"set\": {\"stats\": \"$version\"}},"
+        " \"Deposited\": {\"count\": [\"stats.deposits.n\"]},"
+        " \"Withdrawn\": {\"add\": {\"by.{$data.currency}\": \"$data.amount\"}}}}}",
+        "crossing.json", &err), 0);
+    append_ev(log, NULL, 1, "AccountOpened", 0);
+    append_ev(log, NULL, 1, "Deposited", 5);
+    append_ev(log, NULL, 2, "Deposited", 5);
+    append_ev(log, NULL, 3, "Withdrawn", 5); /* it has no currency */
+    st = run(log, p, uri, 100);
+    assert_int_equal(st.dead_lettered, 2);
+    if (es_projection_dead_letters(uri, "crossing", first_failed, &dl, &err) != 0)
+        fail_msg("dead letters: %s", err.text);
+    assert_int_equal(dl.failed, 2);
+    assert_contains(dl.error, "keyed fold crossing_docs (crossing.json), "
+                              "Withdrawn event, key acct-003: add "
+                              "by.{$data.currency}: the event's $data.currency "
+                              "is absent");
+    assert_contains(dl.error, "keyed fold crossing_docs (crossing.json), "
+                              "Deposited event, key acct-001: count "
+                              "stats.deposits.n: \"stats\" in the document is "
+                              "a number, not an object");
+    {
+        json_t *got = target_docs(path, 0, "crossing_docs");
+        json_t *want = json_pack("{s:[{s:i}, i], s:[{s:{s:{s:i}}}, i]}",
+                                 "acct-001", "stats", 1, 1,
+                                 "acct-002", "stats", "deposits", "n", 1, 1);
+        assert_true(json_equal(got, want));
+        json_decref(got);
+        json_decref(want);
+    }
+    es_projection_free(p);
+    es_log_close(log);
 }
 
 int main(void)
@@ -535,6 +999,20 @@ int main(void)
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_rebuild_sqlite),
         cmocka_unit_test(test_rebuild_postgres),
+        cmocka_unit_test(test_nested_sqlite),
+        cmocka_unit_test(test_nested_postgres),
+        cmocka_unit_test(test_nested_not_an_object),
+        {"test_c_fold_sqlite", test_fold_sqlite, kind_c, kind_json, NULL},
+        {"test_c_fold_postgres", test_fold_postgres, kind_c, kind_json, NULL},
+        {"test_c_bad_event_sqlite", test_bad_event_sqlite, kind_c, kind_json, NULL},
+        {"test_c_bad_event_postgres", test_bad_event_postgres, kind_c, kind_json,
+         NULL},
+        {"test_c_rebuild_sqlite", test_rebuild_sqlite, kind_c, kind_json, NULL},
+        {"test_c_rebuild_postgres", test_rebuild_postgres, kind_c, kind_json,
+         NULL},
+        cmocka_unit_test(test_c_delete),
+        cmocka_unit_test(test_c_definition_errors),
+        cmocka_unit_test(test_c_cli),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,7 +27,8 @@
  *
  * Targets by URI: sqlite:PATH (a file, WAL) and postgresql://... (libpq;
  * also postgres://). A projection can also be a JSON file
- * (es_projection_load_file).
+ * (es_projection_load_file), or a keyed fold, one JSON document per key
+ * folded by a C function, with no SQL (es_projection_keyed).
  *
  * Threads: a worker is used by one thread at a time. A projection
  * definition is read only and may be shared.
@@ -205,7 +206,11 @@ typedef struct es_projection {
  *                                  "count": ["deposits"]}}}
  * one JSON document per key in T (key, doc, version), folded with set,
  * add, sub, max, min, count and delete (docs/projections.md, "Keyed
- * folds"); the worker reads and writes a batch's documents at once.
+ * folds"); the worker reads and writes a batch's documents at once. A
+ * member is a dotted path, "stats.deposits", whose objects are made on
+ * the way; a segment "{$data.currency}" is named by the event (a string
+ * or an integer):  "add": {"by_currency.{$data.currency}": "$data.amount"}.
+ * "delete": true removes the document, "delete": ["m.n"] members of it.
  * *out belongs to the caller (es_projection_free). Returns 0, ES_EINVAL
  * (err says which member, which statement, which name), ES_EIO (the file
  * cannot be read), ES_ENOMEM.
@@ -215,8 +220,84 @@ int es_projection_load_file(es_projection **out, const char *path,
 /* The same from JSON text (path only names it in messages). */
 int es_projection_load_json(es_projection **out, const char *text,
                             const char *path, es_error *err);
-/* Frees a projection made by es_projection_load_*. Accepts NULL. */
+/* Frees a projection made by es_projection_load_* or es_projection_keyed.
+ * Accepts NULL. */
 void es_projection_free(es_projection *p);
+
+/* ---- Keyed folds in C --------------------------------------------------- */
+
+/* What a fold function returns to delete its key's document. */
+#define ES_KEYED_DELETE 1
+
+/*
+ * Folds ev (borrowed) into doc, the current document of ev's key: a JSON
+ * object, {} for a key without one. doc is borrowed for the call: change
+ * it in place (json_object_set_new(doc, "balance", json_integer(..)),
+ * nested objects included) and keep no reference to it afterwards.
+ * Returns 0: doc is stored, its version one more; ES_KEYED_DELETE: the
+ * key's row is removed (a later event starts it again from {}); any other
+ * value: the event does not fold. Then write why into why[0..why_size)
+ * (NUL-terminated; "" gives "the fold function failed (RC)"): whatever
+ * the call did to doc is dropped, the event is retried and dead-lettered
+ * with that text like any handler failure ("keyed fold T, Deposited
+ * event, key K: <why>"), and later events of its stream wait behind it
+ * (or the worker stops, per on_failure).
+ * Called on the worker's thread in log order per key. The worker may call
+ * it again for an event of a batch it redoes event by event (after a
+ * failure), on a document read back from the target: the result must
+ * depend on doc and ev only.
+ */
+typedef int (*es_keyed_fold_fn)(json_t *doc, const es_event *ev, char *why,
+                                size_t why_size, void *user_data);
+
+/*
+ * Writes the key of ev (borrowed) into out[0..out_size), non-empty and
+ * NUL-terminated (out_size is at least ES_STREAM_ID_MAX + 1). Returns 0,
+ * or non-zero: ev has no key and is dead-lettered ("keyed fold T: the key
+ * function gave no key"). Same thread and rule as es_keyed_fold_fn.
+ */
+typedef int (*es_keyed_key_fn)(char *out, size_t out_size, const es_event *ev,
+                               void *user_data);
+
+#define ES_KEYED_PROJECTION_VERSION 1
+
+/* A keyed fold compiled into a program (docs/projections.md, "Keyed folds
+ * in C"): the table, the key and a fold function instead of SQL. */
+typedef struct es_keyed_projection {
+    unsigned struct_version;      /* ES_KEYED_PROJECTION_VERSION */
+    const char *name;             /* as es_projection.name */
+    int32_t version;              /* >= 1 */
+    const char *const *follows;   /* aggregate types, NULL-terminated */
+    const char *table;            /* T (key, doc, version), created by the
+                                     worker; [A-Za-z_][A-Za-z0-9_]*, at most
+                                     60 bytes, not es_proj_... */
+    const char *key;              /* an event field of the JSON-file form:
+                                     "$stream_id", "$data.owner", ...; or
+                                     NULL and key_fn */
+    es_keyed_key_fn key_fn;       /* the key when key is NULL */
+    const char *const *on;        /* the event types folded, NULL-terminated
+                                     (others are skipped); NULL: every type
+                                     of the followed aggregates */
+    es_keyed_fold_fn fold;        /* required */
+    void *user_data;              /* handed to fold and key_fn */
+} es_keyed_projection;
+
+#define ES_KEYED_PROJECTION_INIT \
+    { ES_KEYED_PROJECTION_VERSION, NULL, 1, NULL, NULL, NULL, NULL, NULL, \
+      NULL, NULL }
+
+/*
+ * A projection from def (borrowed; everything is copied but user_data,
+ * which must outlive the projection): a keyed fold with the same table,
+ * batch path (one read and one write-back of a batch's documents, COPY
+ * and one merge on PostgreSQL), errors, dead letters and rebuilds as the
+ * "keyed" JSON form. Put it in es_app.projections or hand it to
+ * es_projection_worker_open / es_projection_rebuild. *out belongs to the
+ * caller (es_projection_free). Returns 0, ES_EINVAL (err says which
+ * member), ES_ENOMEM.
+ */
+int es_projection_keyed(es_projection **out, const es_keyed_projection *def,
+                        es_error *err);
 
 /* ---- Workers ---------------------------------------------------------- */
 

@@ -36,6 +36,14 @@ run "$BANK" --log "$LOG" demo
 run "$BANK" --log "$LOG" history account acct-1
 run "$BANK" --log "$LOG" show acct-2
 run "$BANK" --log "$LOG" verify
+# The read model of the program's C keyed fold, in bank.projections.db.
+rm -f "$DIR/bank.projections.db" "$DIR/bank.projections.db-wal" \
+    "$DIR/bank.projections.db-shm"
+run "$BANK" --log "$LOG" project run accounts --until-caught-up
+if command -v sqlite3 >/dev/null 2>&1; then
+    run sqlite3 "$DIR/bank.projections.db" \
+        "SELECT key, doc, version FROM account_summary ORDER BY key"
+fi
 
 printf '\nThe demo passed. Its log is kept in %s; try for example:\n' "$DB"
 printf '  %s --log %s deposit acct-2 10.00\n' "$BANK" "$LOG"

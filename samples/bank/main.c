@@ -9,6 +9,7 @@
  *   bank ... open ID OWNER [CURRENCY] | deposit ID AMOUNT | withdraw ID AMOUNT
  *   bank ... close ID | show ID [--as-of TIME | --to-version N]
  *   bank ... history account ID     (and every other esfold command)
+ *   bank ... project run accounts   (the read model account_summary)
  *   bank --help
  *
  * es_cli_main parses the options, opens the log and the repository, and
@@ -564,6 +565,64 @@ static int show_run(const es_app_call *call)
     return show(call, call->argv[0], range, bound[0] ? bound : NULL);
 }
 
+/* ---- A read model: one JSON document per account -------------------------- */
+
+/*
+ * `bank project run accounts` keeps the table account_summary (key, doc,
+ * version) with a document per account, folded by this function from the
+ * account's events: a keyed fold (esfold/projection.h,
+ * es_projection_keyed) with no SQL. Query it with
+ *   SELECT key, json_extract(doc, '$.balance') FROM account_summary
+ * in the projections file next to the log (bank.projections.db).
+ */
+static int fold_account(json_t *doc, const es_event *ev, char *why,
+                        size_t why_size, void *user_data)
+{
+    json_t *amount = json_object_get(ev->payload, "amount");
+    json_int_t balance = json_integer_value(json_object_get(doc, "balance"));
+    int out = strcmp(ev->type, "Withdrawn") == 0;
+    (void)user_data;
+    if (strcmp(ev->type, "AccountOpened") == 0) {
+        json_object_set(doc, "owner", json_object_get(ev->payload, "owner"));
+        json_object_set(doc, "currency", json_object_get(ev->payload, "currency"));
+        json_object_set_new(doc, "balance", json_integer(0));
+        json_object_set_new(doc, "status", json_string("open"));
+        return 0;
+    }
+    if (strcmp(ev->type, "AccountClosed") == 0)
+        return json_object_set_new(doc, "status", json_string("closed"));
+    if (!json_is_integer(amount)) { /* dead-lettered with this text */
+        snprintf(why, why_size, "%s without an integer amount", ev->type);
+        return -1;
+    }
+    json_object_set_new(doc, "balance", json_integer(balance + (out ? -1 : 1) *
+                                                     json_integer_value(amount)));
+    json_object_set_new(doc, out ? "withdrawals" : "deposits",
+        json_integer(json_integer_value(json_object_get(doc, out ? "withdrawals"
+                                                                 : "deposits")) + 1));
+    return 0;
+}
+
+static const char *const account_types[] = { "account", NULL };
+static const char *const account_events[] = { "AccountOpened", "Deposited",
+                                              "Withdrawn", "AccountClosed", NULL };
+
+static es_projection *accounts_projection(void)
+{
+    es_keyed_projection def = ES_KEYED_PROJECTION_INIT;
+    es_projection *p = NULL;
+    es_error err;
+    def.name = "accounts";
+    def.follows = account_types;
+    def.table = "account_summary";
+    def.key = "$stream_id";
+    def.on = account_events;
+    def.fold = fold_account;
+    if (es_projection_keyed(&p, &def, &err) != 0)
+        fprintf(stderr, "bank: the accounts projection: %s\n", err.text);
+    return p;
+}
+
 static const es_app_command bank_commands[] = {
     { "demo", "", "run the scripted demo (needs a fresh log)", NULL, NULL,
       0, 0, 0, demo_run },
@@ -584,10 +643,18 @@ static const es_app_command bank_commands[] = {
 int main(int argc, char **argv)
 {
     es_app app = ES_APP_INIT;
+    es_projection *accounts = accounts_projection();
+    const es_projection *projections[] = { accounts, NULL };
+    int status;
+    if (accounts == NULL)
+        return 1;
     app.name = "bank";
     app.types = bank_types;
     app.commands = bank_commands;
     app.snapshots = &bank_policy;
+    app.projections = projections;
     app.user_data = argc > 0 ? argv[0] : "bank";
-    return es_cli_main(argc, argv, &app);
+    status = es_cli_main(argc, argv, &app);
+    es_projection_free(accounts);
+    return status;
 }
