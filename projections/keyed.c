@@ -73,8 +73,8 @@ struct es__keyed {
     size_t non;
     es_projection_handler *handlers;
     char *setup[2];
-    char *get_one_sql, *read_pg_sql, *read_sq_sql, *upsert_sql, *delete_sql, *stage_sql, *copy_sql,
-        *merge_sql;
+    char *get_one_sql, *read_pg_sql, *read_sq_sql, *update_sql, *insert_sql, *delete_sql, *stage_sql, *copy_sql,
+        *merge_update_sql, *merge_insert_sql;
 };
 
 /* ---- loading ------------------------------------------------------------ */
@@ -273,11 +273,13 @@ void es__keyed_free(es__keyed *k)
     es__free(k->get_one_sql);
     es__free(k->read_pg_sql);
     es__free(k->read_sq_sql);
-    es__free(k->upsert_sql);
+    es__free(k->update_sql);
+    es__free(k->insert_sql);
     es__free(k->delete_sql);
     es__free(k->stage_sql);
     es__free(k->copy_sql);
-    es__free(k->merge_sql);
+    es__free(k->merge_update_sql);
+    es__free(k->merge_insert_sql);
     es__free(k->table);
     es__free(k);
 }
@@ -346,21 +348,29 @@ int es__keyed_load(es__keyed **out, const json_t *keyed, const char *path,
                           table);
     k->read_sq_sql = sqlf("SELECT key, doc, version FROM %s WHERE key IN "
                           "(SELECT value FROM json_each($1))", table);
-    k->upsert_sql = sqlf("INSERT INTO %s (key, doc, version) VALUES ($1, $2, "
-                         "$3) ON CONFLICT (key) DO UPDATE SET doc = "
-                         "excluded.doc, version = excluded.version", table);
-    k->delete_sql = sqlf("DELETE FROM %s WHERE key = $1", table);
+    /* Every write is a compare-and-set on the version read (write_docs):
+     * $4 (and the staging table's "expected") is that version; a key that
+     * had no row is inserted only if it still has none. */
+    k->update_sql = sqlf("UPDATE %s SET doc = $2, version = $3 WHERE key = $1 "
+                         "AND version = $4", table);
+    k->insert_sql = sqlf("INSERT INTO %s (key, doc, version) VALUES ($1, $2, "
+                         "$3) ON CONFLICT (key) DO NOTHING", table);
+    k->delete_sql = sqlf("DELETE FROM %s WHERE key = $1 AND version = $2",
+                         table);
     k->stage_sql = sqlf("CREATE TEMPORARY TABLE IF NOT EXISTS es_keyed_%s "
-                        "(key TEXT, doc TEXT, version BIGINT) ON COMMIT "
-                        "DELETE ROWS", table);
-    k->copy_sql = sqlf("COPY es_keyed_%s (key, doc, version) FROM STDIN",
-                       table);
-    k->merge_sql = sqlf("INSERT INTO %s (key, doc, version) SELECT key, doc, "
-                        "version FROM es_keyed_%s ON CONFLICT (key) DO UPDATE "
-                        "SET doc = excluded.doc, version = excluded.version",
-                        table);
-    if (!k->setup[0] || !k->get_one_sql || !k->read_pg_sql || !k->read_sq_sql || !k->upsert_sql || !k->delete_sql ||
-        !k->stage_sql || !k->copy_sql || !k->merge_sql)
+                        "(key TEXT, doc TEXT, version BIGINT, expected BIGINT) "
+                        "ON COMMIT DELETE ROWS", table);
+    k->copy_sql = sqlf("COPY es_keyed_%s (key, doc, version, expected) FROM "
+                       "STDIN", table);
+    k->merge_update_sql = sqlf("UPDATE %s AS t SET doc = s.doc, version = "
+                               "s.version FROM es_keyed_%s AS s WHERE t.key = "
+                               "s.key AND t.version = s.expected", table);
+    k->merge_insert_sql = sqlf("INSERT INTO %s (key, doc, version) SELECT key, "
+                               "doc, version FROM es_keyed_%s WHERE expected "
+                               "IS NULL ON CONFLICT (key) DO NOTHING", table);
+    if (!k->setup[0] || !k->get_one_sql || !k->read_pg_sql || !k->read_sq_sql || !k->update_sql || !k->insert_sql ||
+        !k->delete_sql || !k->stage_sql || !k->copy_sql || !k->merge_update_sql ||
+        !k->merge_insert_sql)
         return es__err(err, ES_ENOMEM, "out of memory");
     return 0;
 }
@@ -489,55 +499,78 @@ static int get_one(int ncols, const char *const *vals, void *ud)
     return 0;
 }
 
+/* Tries of keyed_handler when another worker keeps writing the key. */
+#define CAS_TRIES 100
+
+/* One event: read the key's row, fold, write it back with a
+ * compare-and-set on the version read; when another worker wrote the row
+ * in between (no row changed), read it again and redo. Each statement of a
+ * PostgreSQL READ COMMITTED transaction sees what committed before it, so
+ * the read after a miss sees the other worker's write (SQLite: the batch's
+ * BEGIN IMMEDIATE holds the write lock, a miss cannot happen). */
 static int keyed_handler(es_sql *sql, const es_event *ev, void *user_data)
 {
     const es__keyed *k = user_data;
     const kon *o = find_on(k, ev->type);
     char key[ES_STREAM_ID_MAX + 64], msg[512];
-    one_row r = {NULL, 0, 0};
-    int rc;
+    int rc = 0;
 
     if (o == NULL)
         return 0;
     if (event_key(key, sizeof key, k, ev, msg, sizeof msg) != 0)
         return es_sql_fail(sql, "%s", msg);
-    {
-        es_sql_value q[] = {ES_SQL_STR(key)};
-        if ((rc = es__target_query(sql->t, k->get_one_sql, q, 1, get_one, &r)) != 0) {
-            json_decref(r.doc);
-            return es_sql_fail(sql, "%s", es_errmsg(sql->t));
-        }
-    }
-    if (r.found && !json_is_object(r.doc)) {
-        json_decref(r.doc);
-        return es_sql_fail(sql, "keyed fold %s, key %s: the stored document "
-                           "is not a JSON object", k->table, key);
-    }
-    if (r.doc == NULL && (r.doc = json_object()) == NULL)
-        return es_sql_fail(sql, "out of memory");
-    if ((rc = fold(r.doc, o, ev, msg, sizeof msg)) != 0) {
-        json_decref(r.doc);
-        return es_sql_fail(sql, "keyed fold %s, key %s: %s", k->table, key,
-                           rc == ES_ENOMEM ? "out of memory" : msg);
-    }
-    if (o->del) {
-        es_sql_value q[] = {ES_SQL_STR(key)};
-        json_decref(r.doc);
-        return es_sql_exec(sql, k->delete_sql, q, 1);
-    }
-    {
-        char *text = es__json_text(r.doc);
-        json_decref(r.doc);
-        if (text == NULL)
-            return es_sql_fail(sql, "out of memory");
+    for (int tries = 0; tries < CAS_TRIES; tries++) {
+        one_row r = {NULL, 0, 0};
+        int64_t changes = -1;
+        char *text = NULL;
         {
-            es_sql_value q[] = {ES_SQL_STR(key), ES_SQL_STR(text),
-                                ES_SQL_I64(r.version + 1)};
-            rc = es_sql_exec(sql, k->upsert_sql, q, 3);
+            es_sql_value q[] = {ES_SQL_STR(key)};
+            if ((rc = es__target_query(sql->t, k->get_one_sql, q, 1, get_one, &r)) != 0) {
+                json_decref(r.doc);
+                return es_sql_fail(sql, "%s", es_errmsg(sql->t));
+            }
         }
-        es__free(text);
+        if (r.found && !json_is_object(r.doc)) {
+            json_decref(r.doc);
+            return es_sql_fail(sql, "keyed fold %s, key %s: the stored document "
+                               "is not a JSON object", k->table, key);
+        }
+        if (r.doc == NULL && (r.doc = json_object()) == NULL)
+            return es_sql_fail(sql, "out of memory");
+        if ((rc = fold(r.doc, o, ev, msg, sizeof msg)) != 0) {
+            json_decref(r.doc);
+            return es_sql_fail(sql, "keyed fold %s, key %s: %s", k->table, key,
+                               rc == ES_ENOMEM ? "out of memory" : msg);
+        }
+        if (o->del) {
+            es_sql_value q[] = {ES_SQL_STR(key), ES_SQL_I64(r.version)};
+            json_decref(r.doc);
+            if (!r.found)
+                return 0;
+            rc = es__target_exec(sql->t, k->delete_sql, q, 2, &changes, sql->tag);
+        } else {
+            text = es__json_text(r.doc);
+            json_decref(r.doc);
+            if (text == NULL)
+                return es_sql_fail(sql, "out of memory");
+            {
+                es_sql_value q[] = {ES_SQL_STR(key), ES_SQL_STR(text),
+                                    ES_SQL_I64(r.version + 1),
+                                    ES_SQL_I64(r.version)};
+                rc = es__target_exec(sql->t, r.found ? k->update_sql
+                                                     : k->insert_sql,
+                                     q, r.found ? 4 : 3, &changes, sql->tag);
+            }
+            es__free(text);
+        }
+        if (rc != 0)
+            return es_sql_fail(sql, "%s", es_errmsg(sql->t));
+        if (changes == 1)
+            return 0;
     }
-    return rc;
+    return es_sql_fail(sql, "keyed fold %s, key %s: other workers changed the "
+                       "document %d times in a row under this one", k->table,
+                       key, CAS_TRIES);
 }
 
 /* ---- a batch (the fast path) -------------------------------------------- */
@@ -546,6 +579,7 @@ typedef struct entry {
     char *key;
     json_t *doc;     /* NULL: deleted (or not read yet) */
     int64_t version;
+    int64_t read;    /* the version of the row read (found) */
     int found;       /* a row exists in the table */
     int dirty;
 } entry;
@@ -597,6 +631,7 @@ static int get_many(int ncols, const char *const *vals, void *ud)
     json_decref(e->doc);
     e->doc = json_loads(vals[1], 0, NULL);
     es__parse_i64(&e->version, vals[2]);
+    e->read = e->version;
     e->found = 1;
     return 0;
 }
@@ -646,50 +681,84 @@ static void copy_field(es__buf *b, const char *s)
     es__buf_add(b, run, (size_t)(s - run));
 }
 
-/* Writes the dirty entries of m back. */
+/*
+ * Writes the dirty entries of m back, each a compare-and-set on the
+ * version read: an update only where the row still has that version, an
+ * insert only where there is still no row, a delete only of that version.
+ * PostgreSQL: COPY into the staging table (with the version read as
+ * "expected", NULL for a key that had no row), one UPDATE .. FROM and one
+ * INSERT .. ON CONFLICT DO NOTHING. Under READ COMMITTED an update that
+ * finds the row locked by another worker's transaction waits for it and
+ * then checks the version again on the row that committed, so a lost
+ * update shows as fewer rows changed than written: ES_ECONFLICT, and the
+ * worker rolls the batch back and redoes it from a fresh read.
+ */
 static int write_docs(es__target *t, const es__keyed *k, kmap *m)
 {
     es__buf b = {NULL, 0, 0, 0};
     int use_copy = t->backend->copy_in != NULL, rc = 0;
-    size_t ncopy = 0;
+    size_t ncopy = 0, want = 0;
+    int64_t done = 0;
 
     for (size_t i = 0; i < m->n && rc == 0; i++) {
         entry *e = m->order[i];
+        int64_t changes = -1;
         char *text;
         if (!e->dirty)
             continue;
         if (e->doc == NULL) { /* deleted */
-            es_sql_value q[] = {ES_SQL_STR(e->key)};
-            if (e->found)
-                rc = es__target_exec(t, k->delete_sql, q, 1, NULL, -1);
+            es_sql_value q[] = {ES_SQL_STR(e->key), ES_SQL_I64(e->read)};
+            if (!e->found)
+                continue;
+            if ((rc = es__target_exec(t, k->delete_sql, q, 2, &changes, -1)) == 0) {
+                want++;
+                done += changes;
+            }
             continue;
         }
         if ((text = es__json_text(e->doc)) == NULL) {
             rc = es__fail(&t->h, ES_ENOMEM, "out of memory");
             break;
         }
+        want++;
         if (use_copy) {
             copy_field(&b, e->key);
             es__buf_adds(&b, "\t");
             copy_field(&b, text);
-            es__buf_printf(&b, "\t%lld\n", (long long)e->version);
+            if (e->found)
+                es__buf_printf(&b, "\t%lld\t%lld\n", (long long)e->version,
+                               (long long)e->read);
+            else
+                es__buf_printf(&b, "\t%lld\t\\N\n", (long long)e->version);
             ncopy++;
         } else {
             es_sql_value q[] = {ES_SQL_STR(e->key), ES_SQL_STR(text),
-                                ES_SQL_I64(e->version)};
-            rc = es__target_exec(t, k->upsert_sql, q, 3, NULL, -1);
+                                ES_SQL_I64(e->version), ES_SQL_I64(e->read)};
+            if ((rc = es__target_exec(t, e->found ? k->update_sql : k->insert_sql,
+                                      q, e->found ? 4 : 3, &changes, -1)) == 0)
+                done += changes;
         }
         es__free(text);
     }
     if (rc == 0 && b.oom)
         rc = es__fail(&t->h, ES_ENOMEM, "out of memory");
     if (rc == 0 && ncopy > 0) {
+        int64_t updated = -1, inserted = -1;
         if ((rc = es__target_exec0(t, k->stage_sql)) == 0 &&
             (rc = t->backend->copy_in(t, t->self, k->copy_sql, b.data,
-                                      b.len)) == 0)
-            rc = es__target_exec0(t, k->merge_sql);
+                                      b.len)) == 0 &&
+            (rc = es__target_exec(t, k->merge_update_sql, NULL, 0, &updated,
+                                  -1)) == 0 &&
+            (rc = es__target_exec(t, k->merge_insert_sql, NULL, 0, &inserted,
+                                  -1)) == 0)
+            done += updated + inserted;
     }
     es__buf_free(&b);
+    if (rc == 0 && done != (int64_t)want)
+        rc = es__fail(&t->h, ES_ECONFLICT, "keyed fold %s: %lld of %zu "
+                      "documents were changed by another worker after this "
+                      "one read them", k->table,
+                      (long long)((int64_t)want - done), want);
     return rc;
 }
 

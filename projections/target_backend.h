@@ -156,8 +156,10 @@ const es__keyed *es__keyed_of(const es_projection *p);
 /* Folds evs[0..n) (all with a handler, none blocked) into their keys'
  * documents with one read and one write-back, inside the batch's
  * transaction. Returns 0; ES_EUSER when an event does not fold (the worker
- * then redoes the batch event by event); ES_EIO / ES_ENOMEM (t's message
- * is set). */
+ * then redoes the batch event by event); ES_ECONFLICT when another
+ * worker changed one of the documents after this batch read it (the write
+ * is a compare-and-set on the version column: the worker rolls back and
+ * redoes the batch); ES_EIO / ES_ENOMEM (t's message is set). */
 int es__keyed_apply(es__target *t, const es__keyed *k, const es_event *const *evs,
                     size_t n);
 

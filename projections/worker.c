@@ -795,12 +795,16 @@ static int write_resume(es_projection_worker *w, const part *pt)
 }
 
 #define REDO_CAREFULLY 1
+#define REDO_KEYED 2 /* a keyed fold's compare-and-set missed: read again */
+#define KEYED_TRIES 20
 
 /*
  * The transaction of one batch (w->batch, read from pt->next up to
  * next_after). careful: a savepoint per event. Returns 0 (committed),
- * REDO_CAREFULLY (rolled back: a handler failed on the fast path), or a
- * negative code (rolled back; message set).
+ * REDO_CAREFULLY (rolled back: a handler failed on the fast path),
+ * REDO_KEYED (rolled back: another worker wrote a document of a keyed
+ * fold after this one read it; not a lost checkpoint), or a negative code
+ * (rolled back; message set).
  */
 static int apply_batch(es_projection_worker *w, part *pt, int64_t next_after,
                        int careful, es_projection_step *st)
@@ -867,8 +871,17 @@ static int apply_batch(es_projection_worker *w, part *pt, int64_t next_after,
     if (keyed && (rc = es__keyed_apply(w->t, keyed, kevs, nkevs)) != 0) {
         if (rc == ES_EUSER)
             goto redo;
-        target_fail(w, rc, "folding a batch");
-        goto fail;
+        if (rc == ES_ECONFLICT && cas_changes == 1) {
+            es__free(kevs);
+            es__target_rollback(w->t);
+            target_fail(w, rc, "folding a batch");
+            return REDO_KEYED;
+        }
+        if (rc != ES_ECONFLICT) {
+            target_fail(w, rc, "folding a batch");
+            goto fail;
+        }
+        /* and the checkpoint moved too: that is reported below */
     }
     es__free(kevs);
     kevs = NULL;
@@ -956,6 +969,12 @@ static int step_partition(es_projection_worker *w, part *pt,
     }
     if (rc == 0) {
         rc = apply_batch(w, pt, next_after, pending > 0, st);
+        /* Another worker folded into the same keys (a keyed fold whose key
+         * is not the stream): the batch is redone from a fresh read. */
+        for (int i = 0; rc == REDO_KEYED && i < KEYED_TRIES; i++)
+            rc = apply_batch(w, pt, next_after, pending > 0, st);
+        if (rc == REDO_KEYED) /* the careful path retries key by key */
+            rc = REDO_CAREFULLY;
         if (rc == REDO_CAREFULLY)
             rc = apply_batch(w, pt, next_after, 1, st);
         if (rc == REDO_CAREFULLY) /* cannot happen: careful never redoes */

@@ -195,6 +195,36 @@ static json_t *target_docs(const char *path_or_url, int pg, const char *table)
     return out;
 }
 
+/* The first column of the first row of sql, as an integer. */
+static long long target_i64(const char *path_or_url, int pg, const char *sql)
+{
+    long long v = -1;
+    if (pg) {
+        PGconn *c = PQconnectdb(path_or_url);
+        PGresult *res;
+        assert_int_equal(PQstatus(c), CONNECTION_OK);
+        res = PQexec(c, sql);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+            fail_msg("%s: %s", sql, PQerrorMessage(c));
+        v = atoll(PQgetvalue(res, 0, 0));
+        PQclear(res);
+        PQfinish(c);
+    } else {
+        sqlite3 *db;
+        sqlite3_stmt *st;
+        assert_int_equal(sqlite3_open_v2(path_or_url, &db, SQLITE_OPEN_READONLY,
+                                         NULL), SQLITE_OK);
+        sqlite3_busy_timeout(db, 10000);
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK ||
+            sqlite3_step(st) != SQLITE_ROW)
+            fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+        v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+    }
+    return v;
+}
+
 static void assert_docs(const char *path_or_url, int pg, const char *table,
                         json_t *docs, json_t *counts)
 {
@@ -387,21 +417,23 @@ static void test_bad_event_postgres(void **state)
 
 /* ---- SIGKILLed workers: no double fold ------------------------------------ */
 
-static void crash_child(const char *log_uri, const char *target)
+/* A worker process: runs the owner fold until caught up, then exits 0. */
+static void worker_child(const char *log_uri, const char *target, size_t batch)
 {
     es_log *log = NULL;
     es_projection *p = load(by_owner_json);
     es_projection_worker *w = NULL;
     es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
     int rc;
-    o.batch_size = 20;
+    o.batch_size = batch;
+    o.backoff_ms = -1;
     if (es_log_open(&log, log_uri) != 0)
         _exit(3);
     rc = es_projection_worker_open(&w, log, p, target, &o);
     if (rc == 0)
         rc = es_projection_worker_run(w, NULL, 1, NULL, NULL, NULL);
     if (rc != 0)
-        fprintf(stderr, "crash child: %s\n", es_errmsg(w));
+        fprintf(stderr, "worker child: %s\n", es_errmsg(w));
     es_projection_worker_close(w);
     es_log_close(log);
     _exit(rc == 0 ? 0 : 4);
@@ -427,7 +459,7 @@ static void crash_case(const char *target, const char *path_or_url, int pg)
         for (int i = 0; i < 150; i++)
             append_ev(log, &r, rand() % 20, "Deposited", 1 + rand() % 50);
         if ((kid = fork()) == 0)
-            crash_child(log_uri, target);
+            worker_child(log_uri, target, 20);
         assert_true(kid > 0);
         usleep((useconds_t)(500 + rand() % (pg ? 20000 : 5000)));
         kill(kid, SIGKILL);
@@ -456,6 +488,76 @@ static void test_crash_postgres(void **state)
 {
     (void)state;
     es_test_on_postgres(crash_case, "keyed");
+}
+
+/* ---- two workers folding into the same keys ------------------------------ */
+
+/*
+ * The owner is not the stream: events of one key lie in every partition.
+ * Two worker processes step over the 8 partitions (no sharing: the
+ * checkpoint CAS keeps each batch exactly once), one batch of each per
+ * step. The second starts when the first is a few partitions into its
+ * step, so that one folds partition p while the other folds partition q
+ * into the same owners (started together, the second would only trail
+ * the first, waiting on the same checkpoint row). A worker that read a
+ * document, then wrote it over the other's commit, would lose the other's
+ * events: the documents (and their event counts) would differ from the
+ * reference fold.
+ */
+static void concurrent_case(const char *target, const char *path_or_url, int pg)
+{
+    char log_uri[600];
+    es_projection *p = load(by_owner_json);
+    es_log *log = NULL;
+    static const char ckpt_sql[] = "SELECT COALESCE(SUM(next_offset), 0) FROM "
+                                   "es_proj_checkpoints WHERE projection = "
+                                   "'by_owner'";
+    reference r;
+    pid_t kids[2];
+    long long start;
+
+    snprintf(log_uri, sizeof log_uri, "sqlite:%s.db?partitions=8",
+             es_test_path("concurrent"));
+    assert_int_equal(es_log_open(&log, log_uri), 0);
+    ref_init(&r);
+    fill(log, &r, 40, 200, 5);
+    run(log, p, target, 50); /* the table made, every owner has a row */
+    for (int i = 0; i < 4000; i++)
+        append_ev(log, &r, rand() % 40, rand() % 3 ? "Deposited" : "Withdrawn",
+                  1 + rand() % 100);
+    start = target_i64(path_or_url, pg, ckpt_sql);
+    for (int k = 0; k < 2; k++) {
+        if ((kids[k] = fork()) == 0)
+            worker_child(log_uri, target, 10);
+        assert_true(kids[k] > 0);
+        /* the first is 4 batches (partitions) into its first step */
+        while (k == 0 && target_i64(path_or_url, pg, ckpt_sql) < start + 40 &&
+               waitpid(kids[0], NULL, WNOHANG) == 0)
+            usleep(500);
+    }
+    for (int k = 0; k < 2; k++) {
+        int status;
+        assert_int_equal(waitpid(kids[k], &status, 0), kids[k]);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+    }
+    assert_int_equal(run(log, p, target, 50).applied, 0);
+    assert_docs(path_or_url, pg, "owner_docs", r.owner, r.owner_n);
+    ref_free(&r);
+    es_projection_free(p);
+    es_log_close(log);
+}
+
+static void test_concurrent_sqlite(void **state)
+{
+    (void)state;
+    es_test_on_sqlite(concurrent_case, "concurrent");
+}
+
+static void test_concurrent_postgres(void **state)
+{
+    (void)state;
+    es_test_on_postgres(concurrent_case, "keyed");
 }
 
 /* ---- a stored document that is not JSON stops the worker ------------------ */
@@ -531,6 +633,8 @@ int main(void)
         cmocka_unit_test(test_bad_event_postgres),
         cmocka_unit_test(test_crash_sqlite),
         cmocka_unit_test(test_crash_postgres),
+        cmocka_unit_test(test_concurrent_sqlite),
+        cmocka_unit_test(test_concurrent_postgres),
         cmocka_unit_test(test_corrupt_document),
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_rebuild_sqlite),
