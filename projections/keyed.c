@@ -19,10 +19,12 @@
  * that does not fold makes the worker redo the batch event by event with
  * the same fold as a handler (keyed_handler), which dead-letters it.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/map.h"
 #include "projections/target_backend.h"
 
 #define MAX_PATH 16
@@ -575,58 +577,109 @@ static int keyed_handler(es_sql *sql, const es_event *ev, void *user_data)
 
 /* ---- a batch (the fast path) -------------------------------------------- */
 
+/*
+ * The documents of a worker, kept across its batches (es__keyed_cache):
+ * a batch reads only the keys it does not hold. That is safe because
+ * every write is a compare-and-set on the version the entry holds
+ * (write_docs): a document another worker (or the careful path, or an
+ * operator) changed since makes the batch fail with ES_ECONFLICT, and the
+ * worker drops the whole cache (es__keyed_cache_reset) and redoes the
+ * batch from a fresh read. Entries are updated in place by the batch; a
+ * batch that does not commit resets the cache too, so that what it holds
+ * is always what committed. A fold with a "delete" operation keeps nothing
+ * between batches: a key deleted and folded again can come back to the
+ * same version with another document, which the version would not show.
+ */
 typedef struct entry {
     char *key;
-    json_t *doc;     /* NULL: deleted (or not read yet) */
+    json_t *doc;     /* NULL: no document (absent, or deleted) */
     int64_t version;
-    int64_t read;    /* the version of the row read (found) */
+    int64_t read;    /* the version of the row in the table (found) */
     int found;       /* a row exists in the table */
+    int unread;      /* not read from the table yet */
     int dirty;
+    uint64_t batch;  /* the last batch that used it */
 } entry;
 
-typedef struct kmap {
-    entry *v;        /* open addressing, cap a power of two */
-    size_t cap, n;
-    entry **order;   /* entries in the order their keys were first seen */
-} kmap;
+struct es__keyed_cache {
+    es__map map;     /* key -> entry */
+    size_t max;      /* entries kept between batches */
+    uint64_t batch;
+};
 
-static uint64_t hash(const char *s)
+static void entry_free(entry *e)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
+    if (e == NULL)
+        return;
+    es__free(e->key);
+    json_decref(e->doc);
+    es__free(e);
 }
 
-static entry *kmap_find(kmap *m, const char *key, int add)
+int es__keyed_cache_new(es__keyed_cache **out, const es__keyed *k, size_t max)
 {
-    size_t i = (size_t)hash(key) & (m->cap - 1);
-    while (m->v[i].key) {
-        if (strcmp(m->v[i].key, key) == 0)
-            return &m->v[i];
-        i = (i + 1) & (m->cap - 1);
-    }
-    if (!add || (m->v[i].key = es__strdup(key)) == NULL)
-        return NULL;
-    m->order[m->n++] = &m->v[i];
-    return &m->v[i];
+    int del = 0;
+    for (size_t i = 0; i < k->non; i++)
+        del |= k->on[i].del;
+    if ((*out = es__calloc(1, sizeof **out)) == NULL)
+        return ES_ENOMEM;
+    (*out)->max = del ? 0 : max;
+    return 0;
 }
 
-static void kmap_free(kmap *m)
+void es__keyed_cache_reset(es__keyed_cache *c)
 {
-    for (size_t i = 0; m->v && i < m->cap; i++) {
-        es__free(m->v[i].key);
-        json_decref(m->v[i].doc);
+    const char *key;
+    void *v;
+    if (c == NULL)
+        return;
+    for (size_t i = 0; es__map_next(&c->map, &i, &key, &v);)
+        entry_free(v);
+    es__map_free(&c->map);
+}
+
+void es__keyed_cache_free(es__keyed_cache *c)
+{
+    es__keyed_cache_reset(c);
+    es__free(c);
+}
+
+size_t es__keyed_cache_size(const es__keyed_cache *c)
+{
+    return c ? c->map.len : 0;
+}
+
+/* Keeps at most c->max entries after a batch: those the batch did not use
+ * go first (in no particular order). */
+static void cache_trim(es__keyed_cache *c)
+{
+    entry **old;
+    size_t n = 0, drop;
+    const char *key;
+    void *v;
+    if (c->map.len <= c->max)
+        return;
+    if (c->max == 0 || (old = es__malloc(c->map.len * sizeof *old)) == NULL) {
+        es__keyed_cache_reset(c);
+        return;
     }
-    es__free(m->v);
-    es__free(m->order);
+    for (size_t i = 0; es__map_next(&c->map, &i, &key, &v);)
+        if (((entry *)v)->batch != c->batch)
+            old[n++] = v;
+    /* down to 3/4 of the cap, so that trimming is not every batch's work */
+    drop = c->map.len - c->max + c->max / 4;
+    for (size_t i = 0; i < n && i < drop; i++) {
+        es__map_remove(&c->map, old[i]->key);
+        entry_free(old[i]);
+    }
+    es__free(old);
 }
 
 static int get_many(int ncols, const char *const *vals, void *ud)
 {
     entry *e;
     if (ncols < 3 || !vals[0] || !vals[1] || !vals[2] ||
-        (e = kmap_find(ud, vals[0], 0)) == NULL)
+        (e = es__map_get(ud, vals[0])) == NULL || !e->unread)
         return 0;
     json_decref(e->doc);
     e->doc = json_loads(vals[1], 0, NULL);
@@ -636,32 +689,57 @@ static int get_many(int ncols, const char *const *vals, void *ud)
     return 0;
 }
 
-/* Reads the documents of every key in m: one query, the keys bound as one
- * JSON array (json_each on SQLite, jsonb_array_elements_text on
- * PostgreSQL), so that the statement has one parameter whatever the
- * batch's size. */
-static int read_docs(es__target *t, const es__keyed *k, kmap *m)
+/* s as a JSON string. */
+static void json_str(es__buf *b, const char *s)
 {
-    json_t *keys = json_array();
-    char *text = NULL;
-    int rc;
-    for (size_t i = 0; keys && i < m->n; i++)
-        if (json_array_append_new(keys, json_string(m->order[i]->key)) != 0) {
-            json_decref(keys);
-            keys = NULL;
-        }
-    if (keys == NULL || (text = es__json_text(keys)) == NULL) {
-        json_decref(keys);
-        return es__fail(&t->h, ES_ENOMEM, "out of memory");
+    const char *run = s;
+    es__buf_adds(b, "\"");
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch >= 0x20 && ch != '"' && ch != '\\')
+            continue;
+        es__buf_add(b, run, (size_t)(s - run));
+        es__buf_printf(b, "\\u%04x", ch);
+        run = s + 1;
     }
-    json_decref(keys);
-    {
-        es_sql_value q[] = {ES_SQL_STR(text)};
+    es__buf_add(b, run, (size_t)(s - run));
+    es__buf_adds(b, "\"");
+}
+
+/* Reads the documents of the unread keys of use[0..n): one query, the
+ * keys bound as one JSON array (json_each on SQLite,
+ * jsonb_array_elements_text on PostgreSQL), so that the statement has one
+ * parameter whatever the batch's size. Inside the batch's transaction; on
+ * SQLite it began with BEGIN IMMEDIATE (the write lock), so no other
+ * writer can change a row between this read and write_docs; on
+ * PostgreSQL (READ COMMITTED) one can, and the compare-and-set of
+ * write_docs finds it. */
+static int read_docs(es__target *t, const es__keyed *k, es__map *m,
+                     entry *const *use, size_t n)
+{
+    es__buf b = {NULL, 0, 0, 0};
+    size_t nread = 0;
+    int rc = 0;
+    es__buf_adds(&b, "[");
+    for (size_t i = 0; i < n; i++) {
+        if (!use[i]->unread)
+            continue;
+        if (nread++)
+            es__buf_adds(&b, ",");
+        json_str(&b, use[i]->key);
+    }
+    es__buf_adds(&b, "]");
+    if (b.oom)
+        rc = es__fail(&t->h, ES_ENOMEM, "out of memory");
+    else if (nread > 0) {
+        es_sql_value q[] = {ES_SQL_STR(b.data)};
         rc = es__target_query(t, strcmp(t->backend->name, "postgresql") == 0
                                      ? k->read_pg_sql : k->read_sq_sql,
                               q, 1, get_many, m);
     }
-    es__free(text);
+    es__buf_free(&b);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        use[i]->unread = 0;
     return rc;
 }
 
@@ -693,15 +771,16 @@ static void copy_field(es__buf *b, const char *s)
  * update shows as fewer rows changed than written: ES_ECONFLICT, and the
  * worker rolls the batch back and redoes it from a fresh read.
  */
-static int write_docs(es__target *t, const es__keyed *k, kmap *m)
+static int write_docs(es__target *t, const es__keyed *k, entry *const *use,
+                      size_t n)
 {
     es__buf b = {NULL, 0, 0, 0};
     int use_copy = t->backend->copy_in != NULL, rc = 0;
     size_t ncopy = 0, want = 0;
     int64_t done = 0;
 
-    for (size_t i = 0; i < m->n && rc == 0; i++) {
-        entry *e = m->order[i];
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        entry *e = use[i];
         int64_t changes = -1;
         char *text;
         if (!e->dirty)
@@ -759,38 +838,61 @@ static int write_docs(es__target *t, const es__keyed *k, kmap *m)
                       "documents were changed by another worker after this "
                       "one read them", k->table,
                       (long long)((int64_t)want - done), want);
+    /* The entries now hold what the table will hold once the batch
+     * commits (a batch that does not resets the cache). */
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        entry *e = use[i];
+        if (!e->dirty)
+            continue;
+        e->dirty = 0;
+        e->found = e->doc != NULL;
+        e->read = e->version;
+    }
     return rc;
 }
 
-int es__keyed_apply(es__target *t, const es__keyed *k, const es_event *const *evs,
-                    size_t n)
+int es__keyed_apply(es__target *t, const es__keyed *k, es__keyed_cache *cache,
+                    const es_event *const *evs, size_t n)
 {
-    kmap m = {NULL, 0, 0, NULL};
+    es__keyed_cache *own = NULL;
     char key[ES_STREAM_ID_MAX + 64], msg[512];
-    entry **at = NULL;
+    entry **at = NULL, **use = NULL;
+    size_t nuse = 0;
     int rc = 0;
 
     if (n == 0)
         return 0;
-    for (m.cap = 16; m.cap < 2 * n; m.cap *= 2)
-        ;
-    if ((m.v = es__calloc(m.cap, sizeof *m.v)) == NULL ||
-        (m.order = es__calloc(n, sizeof *m.order)) == NULL ||
-        (at = es__calloc(n, sizeof *at)) == NULL) {
+    if (cache == NULL && (rc = es__keyed_cache_new(&own, k, 0)) != 0)
+        return es__fail(&t->h, rc, "out of memory");
+    if (cache == NULL)
+        cache = own;
+    cache->batch++;
+    if ((at = es__calloc(n, sizeof *at)) == NULL ||
+        (use = es__calloc(n, sizeof *use)) == NULL) {
         rc = es__fail(&t->h, ES_ENOMEM, "out of memory");
         goto done;
     }
     for (size_t i = 0; i < n; i++) {
+        entry *e;
         if (event_key(key, sizeof key, k, evs[i], msg, sizeof msg) != 0) {
             rc = es__fail(&t->h, ES_EUSER, "%s", msg);
             goto done;
         }
-        if ((at[i] = kmap_find(&m, key, 1)) == NULL) {
-            rc = es__fail(&t->h, ES_ENOMEM, "out of memory");
-            goto done;
+        if ((e = es__map_get(&cache->map, key)) == NULL) {
+            if ((e = es__map_add_entry(&cache->map, key, sizeof *e,
+                                       offsetof(entry, key))) == NULL) {
+                rc = es__fail(&t->h, ES_ENOMEM, "out of memory");
+                goto done;
+            }
+            e->unread = 1;
         }
+        if (e->batch != cache->batch) {
+            e->batch = cache->batch;
+            use[nuse++] = e;
+        }
+        at[i] = e;
     }
-    if ((rc = read_docs(t, k, &m)) != 0)
+    if ((rc = read_docs(t, k, &cache->map, use, nuse)) != 0)
         goto done;
     for (size_t i = 0; i < n; i++) {
         entry *e = at[i];
@@ -820,9 +922,14 @@ int es__keyed_apply(es__target *t, const es__keyed *k, const es_event *const *ev
             e->version = 0;
         }
     }
-    rc = write_docs(t, k, &m);
+    rc = write_docs(t, k, use, nuse);
 done:
-    kmap_free(&m);
+    if (rc != 0)
+        es__keyed_cache_reset(cache); /* entries were changed in place */
+    else
+        cache_trim(cache);
+    es__keyed_cache_free(own);
     es__free(at);
+    es__free(use);
     return rc;
 }

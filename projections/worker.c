@@ -144,6 +144,7 @@ struct es_projection_worker {
     int64_t batches;
     int64_t last_beat_us;
     es__assign *assign; /* which partitions it owns (projections/assign.c) */
+    es__keyed_cache *kcache; /* a keyed fold's documents across batches */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -466,6 +467,10 @@ int es_projection_worker_open(es_projection_worker **out, es_log *log,
         }
     }
     w->nparts = nparts;
+    if (es__keyed_of(proj) &&
+        es__keyed_cache_new(&w->kcache, es__keyed_of(proj),
+                            ES__KEYED_CACHE_MAX) != 0)
+        return es__fail(&w->h, ES_ENOMEM, "out of memory");
     if ((rc = setup(w)) != 0)
         return rc;
     if ((rc = es__assign_open(&w->assign, &w->h, log, w->t, proj, w->worker_id,
@@ -481,6 +486,7 @@ void es_projection_worker_close(es_projection_worker *w)
     if (w->t && w->t->self && w->proj && w->proj->name)
         (void)heartbeat(w, "stopped", 1);
     es__assign_close(w->assign);
+    es__keyed_cache_free(w->kcache);
     clear_batch(w);
     es__free(w->batch);
     strset_clear(&w->blocked);
@@ -868,7 +874,7 @@ static int apply_batch(es_projection_worker *w, part *pt, int64_t next_after,
         if (fn(&w->sql, ev, w->proj->user_data) != 0 || w->sql.failed)
             goto redo;
     }
-    if (keyed && (rc = es__keyed_apply(w->t, keyed, kevs, nkevs)) != 0) {
+    if (keyed && (rc = es__keyed_apply(w->t, keyed, w->kcache, kevs, nkevs)) != 0) {
         if (rc == ES_EUSER)
             goto redo;
         if (rc == ES_ECONFLICT && cas_changes == 1) {
@@ -929,6 +935,18 @@ fail:
     return rc;
 }
 
+/* apply_batch, and the keyed fold's cache kept only when the fast path
+ * committed (it holds what committed, and nothing else wrote those keys). */
+static int apply_batch_keyed(es_projection_worker *w, part *pt,
+                             int64_t next_after, int careful,
+                             es_projection_step *st)
+{
+    int rc = apply_batch(w, pt, next_after, careful, st);
+    if (rc != 0 || careful)
+        es__keyed_cache_reset(w->kcache);
+    return rc;
+}
+
 static int pending_dead_letters(es_projection_worker *w, const part *pt,
                                 int64_t *out)
 {
@@ -968,15 +986,15 @@ static int step_partition(es_projection_worker *w, part *pt,
         return 0;
     }
     if (rc == 0) {
-        rc = apply_batch(w, pt, next_after, pending > 0, st);
+        rc = apply_batch_keyed(w, pt, next_after, pending > 0, st);
         /* Another worker folded into the same keys (a keyed fold whose key
          * is not the stream): the batch is redone from a fresh read. */
         for (int i = 0; rc == REDO_KEYED && i < KEYED_TRIES; i++)
-            rc = apply_batch(w, pt, next_after, pending > 0, st);
+            rc = apply_batch_keyed(w, pt, next_after, pending > 0, st);
         if (rc == REDO_KEYED) /* the careful path retries key by key */
             rc = REDO_CAREFULLY;
         if (rc == REDO_CAREFULLY)
-            rc = apply_batch(w, pt, next_after, 1, st);
+            rc = apply_batch_keyed(w, pt, next_after, 1, st);
         if (rc == REDO_CAREFULLY) /* cannot happen: careful never redoes */
             rc = es__fail(&w->h, ES_EIO, "projection %s: a batch failed twice",
                           w->proj->name);

@@ -21,6 +21,7 @@
 
 #include "esfold/rebuild.h"
 #include "harness.h"
+#include "projections/target_backend.h" /* the document cache, below the worker */
 #include "pg_harness.h"
 #include "target_harness.h"
 #include "esfold/projection.h"
@@ -560,6 +561,91 @@ static void test_concurrent_postgres(void **state)
     es_test_on_postgres(concurrent_case, "keyed");
 }
 
+/* ---- the document cache --------------------------------------------------- */
+
+/* One batch of Deposited events (acct-K, amount) through es__keyed_apply
+ * in its own transaction; the code es__keyed_apply returned. */
+static int cache_batch(es__target *t, const es__keyed *k, es__keyed_cache *c,
+                       const int *accts, size_t n, json_int_t amount)
+{
+    es_event evs[16];
+    const es_event *ptr[16];
+    char ids[16][32];
+    int rc;
+    assert_true(n <= 16);
+    memset(evs, 0, sizeof evs);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(ids[i], sizeof ids[i], "acct-%d", accts[i]);
+        evs[i].aggregate_type = "account";
+        evs[i].stream_id = ids[i];
+        evs[i].type = "Deposited";
+        evs[i].payload = json_pack("{s:s, s:I}", "owner", "o", "amount", amount);
+        ptr[i] = &evs[i];
+    }
+    assert_int_equal(es__target_begin(t), 0);
+    rc = es__keyed_apply(t, k, c, ptr, n);
+    if (rc == 0)
+        assert_int_equal(es__target_commit(t), 0);
+    else
+        es__target_rollback(t);
+    for (size_t i = 0; i < n; i++)
+        json_decref(evs[i].payload);
+    return rc;
+}
+
+/* The cache keeps at most its cap between batches, evicting what the last
+ * batch did not use; a document changed behind it makes the batch fail
+ * with ES_ECONFLICT and empties it, and the batch done again folds onto
+ * the document as it is now. */
+static void test_cache(void **state)
+{
+    const char *path = es_test_path("cache");
+    char uri[600];
+    es_projection *p = load(by_account_json);
+    const es__keyed *k = es__keyed_of(p);
+    es__keyed_cache *c = NULL;
+    es__target *t = NULL;
+    static const int first[] = {0, 1, 2, 3, 4, 5, 0}, second[] = {6, 7};
+    static const int third[] = {6};
+    sqlite3 *db;
+    json_t *docs;
+    (void)state;
+    snprintf(uri, sizeof uri, "sqlite:%s", path);
+    assert_non_null(k);
+    assert_int_equal(es__target_open(&t, uri), 0);
+    assert_int_equal(es__target_exec0(t, es__keyed_setup(k)[0]), 0);
+    assert_int_equal(es__keyed_cache_new(&c, k, 4), 0);
+    /* every key of a batch stays until the next batch, even past the cap */
+    assert_int_equal(cache_batch(t, k, c, first, 7, 10), 0);
+    assert_int_equal(es__keyed_cache_size(c), 6);
+    /* then what the next batch did not use goes, down to 3/4 of the cap */
+    assert_int_equal(cache_batch(t, k, c, second, 2, 10), 0);
+    assert_int_equal(es__keyed_cache_size(c), 3);
+    /* acct-6 is cached at version 1; another writer moves it on */
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "UPDATE account_docs SET doc = "
+                                      "'{\"balance\": 1000}', version = 2 "
+                                      "WHERE key = 'acct-6'", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(cache_batch(t, k, c, third, 1, 5), ES_ECONFLICT);
+    assert_contains(es_errmsg(t), "changed by another worker");
+    assert_int_equal(es__keyed_cache_size(c), 0);
+    assert_int_equal(cache_batch(t, k, c, third, 1, 5), 0);
+    docs = target_docs(path, 0, "account_docs");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(
+                         json_object_get(docs, "acct-6"), 0), "balance")), 1005);
+    assert_int_equal(json_integer_value(json_array_get(
+                         json_object_get(docs, "acct-6"), 1)), 3);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(
+                         json_object_get(docs, "acct-0"), 0), "balance")), 20);
+    assert_int_equal(json_object_size(docs), 8);
+    json_decref(docs);
+    es__keyed_cache_free(c);
+    es__target_close(t);
+    es_projection_free(p);
+}
+
 /* ---- a stored document that is not JSON stops the worker ------------------ */
 
 static void test_corrupt_document(void **state)
@@ -635,6 +721,7 @@ int main(void)
         cmocka_unit_test(test_crash_postgres),
         cmocka_unit_test(test_concurrent_sqlite),
         cmocka_unit_test(test_concurrent_postgres),
+        cmocka_unit_test(test_cache),
         cmocka_unit_test(test_corrupt_document),
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_rebuild_sqlite),
