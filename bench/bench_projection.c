@@ -887,27 +887,34 @@ done:
     return rc;
 }
 
-/* COPY (PQputCopyData) of the final rows into a temporary staging table,
- * then one merge. */
-static int pg_copy_merge(void *vctx, double *seconds)
+/* copy_merge_rows of the rows bal_fn makes (inside the timed section
+ * when it reads the log). */
+static int pg_rows_limit(pg_ctx *c, int (*bal_fn)(bal_map *, const data *),
+                         const char *who, double *seconds)
 {
-    pg_ctx *c = vctx;
     PGconn *conn = NULL;
     bal_map m = {NULL, NULL, 0, NULL, 0};
     double t0;
-    int rc = 1;
+    int rc = 1, timed_fill = bal_fn == bal_of_log;
 
-    if (pg_limit_table(c, &conn) != 0 || bal_of_data(&m, c->d) != 0)
+    if (pg_limit_table(c, &conn) != 0 || (!timed_fill && bal_fn(&m, c->d) != 0))
         goto done;
     t0 = bu_now();
-    if (copy_merge_rows(conn, &m) != 0)
+    if ((timed_fill && bal_fn(&m, c->d) != 0) || copy_merge_rows(conn, &m) != 0)
         goto done;
     *seconds = bu_now() - t0;
-    rc = pg_check(c->d, conn, "COPY + merge", ROWS_SQL);
+    rc = pg_check(c->d, conn, who, ROWS_SQL);
 done:
     bal_close(&m);
     PQfinish(conn);
     return rc;
+}
+
+/* COPY (PQputCopyData) of the final rows into a temporary staging table,
+ * then one merge. */
+static int pg_copy_merge(void *vctx, double *seconds)
+{
+    return pg_rows_limit(vctx, bal_of_data, "COPY + merge", seconds);
 }
 
 /* The keyed fold's fair limit: the events read from the log file as the
@@ -915,23 +922,7 @@ done:
  * + merge above; timed as a whole. */
 static int pg_read_copy_merge(void *vctx, double *seconds)
 {
-    pg_ctx *c = vctx;
-    PGconn *conn = NULL;
-    bal_map m = {NULL, NULL, 0, NULL, 0};
-    double t0;
-    int rc = 1;
-
-    if (pg_limit_table(c, &conn) != 0)
-        goto done;
-    t0 = bu_now();
-    if (bal_of_log(&m, c->d) != 0 || copy_merge_rows(conn, &m) != 0)
-        goto done;
-    *seconds = bu_now() - t0;
-    rc = pg_check(c->d, conn, "raw read + COPY + merge", ROWS_SQL);
-done:
-    bal_close(&m);
-    PQfinish(conn);
-    return rc;
+    return pg_rows_limit(vctx, bal_of_log, "raw read + COPY + merge", seconds);
 }
 
 /* ---- SQLite: esfold and the limits ------------------------------------------ */
