@@ -605,6 +605,8 @@ struct es__keyed_cache {
     es__map map;     /* key -> entry */
     size_t max;      /* entries kept between batches */
     uint64_t batch;
+    entry **pend;    /* the entries the current batch uses, to write back */
+    size_t npend, cappend;
 };
 
 static void entry_free(entry *e)
@@ -636,11 +638,14 @@ void es__keyed_cache_reset(es__keyed_cache *c)
     for (size_t i = 0; es__map_next(&c->map, &i, &key, &v);)
         entry_free(v);
     es__map_free(&c->map);
+    c->npend = 0;
 }
 
 void es__keyed_cache_free(es__keyed_cache *c)
 {
     es__keyed_cache_reset(c);
+    if (c)
+        es__free(c->pend);
     es__free(c);
 }
 
@@ -851,48 +856,52 @@ static int write_docs(es__target *t, const es__keyed *k, entry *const *use,
     return rc;
 }
 
-int es__keyed_apply(es__target *t, const es__keyed *k, es__keyed_cache *cache,
-                    const es_event *const *evs, size_t n)
+void es__keyed_begin(es__keyed_cache *c)
 {
-    es__keyed_cache *own = NULL;
+    c->batch++;
+    c->npend = 0;
+}
+
+int es__keyed_fold(es__target *t, const es__keyed *k, es__keyed_cache *c,
+                   const es_event *const *evs, size_t n)
+{
     char key[ES_STREAM_ID_MAX + 64], msg[512];
-    entry **at = NULL, **use = NULL;
-    size_t nuse = 0;
+    entry **at = NULL;
+    size_t first = c->npend; /* this call's new entries start there */
     int rc = 0;
 
     if (n == 0)
         return 0;
-    if (cache == NULL && (rc = es__keyed_cache_new(&own, k, 0)) != 0)
-        return es__fail(&t->h, rc, "out of memory");
-    if (cache == NULL)
-        cache = own;
-    cache->batch++;
     if ((at = es__calloc(n, sizeof *at)) == NULL ||
-        (use = es__calloc(n, sizeof *use)) == NULL) {
+        (c->npend + n > c->cappend &&
+         es__grow((void **)&c->pend, c->cappend * sizeof *c->pend,
+                  (c->npend + n) * sizeof *c->pend) != 0)) {
         rc = es__fail(&t->h, ES_ENOMEM, "out of memory");
         goto done;
     }
+    if (c->npend + n > c->cappend)
+        c->cappend = c->npend + n;
     for (size_t i = 0; i < n; i++) {
         entry *e;
         if (event_key(key, sizeof key, k, evs[i], msg, sizeof msg) != 0) {
             rc = es__fail(&t->h, ES_EUSER, "%s", msg);
             goto done;
         }
-        if ((e = es__map_get(&cache->map, key)) == NULL) {
-            if ((e = es__map_add_entry(&cache->map, key, sizeof *e,
+        if ((e = es__map_get(&c->map, key)) == NULL) {
+            if ((e = es__map_add_entry(&c->map, key, sizeof *e,
                                        offsetof(entry, key))) == NULL) {
                 rc = es__fail(&t->h, ES_ENOMEM, "out of memory");
                 goto done;
             }
             e->unread = 1;
         }
-        if (e->batch != cache->batch) {
-            e->batch = cache->batch;
-            use[nuse++] = e;
+        if (e->batch != c->batch) {
+            e->batch = c->batch;
+            c->pend[c->npend++] = e;
         }
         at[i] = e;
     }
-    if ((rc = read_docs(t, k, &cache->map, use, nuse)) != 0)
+    if ((rc = read_docs(t, k, &c->map, c->pend + first, c->npend - first)) != 0)
         goto done;
     for (size_t i = 0; i < n; i++) {
         entry *e = at[i];
@@ -922,14 +931,39 @@ int es__keyed_apply(es__target *t, const es__keyed *k, es__keyed_cache *cache,
             e->version = 0;
         }
     }
-    rc = write_docs(t, k, use, nuse);
 done:
     if (rc != 0)
-        es__keyed_cache_reset(cache); /* entries were changed in place */
-    else
-        cache_trim(cache);
-    es__keyed_cache_free(own);
+        es__keyed_cache_reset(c); /* entries were changed in place */
     es__free(at);
-    es__free(use);
+    return rc;
+}
+
+int es__keyed_write(es__target *t, const es__keyed *k, es__keyed_cache *c)
+{
+    int rc = write_docs(t, k, c->pend, c->npend);
+    if (rc != 0)
+        es__keyed_cache_reset(c);
+    else
+        cache_trim(c);
+    c->npend = 0;
+    return rc;
+}
+
+int es__keyed_apply(es__target *t, const es__keyed *k, es__keyed_cache *cache,
+                    const es_event *const *evs, size_t n)
+{
+    es__keyed_cache *own = NULL;
+    int rc;
+
+    if (n == 0)
+        return 0;
+    if (cache == NULL && (rc = es__keyed_cache_new(&own, k, 0)) != 0)
+        return es__fail(&t->h, rc, "out of memory");
+    if (cache == NULL)
+        cache = own;
+    es__keyed_begin(cache);
+    if ((rc = es__keyed_fold(t, k, cache, evs, n)) == 0)
+        rc = es__keyed_write(t, k, cache);
+    es__keyed_cache_free(own);
     return rc;
 }

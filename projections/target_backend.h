@@ -180,6 +180,17 @@ size_t es__keyed_cache_size(const es__keyed_cache *c);
  * redoes the batch); ES_EIO / ES_ENOMEM (t's message is set). */
 int es__keyed_apply(es__target *t, const es__keyed *k, es__keyed_cache *cache,
                     const es_event *const *evs, size_t n);
+/* es__keyed_apply in steps, for a batch read in chunks (the worker's
+ * keyed path): begin, fold each chunk (its events may be freed after),
+ * then write every document the batch changed. Same return codes; a
+ * failure resets the cache. */
+void es__keyed_begin(es__keyed_cache *c);
+int es__keyed_fold(es__target *t, const es__keyed *k, es__keyed_cache *c,
+                   const es_event *const *evs, size_t n);
+int es__keyed_write(es__target *t, const es__keyed *k, es__keyed_cache *c);
+/* The chunks of batch_size events a keyed fold's transaction folds at
+ * most (the worker's keyed path). */
+#define ES__KEYED_TXN_CHUNKS 16
 
 /* ---- Names -------------------------------------------------------------- */
 

@@ -72,6 +72,11 @@ static const char ckpt_init_sql[] =
 static const char ckpt_get_sql[] =
     "SELECT next_offset FROM " P "checkpoints"
     " WHERE projection = $1 AND agg_type = $2 AND partition_no = $3";
+/* PostgreSQL: a keyed fold's batch locks its checkpoint row first. */
+static const char ckpt_lock_sql[] =
+    "SELECT next_offset FROM " P "checkpoints"
+    " WHERE projection = $1 AND agg_type = $2 AND partition_no = $3"
+    " FOR UPDATE";
 static const char resume_sql[] =
     "INSERT INTO " P "resume (projection, agg_type, partition_no, stream_id,"
     " version, commit_id, commit_size, commit_index)"
@@ -800,6 +805,45 @@ static int write_resume(es_projection_worker *w, const part *pt)
     return rc;
 }
 
+/* An event of a stream that has a dead letter: parked behind it
+ * (bookkeeping, no handler runs, so no savepoint). */
+static int park(es_projection_worker *w, const es_event *ev,
+                es_projection_step *mine)
+{
+    int rc = dead_letter(w, ev, "waiting", 0, "waiting behind an earlier "
+                         "dead letter of its stream");
+    if (rc == 0)
+        mine->dead_lettered++;
+    return rc;
+}
+
+/* A committed batch's counts into st. */
+static void add_step(es_projection_worker *w, es_projection_step *st,
+                     const es_projection_step *mine)
+{
+    w->batches++;
+    st->applied += mine->applied;
+    st->skipped += mine->skipped;
+    st->dead_lettered += mine->dead_lettered;
+    st->retried += mine->retried;
+    st->batches += 1;
+}
+
+/* Another worker moved pt's checkpoint: the batch rolls back. */
+static int lost_checkpoint(es_projection_worker *w, part *pt)
+{
+    int64_t was = pt->next;
+    int rc;
+    es__target_rollback(w->t);
+    if ((rc = read_checkpoint(w, pt)) != 0)
+        return rc;
+    return es__fail(&w->h, ES_ECONFLICT, "projection %s: %s partition %d: "
+                    "the checkpoint moved from %lld to %lld under this "
+                    "worker (another worker applied it): batch rolled back",
+                    w->proj->name, pt->agg_type, (int)pt->partition,
+                    (long long)was, (long long)pt->next);
+}
+
 #define REDO_CAREFULLY 1
 #define REDO_KEYED 2 /* a keyed fold's compare-and-set missed: read again */
 #define KEYED_TRIES 20
@@ -847,11 +891,8 @@ static int apply_batch(es_projection_worker *w, part *pt, int64_t next_after,
             continue;
         }
         if (strset_has(&w->blocked, ev->stream_id)) {
-            /* Parked: bookkeeping, no handler runs, so no savepoint. */
-            if ((rc = dead_letter(w, ev, "waiting", 0, "waiting behind an "
-                                  "earlier dead letter of its stream")) != 0)
+            if ((rc = park(w, ev, &mine)) != 0)
                 goto fail;
-            mine.dead_lettered++;
             continue;
         }
         if (careful) {
@@ -899,17 +940,8 @@ static int apply_batch(es_projection_worker *w, part *pt, int64_t next_after,
         target_fail(w, rc, "applying a batch");
         goto fail;
     }
-    if (cas_changes != 1) {
-        int64_t was = pt->next;
-        es__target_rollback(w->t);
-        if ((rc = read_checkpoint(w, pt)) != 0)
-            return rc;
-        return es__fail(&w->h, ES_ECONFLICT, "projection %s: %s partition %d: "
-                        "the checkpoint moved from %lld to %lld under this "
-                        "worker (another worker applied it): batch rolled back",
-                        w->proj->name, pt->agg_type, (int)pt->partition,
-                        (long long)was, (long long)pt->next);
-    }
+    if (cas_changes != 1)
+        return lost_checkpoint(w, pt);
     if ((rc = es__target_commit(w->t)) != 0) {
         target_fail(w, rc, "committing a batch");
         es__target_rollback(w->t);
@@ -917,13 +949,7 @@ static int apply_batch(es_projection_worker *w, part *pt, int64_t next_after,
         return rc;
     }
     pt->next = next_after;
-    w->batches++;
-    mine.batches = 1;
-    st->applied += mine.applied;
-    st->skipped += mine.skipped;
-    st->dead_lettered += mine.dead_lettered;
-    st->retried += mine.retried;
-    st->batches += mine.batches;
+    add_step(w, st, &mine);
     return 0;
 redo:
     es__free(kevs);
@@ -947,6 +973,151 @@ static int apply_batch_keyed(es_projection_worker *w, part *pt,
     return rc;
 }
 
+/* The next events of pt into w->batch: at most batch_size, from *next
+ * (moved past what was read, rejected records included). */
+static int read_chunk(es_projection_worker *w, const part *pt, int64_t *next)
+{
+    seed_ctx sc = {w, pt, 0, {0, NULL, 0, 0}, ""};
+    int rc;
+    clear_batch(w);
+    rc = es__proj_source_read(w->log, next, pt->agg_type, pt->partition, *next,
+                              w->o.batch_size, seed, &sc, collect, w);
+    if (rc == ES_EUSER)
+        return es__fail(&w->h, ES_ENOMEM, "out of memory");
+    if (rc != 0)
+        return es__fail(&w->h, rc, "projection %s: reading %s partition %d: %s",
+                        w->proj->name, pt->agg_type, (int)pt->partition,
+                        es_errmsg(w->log));
+    return 0;
+}
+
+/*
+ * A keyed fold's batch (its fast path when the partition has no pending
+ * dead letters): the events are read in chunks of batch_size, each folded
+ * into the worker's documents and freed, up to the partition's head or
+ * ES__KEYED_TXN_CHUNKS chunks; then every document the batch changed is
+ * written once and the checkpoint moves, in one transaction. A key is
+ * written once per transaction, so a long one writes less, and memory
+ * holds a chunk of events and the documents, not the batch. The checkpoint
+ * row is locked first (PostgreSQL: FOR UPDATE; SQLite: BEGIN IMMEDIATE
+ * took the write lock), as apply_batch and a rebuild's swap take it, since
+ * its new value is known only at the end. Returns 0, REDO_CAREFULLY (an
+ * event does not fold: the caller goes the ordinary way, which redoes the
+ * batch event by event), REDO_KEYED, or a negative code; *idle as
+ * step_partition.
+ */
+static int keyed_stream(es_projection_worker *w, part *pt, es_projection_step *st,
+                        int *idle)
+{
+    const es__keyed *keyed = es__keyed_of(w->proj);
+    es_projection_step mine = {0, 0, 0, 0, 0, 0};
+    const es_event **kevs = NULL;
+    int64_t next_after = pt->next, from, cas_changes = -1;
+    int chunks = 0;
+    int pg = strcmp(w->t->backend->name, "postgresql") == 0, rc;
+    es_sql_value q[] = {ES_SQL_STR(w->proj->name), ES_SQL_STR(pt->agg_type),
+                        ES_SQL_I64(pt->partition)};
+    es__i64_row r = {0, 0};
+
+    if ((rc = read_chunk(w, pt, &next_after)) != 0)
+        return rc;
+    if (w->nbatch == 0 && next_after == pt->next) {
+        *idle = 1;
+        return 0;
+    }
+    if ((kevs = es__malloc((w->o.batch_size + 1) * sizeof *kevs)) == NULL) {
+        rc = es__fail(&w->h, ES_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = es__target_begin(w->t)) != 0) {
+        rc = target_fail(w, rc, "beginning a batch");
+        goto out;
+    }
+    if ((rc = apply_dead_letters(w, pt, &mine)) != 0)
+        goto fail;
+    if ((rc = es__target_query(w->t, pg ? ckpt_lock_sql : ckpt_get_sql, q, 3,
+                               es__target_i64_row, &r)) != 0) {
+        target_fail(w, rc, "locking the checkpoint");
+        goto fail;
+    }
+    if (!r.found || r.v != pt->next) {
+        rc = lost_checkpoint(w, pt);
+        goto out;
+    }
+    es__keyed_begin(w->kcache);
+    for (;;) {
+        size_t n = 0;
+        for (size_t i = 0; i < w->nbatch; i++) {
+            const es_event *ev = w->batch[i];
+            if (find_handler(w->proj, ev->type) == NULL) {
+                mine.skipped++;
+            } else if (strset_has(&w->blocked, ev->stream_id)) {
+                if ((rc = park(w, ev, &mine)) != 0)
+                    goto fail;
+            } else {
+                kevs[n++] = ev;
+                mine.applied++;
+            }
+        }
+        if ((rc = es__keyed_fold(w->t, keyed, w->kcache, kevs, n)) != 0) {
+            if (rc == ES_EUSER) {
+                es__target_rollback(w->t);
+                rc = REDO_CAREFULLY;
+                goto out;
+            }
+            target_fail(w, rc, "folding a batch");
+            goto fail;
+        }
+        if ((rc = write_resume(w, pt)) != 0)
+            goto fail;
+        if (++chunks >= ES__KEYED_TXN_CHUNKS)
+            break;
+        from = next_after;
+        if ((rc = read_chunk(w, pt, &next_after)) != 0)
+            goto fail;
+        if (w->nbatch == 0 && next_after == from)
+            break;
+    }
+    if ((rc = es__keyed_write(w->t, keyed, w->kcache)) != 0) {
+        target_fail(w, rc, "folding a batch");
+        if (rc != ES_ECONFLICT)
+            goto fail;
+        es__target_rollback(w->t);
+        rc = REDO_KEYED;
+        goto out;
+    }
+    {
+        es_sql_value cas[] = {ES_SQL_STR(w->proj->name), ES_SQL_STR(pt->agg_type),
+                              ES_SQL_I64(pt->partition), ES_SQL_I64(next_after),
+                              ES_SQL_I64(es_time_now_us()), ES_SQL_I64(pt->next)};
+        if ((rc = es__target_exec(w->t, cas_sql, cas, 6, &cas_changes, -1)) != 0) {
+            target_fail(w, rc, "moving the checkpoint");
+            goto fail;
+        }
+    }
+    if (cas_changes != 1) {
+        rc = lost_checkpoint(w, pt);
+        goto out;
+    }
+    if ((rc = es__target_commit(w->t)) != 0) {
+        target_fail(w, rc, "committing a batch");
+        es__target_rollback(w->t);
+        (void)read_checkpoint(w, pt); /* did it commit? the target knows */
+        goto out;
+    }
+    pt->next = next_after;
+    add_step(w, st, &mine);
+    goto out;
+fail:
+    es__target_rollback(w->t);
+out:
+    if (rc != 0)
+        es__keyed_cache_reset(w->kcache);
+    es__free(kevs);
+    clear_batch(w);
+    return rc;
+}
+
 static int pending_dead_letters(es_projection_worker *w, const part *pt,
                                 int64_t *out)
 {
@@ -964,20 +1135,22 @@ static int pending_dead_letters(es_projection_worker *w, const part *pt,
 static int step_partition(es_projection_worker *w, part *pt,
                           es_projection_step *st, int *idle)
 {
-    seed_ctx sc = {w, pt, 0, {0, NULL, 0, 0}, ""};
     int64_t next_after = pt->next, pending = 0;
     int rc;
 
     *idle = 0;
-    clear_batch(w);
-    rc = es__proj_source_read(w->log, &next_after, pt->agg_type, pt->partition,
-                              pt->next, w->o.batch_size, seed, &sc, collect, w);
-    if (rc == ES_EUSER)
-        rc = es__fail(&w->h, ES_ENOMEM, "out of memory");
-    else if (rc != 0)
-        rc = es__fail(&w->h, rc, "projection %s: reading %s partition %d: %s",
-                      w->proj->name, pt->agg_type, (int)pt->partition,
-                      es_errmsg(w->log));
+    if (w->kcache) { /* a keyed fold: its own batches when it can */
+        if ((rc = pending_dead_letters(w, pt, &pending)) != 0)
+            return rc;
+        if (pending == 0) {
+            rc = keyed_stream(w, pt, st, idle);
+            for (int i = 0; rc == REDO_KEYED && i < KEYED_TRIES; i++)
+                rc = keyed_stream(w, pt, st, idle);
+            if (rc != REDO_CAREFULLY && rc != REDO_KEYED)
+                return rc;
+        }
+    }
+    rc = read_chunk(w, pt, &next_after);
     if (rc == 0)
         rc = pending_dead_letters(w, pt, &pending);
     /* Rejected records alone still move the checkpoint past them. */

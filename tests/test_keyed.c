@@ -497,10 +497,10 @@ static void test_crash_postgres(void **state)
  * The owner is not the stream: events of one key lie in every partition.
  * Two worker processes step over the 8 partitions (no sharing: the
  * checkpoint CAS keeps each batch exactly once), one batch of each per
- * step. The second starts when the first is a few partitions into its
- * step, so that one folds partition p while the other folds partition q
- * into the same owners (started together, the second would only trail
- * the first, waiting on the same checkpoint row). A worker that read a
+ * step. The second starts when the first has committed a batch, so that
+ * one folds partition p while the other folds partition q into the same
+ * owners (started together, the second would only trail the first,
+ * waiting on the same checkpoint row). A worker that read a
  * document, then wrote it over the other's commit, would lose the other's
  * events: the documents (and their event counts) would differ from the
  * reference fold.
@@ -531,7 +531,7 @@ static void concurrent_case(const char *target, const char *path_or_url, int pg)
         if ((kids[k] = fork()) == 0)
             worker_child(log_uri, target, 10);
         assert_true(kids[k] > 0);
-        /* the first is 4 batches (partitions) into its first step */
+        /* the first has committed a batch (of 10 events or more) */
         while (k == 0 && target_i64(path_or_url, pg, ckpt_sql) < start + 40 &&
                waitpid(kids[0], NULL, WNOHANG) == 0)
             usleep(500);
