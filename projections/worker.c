@@ -817,18 +817,6 @@ static int park(es_projection_worker *w, const es_event *ev,
     return rc;
 }
 
-/* A committed batch's counts into st. */
-static void add_step(es_projection_worker *w, es_projection_step *st,
-                     const es_projection_step *mine)
-{
-    w->batches++;
-    st->applied += mine->applied;
-    st->skipped += mine->skipped;
-    st->dead_lettered += mine->dead_lettered;
-    st->retried += mine->retried;
-    st->batches += 1;
-}
-
 /* Another worker moved pt's checkpoint: the batch rolls back. */
 static int lost_checkpoint(es_projection_worker *w, part *pt)
 {
@@ -842,6 +830,31 @@ static int lost_checkpoint(es_projection_worker *w, part *pt)
                     "worker (another worker applied it): batch rolled back",
                     w->proj->name, pt->agg_type, (int)pt->partition,
                     (long long)was, (long long)pt->next);
+}
+
+/* The end of a batch whose checkpoint update changed cas_changes rows:
+ * the commit, and its counts (mine) into st. 0, or a code (rolled back). */
+static int finish_batch(es_projection_worker *w, part *pt, int64_t cas_changes,
+                        int64_t next_after, es_projection_step *st,
+                        const es_projection_step *mine)
+{
+    int rc;
+    if (cas_changes != 1)
+        return lost_checkpoint(w, pt);
+    if ((rc = es__target_commit(w->t)) != 0) {
+        target_fail(w, rc, "committing a batch");
+        es__target_rollback(w->t);
+        (void)read_checkpoint(w, pt); /* did it commit? the target knows */
+        return rc;
+    }
+    pt->next = next_after;
+    w->batches++;
+    st->applied += mine->applied;
+    st->skipped += mine->skipped;
+    st->dead_lettered += mine->dead_lettered;
+    st->retried += mine->retried;
+    st->batches += 1;
+    return 0;
 }
 
 #define REDO_CAREFULLY 1
@@ -940,17 +953,7 @@ static int apply_batch(es_projection_worker *w, part *pt, int64_t next_after,
         target_fail(w, rc, "applying a batch");
         goto fail;
     }
-    if (cas_changes != 1)
-        return lost_checkpoint(w, pt);
-    if ((rc = es__target_commit(w->t)) != 0) {
-        target_fail(w, rc, "committing a batch");
-        es__target_rollback(w->t);
-        (void)read_checkpoint(w, pt); /* did it commit? the target knows */
-        return rc;
-    }
-    pt->next = next_after;
-    add_step(w, st, &mine);
-    return 0;
+    return finish_batch(w, pt, cas_changes, next_after, st, &mine);
 redo:
     es__free(kevs);
     es__target_rollback(w->t);
@@ -1095,18 +1098,7 @@ static int keyed_stream(es_projection_worker *w, part *pt, es_projection_step *s
             goto fail;
         }
     }
-    if (cas_changes != 1) {
-        rc = lost_checkpoint(w, pt);
-        goto out;
-    }
-    if ((rc = es__target_commit(w->t)) != 0) {
-        target_fail(w, rc, "committing a batch");
-        es__target_rollback(w->t);
-        (void)read_checkpoint(w, pt); /* did it commit? the target knows */
-        goto out;
-    }
-    pt->next = next_after;
-    add_step(w, st, &mine);
+    rc = finish_batch(w, pt, cas_changes, next_after, st, &mine);
     goto out;
 fail:
     es__target_rollback(w->t);
