@@ -20,6 +20,7 @@
  * rolled back and done again "carefully": a savepoint per event, so that a
  * failing event is retried and then dead-lettered alone.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +128,15 @@ typedef struct part {
     int64_t next;         /* the checkpoint as this worker knows it */
 } part;
 
+/* The memory of a batch's events (es__event_copy_flat): blocks reused
+ * from one batch to the next, so that collecting an event is one bump of
+ * a pointer and a copy, not an allocation per string. */
+typedef struct arena_block {
+    struct arena_block *next;
+    size_t used, cap;
+    _Alignas(max_align_t) unsigned char data[];
+} arena_block;
+
 /* Streams with dead letters in the partition being applied. */
 typedef struct strset {
     char **v;
@@ -142,8 +152,9 @@ struct es_projection_worker {
     char worker_id[160];
     part *parts;
     size_t nparts;
-    es_event **batch;
+    es_event **batch;    /* in the arena */
     size_t nbatch, capbatch;
+    arena_block *arena, *cur;
     strset blocked;
     es_sql sql;
     int64_t batches;
@@ -199,8 +210,41 @@ static void strset_clear(strset *s)
 static void clear_batch(es_projection_worker *w)
 {
     for (size_t i = 0; i < w->nbatch; i++)
-        es_event_free(w->batch[i]);
+        es__event_flat_release(w->batch[i]);
     w->nbatch = 0;
+    for (arena_block *b = w->arena; b; b = b->next)
+        b->used = 0;
+    w->cur = w->arena;
+}
+
+#define ARENA_BLOCK (256 * 1024)
+
+/* n bytes for an event of the batch, or NULL. */
+static void *arena_alloc(es_projection_worker *w, size_t n)
+{
+    const size_t align = _Alignof(max_align_t);
+    arena_block *b;
+    void *p;
+    n = (n + align - 1) / align * align;
+    while (w->cur && w->cur->cap - w->cur->used < n && w->cur->next)
+        w->cur = w->cur->next;
+    if (w->cur == NULL || w->cur->cap - w->cur->used < n) {
+        size_t cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
+        if ((b = es__malloc(sizeof *b + cap)) == NULL)
+            return NULL;
+        b->used = 0;
+        b->cap = cap;
+        /* after cur: the blocks before it are full, those after it free */
+        b->next = w->cur ? w->cur->next : NULL;
+        if (w->cur)
+            w->cur->next = b;
+        else
+            w->arena = b;
+        w->cur = b;
+    }
+    p = w->cur->data + w->cur->used;
+    w->cur->used += n;
+    return p;
 }
 
 /* The target's message, copied onto the worker. */
@@ -494,6 +538,11 @@ void es_projection_worker_close(es_projection_worker *w)
     es__keyed_cache_free(w->kcache);
     clear_batch(w);
     es__free(w->batch);
+    while (w->arena) {
+        arena_block *next = w->arena->next;
+        es__free(w->arena);
+        w->arena = next;
+    }
     strset_clear(&w->blocked);
     es__free(w->blocked.v);
     es__free(w->parts);
@@ -513,9 +562,12 @@ static int collect(const es_event *ev, void *ud)
             return 1;
         w->capbatch = cap;
     }
-    if (es_event_copy(&w->batch[w->nbatch], ev) != 0)
-        return 1;
-    w->nbatch++;
+    {
+        void *mem = arena_alloc(w, es__event_flat_size(ev));
+        if (mem == NULL)
+            return 1;
+        w->batch[w->nbatch++] = es__event_copy_flat(mem, ev);
+    }
     return 0;
 }
 
