@@ -407,8 +407,14 @@ static const kon *find_on(const es__keyed *k, const char *type)
 static int event_key(char *buf, size_t size, const es__keyed *k,
                      const es_event *ev, char *msg, size_t msize)
 {
-    json_t *v = fref_value(&k->key, ev);
+    json_t *v;
     int rc = 0;
+    if (k->key.f == K_STREAM_ID && ev->stream_id[0] &&
+        strlen(ev->stream_id) < size) { /* the common key, without a copy */
+        strcpy(buf, ev->stream_id);
+        return 0;
+    }
+    v = fref_value(&k->key, ev);
     if (json_is_string(v) && json_string_length(v) > 0 &&
         json_string_length(v) < size)
         snprintf(buf, size, "%s", json_string_value(v));

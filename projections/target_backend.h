@@ -189,8 +189,9 @@ int es__keyed_fold(es__target *t, const es__keyed *k, es__keyed_cache *c,
                    const es_event *const *evs, size_t n);
 int es__keyed_write(es__target *t, const es__keyed *k, es__keyed_cache *c);
 /* The chunks of batch_size events a keyed fold's transaction folds at
- * most (the worker's keyed path). */
+ * most (the worker's keyed path), and its default batch_size. */
 #define ES__KEYED_TXN_CHUNKS 16
+#define ES__KEYED_BATCH_DEFAULT 10000
 
 /* ---- Names -------------------------------------------------------------- */
 

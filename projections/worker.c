@@ -472,8 +472,8 @@ int es_projection_worker_open(es_projection_worker **out, es_log *log,
         memcpy(&w->o, opts, opts->version == 1
                                 ? offsetof(es_projection_worker_options, share)
                                 : sizeof w->o);
-    if (w->o.batch_size == 0)
-        w->o.batch_size = 1000;
+    if (w->o.batch_size == 0) /* a keyed fold holds a chunk at a time */
+        w->o.batch_size = es__keyed_of(proj) ? ES__KEYED_BATCH_DEFAULT : 1000;
     if (w->o.max_attempts <= 0)
         w->o.max_attempts = 3;
     if (w->o.backoff_ms == 0)
