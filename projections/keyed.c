@@ -787,7 +787,7 @@ static int write_docs(es__target *t, const es__keyed *k, entry *const *use,
 {
     es__buf b = {NULL, 0, 0, 0};
     int use_copy = t->backend->copy_in != NULL, rc = 0;
-    size_t ncopy = 0, want = 0;
+    size_t ncopy = 0, nfound = 0, want = 0;
     int64_t done = 0;
 
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -815,10 +815,11 @@ static int write_docs(es__target *t, const es__keyed *k, entry *const *use,
             copy_field(&b, e->key);
             es__buf_adds(&b, "\t");
             copy_field(&b, text);
-            if (e->found)
+            if (e->found) {
                 es__buf_printf(&b, "\t%lld\t%lld\n", (long long)e->version,
                                (long long)e->read);
-            else
+                nfound++;
+            } else
                 es__buf_printf(&b, "\t%lld\t\\N\n", (long long)e->version);
             ncopy++;
         } else {
@@ -833,14 +834,18 @@ static int write_docs(es__target *t, const es__keyed *k, entry *const *use,
     if (rc == 0 && b.oom)
         rc = es__fail(&t->h, ES_ENOMEM, "out of memory");
     if (rc == 0 && ncopy > 0) {
-        int64_t updated = -1, inserted = -1;
+        /* Each merge only when it has rows (a fresh table has no updates,
+         * a warm one few inserts). */
+        int64_t updated = 0, inserted = 0;
         if ((rc = es__target_exec0(t, k->stage_sql)) == 0 &&
             (rc = t->backend->copy_in(t, t->self, k->copy_sql, b.data,
                                       b.len)) == 0 &&
-            (rc = es__target_exec(t, k->merge_update_sql, NULL, 0, &updated,
-                                  -1)) == 0 &&
-            (rc = es__target_exec(t, k->merge_insert_sql, NULL, 0, &inserted,
-                                  -1)) == 0)
+            (nfound == 0 ||
+             (rc = es__target_exec(t, k->merge_update_sql, NULL, 0, &updated,
+                                   -1)) == 0) &&
+            (nfound == ncopy ||
+             (rc = es__target_exec(t, k->merge_insert_sql, NULL, 0, &inserted,
+                                   -1)) == 0))
             done += updated + inserted;
     }
     es__buf_free(&b);
