@@ -30,11 +30,19 @@
  *            worker's own peak during its runs into each target.
  *   keyed    the same events as a keyed fold (projections/keyed.c, no SQL:
  *            "add"/"sub" of $data.amount into {"balance": ...} per
- *            $stream_id) into PostgreSQL and SQLite, beside the limits the
- *            groups above measured in the same run (psql \copy, COPY +
- *            merge; raw INSERT of the final rows). Its batches are
- *            KEYED_BATCH events (ESFOLD_BENCH_KEYED_BATCH): a key is written
- *            once per batch.
+ *            $stream_id) into PostgreSQL and SQLite, in a group of its own
+ *            interleaved with its limits: first the fair one, a plain
+ *            program that reads the same events from the same log file as
+ *            the pipeline limit does (SELECT .. ORDER BY partition_no,
+ *            log_offset, json_loadb of each payload), folds them into a
+ *            plain hash map and writes the final rows (COPY + one merge;
+ *            SQLite: one batched INSERT), timed as a whole; then the
+ *            final rows alone (COPY + merge, psql \copy; raw INSERT), which
+ *            read no events. Its batch_size is KEYED_BATCH events
+ *            (ESFOLD_BENCH_KEYED_BATCH): the worker reads that many at a
+ *            time and folds up to 16 reads in one transaction, which
+ *            writes each key once.
+ *            ESFOLD_BENCH_ONLY=pg,sqlite,keyed runs these groups alone.
  *
  * There is no rebuild in the projection API yet: that row of the issue is
  * skipped (the table says so).
@@ -69,7 +77,10 @@
 #define LAT_SAMPLES 800      /* append-to-visible samples per target */
 #define LAT_PERIOD_US 5000   /* one append every 5 ms */
 #define PROJ_NAME "bench_balances"
-#define KEYED_BATCH 50000    /* events per batch of the keyed fold */
+/* Events per read of the keyed fold: 16 reads of 16,000 cover a
+ * partition's 250,000 events at 1,000,000 (each key written once), with
+ * a read's events, not the partition's, in memory. */
+#define KEYED_BATCH 16000
 #define PRAGMAS "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON"
 #define BUSY_TIMEOUT_MS 10000
 
@@ -459,7 +470,7 @@ static int run_worker(const data *d, es_log *log, const es_projection *proj,
             worker_before_kib = now;
     }
     /* A keyed fold writes each key once per batch: it gains from larger
-     * batches (KEYED_BATCH events per partition and batch). */
+     * transactions (16 reads of KEYED_BATCH events each). */
     if (proj->name && strcmp(proj->name, "bench_keyed") == 0)
         wo.batch_size = batch && atoll(batch) > 0 ? (size_t)atoll(batch)
                                                   : KEYED_BATCH;
@@ -604,6 +615,111 @@ static int reader_next(log_reader *r, const char **id, int *withdraw,
     return 1;
 }
 
+/* ---- The fair limits' fold: a plain hash map ------------------------------- */
+
+/* Account id -> balance, open addressing (FNV-1a, linear probing), sized
+ * for the accounts up front: what a plain program folding the log into
+ * the final rows would write. */
+typedef struct bal_map {
+    char (*key)[32]; /* "" : empty */
+    int64_t *val;
+    size_t cap;
+    size_t *order;   /* bal_sort: the used slots in key order */
+    size_t n;
+} bal_map;
+
+static int bal_open(bal_map *m, long long accounts)
+{
+    for (m->cap = 64; m->cap < (size_t)accounts * 2; m->cap *= 2)
+        ;
+    m->key = calloc(m->cap, sizeof *m->key);
+    m->val = calloc(m->cap, sizeof *m->val);
+    return m->key && m->val ? 0 : 1;
+}
+
+static void bal_close(bal_map *m)
+{
+    free(m->key);
+    free(m->val);
+    free(m->order);
+}
+
+static const bal_map *sorting;
+
+static int by_key(const void *a, const void *b)
+{
+    return strcmp(sorting->key[*(const size_t *)a], sorting->key[*(const size_t *)b]);
+}
+
+/* The rows in key order, as a plain program would write them (a B-tree
+ * filled in order). */
+static int bal_sort(bal_map *m)
+{
+    if ((m->order = malloc(m->cap * sizeof *m->order)) == NULL)
+        return 1;
+    m->n = 0;
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->key[i][0])
+            m->order[m->n++] = i;
+    sorting = m;
+    qsort(m->order, m->n, sizeof *m->order, by_key);
+    return 0;
+}
+
+static void bal_add(bal_map *m, const char *id, int64_t delta)
+{
+    uint64_t h = 1469598103934665603u;
+    size_t i;
+    for (const char *s = id; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211u;
+    for (i = (size_t)h & (m->cap - 1); m->key[i][0]; i = (i + 1) & (m->cap - 1))
+        if (strcmp(m->key[i], id) == 0) {
+            m->val[i] += delta;
+            return;
+        }
+    snprintf(m->key[i], sizeof m->key[i], "%s", id);
+    m->val[i] = delta;
+}
+
+/* The reference balances in a map (outside any timed section). */
+static int bal_of_data(bal_map *m, const data *d)
+{
+    if (bal_open(m, d->accounts) != 0)
+        return 1;
+    for (long long a = 0; a < d->accounts; a++) {
+        char id[32];
+        account_id(id, sizeof id, a);
+        bal_add(m, id, d->balance[a]);
+    }
+    return bal_sort(m);
+}
+
+/* Every event of the log read as the limits read it (reader_next), folded
+ * into m: what the keyed fold does before it writes. */
+static int bal_of_log(bal_map *m, const data *d)
+{
+    log_reader rd;
+    long long n = 0;
+    int got;
+    if (bal_open(m, d->accounts) != 0 || reader_open(&rd, d) != 0)
+        return 1;
+    for (;;) {
+        const char *id;
+        int64_t a;
+        int w;
+        if ((got = reader_next(&rd, &id, &w, &a)) <= 0)
+            break;
+        bal_add(m, id, w ? -a : a);
+        n++;
+    }
+    reader_close(&rd);
+    if (got < 0 || n != d->events) {
+        fprintf(stderr, "bench_projection: raw read: %lld events\n", n);
+        return 1;
+    }
+    return bal_sort(m);
+}
+
 /* ---- PostgreSQL limits ------------------------------------------------------ */
 
 static int pg_limit_table(pg_ctx *c, PGconn **out)
@@ -733,20 +849,17 @@ done:
     return rc;
 }
 
-/* COPY (PQputCopyData) into a temporary staging table, then one merge. */
-static int pg_copy_merge(void *vctx, double *seconds)
+/* The rows of m by COPY (PQputCopyData) into a temporary staging table,
+ * then one merge, in one transaction. */
+static int copy_merge_rows(PGconn *conn, const bal_map *m)
 {
-    pg_ctx *c = vctx;
-    PGconn *conn = NULL;
     char *buf = NULL;
     size_t cap = 1 << 16, len = 0;
-    double t0;
     int rc = 1;
     PGresult *r;
 
-    if (pg_limit_table(c, &conn) != 0 || (buf = malloc(cap)) == NULL)
+    if ((buf = malloc(cap)) == NULL)
         goto done;
-    t0 = bu_now();
     if (pg_exec(conn, "BEGIN") ||
         pg_exec(conn, "CREATE TEMP TABLE staging (id TEXT, balance BIGINT)"
                       " ON COMMIT DROP"))
@@ -757,10 +870,11 @@ static int pg_copy_merge(void *vctx, double *seconds)
         goto done;
     }
     PQclear(r);
-    for (long long a = 0; a < c->d->accounts; a++) {
-        len += (size_t)snprintf(buf + len, cap - len, "acct-%07lld\t%lld\n", a,
-                                (long long)c->d->balance[a]);
-        if (cap - len < 64 || a + 1 == c->d->accounts) {
+    for (size_t i = 0; i < m->n; i++) {
+        size_t k = m->order[i];
+        len += (size_t)snprintf(buf + len, cap - len, "%s\t%lld\n", m->key[k],
+                                (long long)m->val[k]);
+        if (cap - len < 64 || i + 1 == m->n) {
             if (PQputCopyData(conn, buf, (int)len) != 1)
                 goto done;
             len = 0;
@@ -772,12 +886,48 @@ static int pg_copy_merge(void *vctx, double *seconds)
                       UPSERT_TAIL) ||
         pg_exec(conn, "COMMIT"))
         goto done;
-    *seconds = bu_now() - t0;
-    rc = pg_check(c->d, conn, "COPY + merge", ROWS_SQL);
+    rc = 0;
 done:
     free(buf);
+    return rc;
+}
+
+/* copy_merge_rows of the rows bal_fn makes (inside the timed section
+ * when it reads the log). */
+static int pg_rows_limit(pg_ctx *c, int (*bal_fn)(bal_map *, const data *),
+                         const char *who, double *seconds)
+{
+    PGconn *conn = NULL;
+    bal_map m = {NULL, NULL, 0, NULL, 0};
+    double t0;
+    int rc = 1, timed_fill = bal_fn == bal_of_log;
+
+    if (pg_limit_table(c, &conn) != 0 || (!timed_fill && bal_fn(&m, c->d) != 0))
+        goto done;
+    t0 = bu_now();
+    if ((timed_fill && bal_fn(&m, c->d) != 0) || copy_merge_rows(conn, &m) != 0)
+        goto done;
+    *seconds = bu_now() - t0;
+    rc = pg_check(c->d, conn, who, ROWS_SQL);
+done:
+    bal_close(&m);
     PQfinish(conn);
     return rc;
+}
+
+/* COPY (PQputCopyData) of the final rows into a temporary staging table,
+ * then one merge. */
+static int pg_copy_merge(void *vctx, double *seconds)
+{
+    return pg_rows_limit(vctx, bal_of_data, "COPY + merge", seconds);
+}
+
+/* The keyed fold's fair limit: the events read from the log file as the
+ * pipeline limit reads them, folded into a plain hash map, then the COPY
+ * + merge above; timed as a whole. */
+static int pg_read_copy_merge(void *vctx, double *seconds)
+{
+    return pg_rows_limit(vctx, bal_of_log, "raw read + COPY + merge", seconds);
 }
 
 /* ---- SQLite: esfold and the limits ------------------------------------------ */
@@ -883,16 +1033,18 @@ done:
     return rc == 0 ? sq_check(c->d, c->path, "raw statements", ROWS_SQL) : rc;
 }
 
-/* A raw batched INSERT of the final rows: one transaction, prepared. */
-static int sq_insert_rows(void *vctx, double *seconds)
+/* The rows of m by a raw batched INSERT into the fresh file c->path: one
+ * transaction, prepared; *seconds from t0 to its commit. bal_fn fills m
+ * (inside the timed section when it reads the log). */
+static int insert_rows(sq_ctx *c, int (*bal_fn)(bal_map *, const data *),
+                       const char *who, double *seconds)
 {
-    sq_ctx *c = vctx;
     sqlite3 *db = NULL;
     sqlite3_stmt *ins = NULL;
-    double t0;
-    int rc = 1;
+    bal_map m = {NULL, NULL, 0, NULL, 0};
+    double t0 = 0;
+    int rc = 1, timed_fill = bal_fn == bal_of_log;
 
-    sq_fresh(c, "rows");
     if (sq_open(&db, c->path) != 0 || sq_exec(db, TABLE_DDL) != 0)
         goto done;
     if (sqlite3_prepare_v2(db, "INSERT INTO balances (id, balance) VALUES (?1, ?2)",
@@ -900,14 +1052,14 @@ static int sq_insert_rows(void *vctx, double *seconds)
         sq_fail(db, "prepare");
         goto done;
     }
-    t0 = bu_now();
-    if (sq_exec(db, "BEGIN") != 0)
+    if (!timed_fill && bal_fn(&m, c->d) != 0)
         goto done;
-    for (long long a = 0; a < c->d->accounts; a++) {
-        char id[32];
-        account_id(id, sizeof id, a);
-        sqlite3_bind_text(ins, 1, id, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(ins, 2, c->d->balance[a]);
+    t0 = bu_now();
+    if ((timed_fill && bal_fn(&m, c->d) != 0) || sq_exec(db, "BEGIN") != 0)
+        goto done;
+    for (size_t i = 0; i < m.n; i++) {
+        sqlite3_bind_text(ins, 1, m.key[m.order[i]], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 2, m.val[m.order[i]]);
         if (sqlite3_step(ins) != SQLITE_DONE) {
             sq_fail(db, "insert");
             goto done;
@@ -919,11 +1071,29 @@ static int sq_insert_rows(void *vctx, double *seconds)
     *seconds = bu_now() - t0;
     rc = 0;
 done:
+    bal_close(&m);
     sqlite3_finalize(ins);
     if (db && !sqlite3_get_autocommit(db))
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     sqlite3_close(db);
-    return rc == 0 ? sq_check(c->d, c->path, "raw insert", ROWS_SQL) : rc;
+    return rc == 0 ? sq_check(c->d, c->path, who, ROWS_SQL) : rc;
+}
+
+/* A raw batched INSERT of the final rows: one transaction, prepared. */
+static int sq_insert_rows(void *vctx, double *seconds)
+{
+    sq_ctx *c = vctx;
+    sq_fresh(c, "rows");
+    return insert_rows(c, bal_of_data, "raw insert", seconds);
+}
+
+/* The keyed fold's fair limit on SQLite: the raw read and fold of every
+ * event (bal_of_log), then the same INSERT; timed as a whole. */
+static int sq_read_insert_rows(void *vctx, double *seconds)
+{
+    sq_ctx *c = vctx;
+    sq_fresh(c, "readrows");
+    return insert_rows(c, bal_of_log, "raw read + insert", seconds);
 }
 
 /* ---- Measuring -------------------------------------------------------------- */
@@ -1280,7 +1450,9 @@ static int find_psql(char *out, size_t size)
     return 0;
 }
 
-/* ESFOLD_BENCH_ONLY=pg,sqlite,latency: which parts run (default all). */
+/* ESFOLD_BENCH_ONLY=pg,sqlite,latency: which parts run (default all); with
+ * keyed in the list (pg,keyed) only the keyed-fold groups of pg and
+ * sqlite run. */
 static int part_wanted(const char *part)
 {
     const char *only = getenv("ESFOLD_BENCH_ONLY");
@@ -1341,6 +1513,11 @@ int main(int argc, char **argv)
     bu_samples es, kes, lim[MAX_LIMITS];
     bu_run_fn pg_limits[] = {pg_pipeline, pg_psql_copy, pg_copy_merge};
     bu_run_fn sq_limits[] = {sq_statements, sq_insert_rows};
+    /* The keyed fold's own limits, interleaved with its runs. */
+    bu_run_fn pg_klimits[] = {pg_read_copy_merge, pg_copy_merge, pg_psql_copy};
+    bu_run_fn sq_klimits[] = {sq_read_insert_rows, sq_insert_rows};
+    const char *only = getenv("ESFOLD_BENCH_ONLY");
+    int keyed_only = only && *only && part_wanted("keyed");
     lat_figures lat;
     int rc, sig;
 
@@ -1410,6 +1587,8 @@ int main(int argc, char **argv)
     pg.log = log;
     pg.psql = psql;
     pg.keyed = keyed;
+    if (keyed_only)
+        goto pg_keyed_group;
     if (measure_group("PostgreSQL", o.reps, pg_esfold, &pg, pg_limits, &pg, 3,
                       &es, lim) != 0)
         goto done;
@@ -1422,17 +1601,25 @@ int main(int argc, char **argv)
     bu_report_row(&rep, "pg_sql_copy_merge", name,
                   "PQputCopyData staging + 1 merge", &es, &lim[2],
                   "events_per_s", "ev/s", (double)d.events);
-    /* The keyed fold beside the limits just measured on the same rows. */
-    if (measure_group("PostgreSQL keyed", o.reps, pg_keyed, &pg, NULL, NULL, 0,
-                      &kes, NULL) != 0)
+    /* The keyed fold beside its limits, measured again in its own group
+     * (interleaved with its runs): first the fair one, which reads the
+     * same events. */
+pg_keyed_group:
+    if (measure_group("PostgreSQL keyed", o.reps, pg_keyed, &pg, pg_klimits,
+                      &pg, 3, &kes, lim) != 0)
         goto done;
     snprintf(name, sizeof name, "keyed fold -> PostgreSQL");
-    bu_report_row(&rep, "pg_keyed_psql_copy", name, "psql \\copy of final rows",
-                  &kes, &lim[1], "events_per_s", "ev/s", (double)d.events);
-    bu_report_row(&rep, "pg_keyed_copy_merge", name,
-                  "PQputCopyData staging + 1 merge", &kes, &lim[2],
+    bu_report_row(&rep, "pg_keyed_read_copy_merge", name,
+                  "raw read of the events + COPY + merge", &kes, &lim[0],
                   "events_per_s", "ev/s", (double)d.events);
+    bu_report_row(&rep, "pg_keyed_copy_merge", name,
+                  "PQputCopyData staging + 1 merge", &kes, &lim[1],
+                  "events_per_s", "ev/s", (double)d.events);
+    bu_report_row(&rep, "pg_keyed_psql_copy", name, "psql \\copy of final rows",
+                  &kes, &lim[2], "events_per_s", "ev/s", (double)d.events);
     fact_worker_rss(&rep, "pg", "PostgreSQL");
+    if (keyed_only)
+        goto sqlite;
     {
         /* A full rebuild beside the live run from origin into the same
          * target (its shadow tables, the comparison and the swap are the
@@ -1466,6 +1653,8 @@ sqlite:
     sq.log = log;
     sq.keyed = keyed;
     snprintf(sq.dir, sizeof sq.dir, "%s", dir);
+    if (keyed_only)
+        goto sq_keyed_group;
     if (measure_group("SQLite", o.reps, sq_esfold, &sq, sq_limits, &sq, 2, &es,
                       lim) != 0)
         goto done;
@@ -1476,13 +1665,19 @@ sqlite:
     bu_report_row(&rep, "sq_sql_insert", name,
                   "raw INSERT of final rows, 1 txn", &es, &lim[1],
                   "events_per_s", "ev/s", (double)d.events);
-    if (measure_group("SQLite keyed", o.reps, sq_keyed, &sq, NULL, NULL, 0,
-                      &kes, NULL) != 0)
+sq_keyed_group:
+    if (measure_group("SQLite keyed", o.reps, sq_keyed, &sq, sq_klimits, &sq, 2,
+                      &kes, lim) != 0)
         goto done;
     snprintf(name, sizeof name, "keyed fold -> SQLite");
+    bu_report_row(&rep, "sq_keyed_read_insert", name,
+                  "raw read of the events + INSERT of final rows", &kes,
+                  &lim[0], "events_per_s", "ev/s", (double)d.events);
     bu_report_row(&rep, "sq_keyed_insert", name,
                   "raw INSERT of final rows, 1 txn", &kes, &lim[1],
                   "events_per_s", "ev/s", (double)d.events);
+    if (keyed_only)
+        goto sq_done;
     {
         bu_samples live = {0}, reb = {0};
         double t;
@@ -1499,6 +1694,7 @@ sqlite:
                       "the live worker from origin, same target", &reb, &live,
                       "events_per_s", "ev/s", (double)d.events);
     }
+sq_done:
     if (sq.path[0])
         bu_sqlite_files_remove(sq.path);
     fact_worker_rss(&rep, "sq", "SQLite");

@@ -58,6 +58,41 @@ oom:
     return ES_ENOMEM;
 }
 
+size_t es__event_flat_size(const es_event *src)
+{
+    size_t n = sizeof *src;
+#define X(f) \
+    if (src->f) \
+        n += strlen(src->f) + 1;
+    STR_FIELDS(src)
+#undef X
+    return n;
+}
+
+es_event *es__event_copy_flat(void *mem, const es_event *src)
+{
+    es_event *ev = mem;
+    char *p = (char *)(ev + 1);
+    *ev = *src;
+#define X(f) \
+    if (src->f) { \
+        size_t n = strlen(src->f) + 1; \
+        ev->f = memcpy(p, src->f, n); \
+        p += n; \
+    }
+    STR_FIELDS(src)
+#undef X
+    json_incref(ev->payload);
+    json_incref(ev->meta);
+    return ev;
+}
+
+void es__event_flat_release(es_event *ev)
+{
+    json_decref(ev->payload);
+    json_decref(ev->meta);
+}
+
 void es_event_free(es_event *ev)
 {
     if (ev == NULL)

@@ -75,6 +75,14 @@ char *es__sprintf(const char *fmt, ...)
 #endif
     ;
 
+/* A flat copy of an event: es__event_flat_size(src) bytes at mem (aligned
+ * for es_event) hold the es_event and its strings; the JSON is referenced.
+ * Release with es__event_flat_release (the memory stays the caller's).
+ * For batches kept in an arena (projections/worker.c). */
+size_t es__event_flat_size(const es_event *src);
+es_event *es__event_copy_flat(void *mem, const es_event *src);
+void es__event_flat_release(es_event *ev);
+
 /* A growable byte buffer, always NUL-terminated. */
 typedef struct es__buf {
     char *data;

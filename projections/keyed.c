@@ -25,10 +25,12 @@
  * (es_projection_keyed, esfold/projection.h): its C callback replaces the
  * operations and runs on the same batch path.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/map.h"
 #include "projections/target_backend.h"
 
 #define MAX_PATH 16
@@ -98,8 +100,8 @@ struct es__keyed {
     size_t non;
     es_projection_handler *handlers;
     char *setup[2];
-    char *get_one_sql, *read_pg_sql, *read_sq_sql, *upsert_sql, *delete_sql, *stage_sql, *copy_sql,
-        *merge_sql;
+    char *get_one_sql, *read_pg_sql, *read_sq_sql, *update_sql, *insert_sql, *delete_sql, *stage_sql, *copy_sql,
+        *merge_update_sql, *merge_insert_sql;
 };
 
 /* ---- loading ------------------------------------------------------------ */
@@ -366,11 +368,13 @@ void es__keyed_free(es__keyed *k)
     es__free(k->get_one_sql);
     es__free(k->read_pg_sql);
     es__free(k->read_sq_sql);
-    es__free(k->upsert_sql);
+    es__free(k->update_sql);
+    es__free(k->insert_sql);
     es__free(k->delete_sql);
     es__free(k->stage_sql);
     es__free(k->copy_sql);
-    es__free(k->merge_sql);
+    es__free(k->merge_update_sql);
+    es__free(k->merge_insert_sql);
     es__free(k->table);
     es__free(k->path);
     es__free(k);
@@ -402,21 +406,29 @@ static int make_sql(es__keyed *k)
                           table);
     k->read_sq_sql = sqlf("SELECT key, doc, version FROM %s WHERE key IN "
                           "(SELECT value FROM json_each($1))", table);
-    k->upsert_sql = sqlf("INSERT INTO %s (key, doc, version) VALUES ($1, $2, "
-                         "$3) ON CONFLICT (key) DO UPDATE SET doc = "
-                         "excluded.doc, version = excluded.version", table);
-    k->delete_sql = sqlf("DELETE FROM %s WHERE key = $1", table);
+    /* Every write is a compare-and-set on the version read (write_docs):
+     * $4 (and the staging table's "expected") is that version; a key that
+     * had no row is inserted only if it still has none. */
+    k->update_sql = sqlf("UPDATE %s SET doc = $2, version = $3 WHERE key = $1 "
+                         "AND version = $4", table);
+    k->insert_sql = sqlf("INSERT INTO %s (key, doc, version) VALUES ($1, $2, "
+                         "$3) ON CONFLICT (key) DO NOTHING", table);
+    k->delete_sql = sqlf("DELETE FROM %s WHERE key = $1 AND version = $2",
+                         table);
     k->stage_sql = sqlf("CREATE TEMPORARY TABLE IF NOT EXISTS es_keyed_%s "
-                        "(key TEXT, doc TEXT, version BIGINT) ON COMMIT "
-                        "DELETE ROWS", table);
-    k->copy_sql = sqlf("COPY es_keyed_%s (key, doc, version) FROM STDIN",
-                       table);
-    k->merge_sql = sqlf("INSERT INTO %s (key, doc, version) SELECT key, doc, "
-                        "version FROM es_keyed_%s ON CONFLICT (key) DO UPDATE "
-                        "SET doc = excluded.doc, version = excluded.version",
-                        table);
-    if (!k->setup[0] || !k->get_one_sql || !k->read_pg_sql || !k->read_sq_sql || !k->upsert_sql || !k->delete_sql ||
-        !k->stage_sql || !k->copy_sql || !k->merge_sql)
+                        "(key TEXT, doc TEXT, version BIGINT, expected BIGINT) "
+                        "ON COMMIT DELETE ROWS", table);
+    k->copy_sql = sqlf("COPY es_keyed_%s (key, doc, version, expected) FROM "
+                       "STDIN", table);
+    k->merge_update_sql = sqlf("UPDATE %s AS t SET doc = s.doc, version = "
+                               "s.version FROM es_keyed_%s AS s WHERE t.key = "
+                               "s.key AND t.version = s.expected", table);
+    k->merge_insert_sql = sqlf("INSERT INTO %s (key, doc, version) SELECT key, "
+                               "doc, version FROM es_keyed_%s WHERE expected "
+                               "IS NULL ON CONFLICT (key) DO NOTHING", table);
+    if (!k->setup[0] || !k->get_one_sql || !k->read_pg_sql || !k->read_sq_sql || !k->update_sql || !k->insert_sql ||
+        !k->delete_sql || !k->stage_sql || !k->copy_sql || !k->merge_update_sql ||
+        !k->merge_insert_sql)
         return ES_ENOMEM;
     return 0;
 }
@@ -609,6 +621,11 @@ static int event_key(char *buf, size_t size, const es__keyed *k,
         snprintf(msg, msize, "keyed fold %s: the key function gave no key",
                  k->table);
         return ES_EUSER;
+    }
+    if (k->key.f == K_STREAM_ID && ev->stream_id[0] &&
+        strlen(ev->stream_id) < size) { /* the common key, without a copy */
+        strcpy(buf, ev->stream_id);
+        return 0;
     }
     v = fref_value(&k->key, ev);
     if (json_is_string(v) && json_string_length(v) > 0 &&
@@ -806,147 +823,253 @@ static int get_one(int ncols, const char *const *vals, void *ud)
     return 0;
 }
 
+/* Tries of keyed_handler when another worker keeps writing the key. */
+#define CAS_TRIES 100
+
+/* One event: read the key's row, fold, write it back with a
+ * compare-and-set on the version read; when another worker wrote the row
+ * in between (no row changed), read it again and redo. Each statement of a
+ * PostgreSQL READ COMMITTED transaction sees what committed before it, so
+ * the read after a miss sees the other worker's write (SQLite: the batch's
+ * BEGIN IMMEDIATE holds the write lock, a miss cannot happen). */
 static int keyed_handler(es_sql *sql, const es_event *ev, void *user_data)
 {
     const es__keyed *k = user_data;
     const kon *o = find_on(k, ev->type);
     char key[ES_STREAM_ID_MAX + 64], msg[512];
-    one_row r = {NULL, 0, 0};
-    int rc, del;
+    int rc = 0, del = 0;
 
     if (o == NULL)
         return 0;
     if (event_key(key, sizeof key, k, ev, msg, sizeof msg) != 0)
         return es_sql_fail(sql, "%s", msg);
-    {
-        es_sql_value q[] = {ES_SQL_STR(key)};
-        if ((rc = es__target_query(sql->t, k->get_one_sql, q, 1, get_one, &r)) != 0) {
-            json_decref(r.doc);
-            return es_sql_fail(sql, "%s", es_errmsg(sql->t));
-        }
-    }
-    if (r.found && !json_is_object(r.doc)) {
-        json_decref(r.doc);
-        return es_sql_fail(sql, "keyed fold %s, key %s: the stored document "
-                           "is not a JSON object", k->table, key);
-    }
-    if (r.doc == NULL && (r.doc = json_object()) == NULL)
-        return es_sql_fail(sql, "out of memory");
-    if ((rc = fold(r.doc, o, ev, &del, msg, sizeof msg)) != 0) {
-        json_decref(r.doc);
-        return es_sql_fail(sql, "keyed fold %s%s%s%s, %s event, key %s: %s",
-                           k->table, k->path ? " (" : "",
-                           k->path ? k->path : "", k->path ? ")" : "",
-                           ev->type, key,
-                           rc == ES_ENOMEM ? "out of memory" : msg);
-    }
-    if (del) {
-        es_sql_value q[] = {ES_SQL_STR(key)};
-        json_decref(r.doc);
-        return es_sql_exec(sql, k->delete_sql, q, 1);
-    }
-    {
-        char *text = es__json_text(r.doc);
-        json_decref(r.doc);
-        if (text == NULL)
-            return es_sql_fail(sql, "out of memory");
+    for (int tries = 0; tries < CAS_TRIES; tries++) {
+        one_row r = {NULL, 0, 0};
+        int64_t changes = -1;
+        char *text = NULL;
         {
-            es_sql_value q[] = {ES_SQL_STR(key), ES_SQL_STR(text),
-                                ES_SQL_I64(r.version + 1)};
-            rc = es_sql_exec(sql, k->upsert_sql, q, 3);
+            es_sql_value q[] = {ES_SQL_STR(key)};
+            if ((rc = es__target_query(sql->t, k->get_one_sql, q, 1, get_one, &r)) != 0) {
+                json_decref(r.doc);
+                return es_sql_fail(sql, "%s", es_errmsg(sql->t));
+            }
         }
-        es__free(text);
+        if (r.found && !json_is_object(r.doc)) {
+            json_decref(r.doc);
+            return es_sql_fail(sql, "keyed fold %s, key %s: the stored document "
+                               "is not a JSON object", k->table, key);
+        }
+        if (r.doc == NULL && (r.doc = json_object()) == NULL)
+            return es_sql_fail(sql, "out of memory");
+        if ((rc = fold(r.doc, o, ev, &del, msg, sizeof msg)) != 0) {
+            json_decref(r.doc);
+            return es_sql_fail(sql, "keyed fold %s%s%s%s, %s event, key %s: %s",
+                               k->table, k->path ? " (" : "",
+                               k->path ? k->path : "", k->path ? ")" : "",
+                               ev->type, key,
+                               rc == ES_ENOMEM ? "out of memory" : msg);
+        }
+        if (del) {
+            es_sql_value q[] = {ES_SQL_STR(key), ES_SQL_I64(r.version)};
+            json_decref(r.doc);
+            if (!r.found)
+                return 0;
+            rc = es__target_exec(sql->t, k->delete_sql, q, 2, &changes, sql->tag);
+        } else {
+            text = es__json_text(r.doc);
+            json_decref(r.doc);
+            if (text == NULL)
+                return es_sql_fail(sql, "out of memory");
+            {
+                es_sql_value q[] = {ES_SQL_STR(key), ES_SQL_STR(text),
+                                    ES_SQL_I64(r.version + 1),
+                                    ES_SQL_I64(r.version)};
+                rc = es__target_exec(sql->t, r.found ? k->update_sql
+                                                     : k->insert_sql,
+                                     q, r.found ? 4 : 3, &changes, sql->tag);
+            }
+            es__free(text);
+        }
+        if (rc != 0)
+            return es_sql_fail(sql, "%s", es_errmsg(sql->t));
+        if (changes == 1)
+            return 0;
     }
-    return rc;
+    return es_sql_fail(sql, "keyed fold %s, key %s: other workers changed the "
+                       "document %d times in a row under this one", k->table,
+                       key, CAS_TRIES);
 }
 
 /* ---- a batch (the fast path) -------------------------------------------- */
 
+/*
+ * The documents of a worker, kept across its batches (es__keyed_cache):
+ * a batch reads only the keys it does not hold. That is safe because
+ * every write is a compare-and-set on the version the entry holds
+ * (write_docs): a document another worker (or the careful path, or an
+ * operator) changed since makes the batch fail with ES_ECONFLICT, and the
+ * worker drops the whole cache (es__keyed_cache_reset) and redoes the
+ * batch from a fresh read. Entries are updated in place by the batch; a
+ * batch that does not commit resets the cache too, so that what it holds
+ * is always what committed. A fold with a "delete" operation (or a C
+ * fold, which may return ES_KEYED_DELETE) keeps nothing between batches: a key deleted and folded again can come back to the
+ * same version with another document, which the version would not show.
+ */
 typedef struct entry {
     char *key;
-    json_t *doc;     /* NULL: deleted (or not read yet) */
+    json_t *doc;     /* NULL: no document (absent, or deleted) */
     int64_t version;
+    int64_t read;    /* the version of the row in the table (found) */
     int found;       /* a row exists in the table */
+    int unread;      /* not read from the table yet */
     int dirty;
+    uint64_t batch;  /* the last batch that used it */
 } entry;
 
-typedef struct kmap {
-    entry *v;        /* open addressing, cap a power of two */
-    size_t cap, n;
-    entry **order;   /* entries in the order their keys were first seen */
-} kmap;
+struct es__keyed_cache {
+    es__map map;     /* key -> entry */
+    size_t max;      /* entries kept between batches */
+    uint64_t batch;
+    entry **pend;    /* the entries the current batch uses, to write back */
+    size_t npend, cappend;
+};
 
-static uint64_t hash(const char *s)
+static void entry_free(entry *e)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
+    if (e == NULL)
+        return;
+    es__free(e->key);
+    json_decref(e->doc);
+    es__free(e);
 }
 
-static entry *kmap_find(kmap *m, const char *key, int add)
+int es__keyed_cache_new(es__keyed_cache **out, const es__keyed *k, size_t max)
 {
-    size_t i = (size_t)hash(key) & (m->cap - 1);
-    while (m->v[i].key) {
-        if (strcmp(m->v[i].key, key) == 0)
-            return &m->v[i];
-        i = (i + 1) & (m->cap - 1);
-    }
-    if (!add || (m->v[i].key = es__strdup(key)) == NULL)
-        return NULL;
-    m->order[m->n++] = &m->v[i];
-    return &m->v[i];
+    int del = 0;
+    for (size_t i = 0; i < k->non; i++) /* a C fold may delete */
+        del |= k->on[i].del || k->on[i].cfold != NULL;
+    if ((*out = es__calloc(1, sizeof **out)) == NULL)
+        return ES_ENOMEM;
+    (*out)->max = del ? 0 : max;
+    return 0;
 }
 
-static void kmap_free(kmap *m)
+void es__keyed_cache_reset(es__keyed_cache *c)
 {
-    for (size_t i = 0; m->v && i < m->cap; i++) {
-        es__free(m->v[i].key);
-        json_decref(m->v[i].doc);
+    const char *key;
+    void *v;
+    if (c == NULL)
+        return;
+    for (size_t i = 0; es__map_next(&c->map, &i, &key, &v);)
+        entry_free(v);
+    es__map_free(&c->map);
+    c->npend = 0;
+}
+
+void es__keyed_cache_free(es__keyed_cache *c)
+{
+    es__keyed_cache_reset(c);
+    if (c)
+        es__free(c->pend);
+    es__free(c);
+}
+
+size_t es__keyed_cache_size(const es__keyed_cache *c)
+{
+    return c ? c->map.len : 0;
+}
+
+/* Keeps at most c->max entries after a batch: those the batch did not use
+ * go first (in no particular order). */
+static void cache_trim(es__keyed_cache *c)
+{
+    entry **old;
+    size_t n = 0, drop;
+    const char *key;
+    void *v;
+    if (c->map.len <= c->max)
+        return;
+    if (c->max == 0 || (old = es__malloc(c->map.len * sizeof *old)) == NULL) {
+        es__keyed_cache_reset(c);
+        return;
     }
-    es__free(m->v);
-    es__free(m->order);
+    for (size_t i = 0; es__map_next(&c->map, &i, &key, &v);)
+        if (((entry *)v)->batch != c->batch)
+            old[n++] = v;
+    /* down to 3/4 of the cap, so that trimming is not every batch's work */
+    drop = c->map.len - c->max + c->max / 4;
+    for (size_t i = 0; i < n && i < drop; i++) {
+        es__map_remove(&c->map, old[i]->key);
+        entry_free(old[i]);
+    }
+    es__free(old);
 }
 
 static int get_many(int ncols, const char *const *vals, void *ud)
 {
     entry *e;
     if (ncols < 3 || !vals[0] || !vals[1] || !vals[2] ||
-        (e = kmap_find(ud, vals[0], 0)) == NULL)
+        (e = es__map_get(ud, vals[0])) == NULL || !e->unread)
         return 0;
     json_decref(e->doc);
     e->doc = json_loads(vals[1], 0, NULL);
     es__parse_i64(&e->version, vals[2]);
+    e->read = e->version;
     e->found = 1;
     return 0;
 }
 
-/* Reads the documents of every key in m: one query, the keys bound as one
- * JSON array (json_each on SQLite, jsonb_array_elements_text on
- * PostgreSQL), so that the statement has one parameter whatever the
- * batch's size. */
-static int read_docs(es__target *t, const es__keyed *k, kmap *m)
+/* s as a JSON string. */
+static void json_str(es__buf *b, const char *s)
 {
-    json_t *keys = json_array();
-    char *text = NULL;
-    int rc;
-    for (size_t i = 0; keys && i < m->n; i++)
-        if (json_array_append_new(keys, json_string(m->order[i]->key)) != 0) {
-            json_decref(keys);
-            keys = NULL;
-        }
-    if (keys == NULL || (text = es__json_text(keys)) == NULL) {
-        json_decref(keys);
-        return es__fail(&t->h, ES_ENOMEM, "out of memory");
+    const char *run = s;
+    es__buf_adds(b, "\"");
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch >= 0x20 && ch != '"' && ch != '\\')
+            continue;
+        es__buf_add(b, run, (size_t)(s - run));
+        es__buf_printf(b, "\\u%04x", ch);
+        run = s + 1;
     }
-    json_decref(keys);
-    {
-        es_sql_value q[] = {ES_SQL_STR(text)};
+    es__buf_add(b, run, (size_t)(s - run));
+    es__buf_adds(b, "\"");
+}
+
+/* Reads the documents of the unread keys of use[0..n): one query, the
+ * keys bound as one JSON array (json_each on SQLite,
+ * jsonb_array_elements_text on PostgreSQL), so that the statement has one
+ * parameter whatever the batch's size. Inside the batch's transaction; on
+ * SQLite it began with BEGIN IMMEDIATE (the write lock), so no other
+ * writer can change a row between this read and write_docs; on
+ * PostgreSQL (READ COMMITTED) one can, and the compare-and-set of
+ * write_docs finds it. */
+static int read_docs(es__target *t, const es__keyed *k, es__map *m,
+                     entry *const *use, size_t n)
+{
+    es__buf b = {NULL, 0, 0, 0};
+    size_t nread = 0;
+    int rc = 0;
+    es__buf_adds(&b, "[");
+    for (size_t i = 0; i < n; i++) {
+        if (!use[i]->unread)
+            continue;
+        if (nread++)
+            es__buf_adds(&b, ",");
+        json_str(&b, use[i]->key);
+    }
+    es__buf_adds(&b, "]");
+    if (b.oom)
+        rc = es__fail(&t->h, ES_ENOMEM, "out of memory");
+    else if (nread > 0) {
+        es_sql_value q[] = {ES_SQL_STR(b.data)};
         rc = es__target_query(t, strcmp(t->backend->name, "postgresql") == 0
                                      ? k->read_pg_sql : k->read_sq_sql,
                               q, 1, get_many, m);
     }
-    es__free(text);
+    es__buf_free(&b);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        use[i]->unread = 0;
     return rc;
 }
 
@@ -966,82 +1089,149 @@ static void copy_field(es__buf *b, const char *s)
     es__buf_add(b, run, (size_t)(s - run));
 }
 
-/* Writes the dirty entries of m back. */
-static int write_docs(es__target *t, const es__keyed *k, kmap *m)
+/*
+ * Writes the dirty entries of m back, each a compare-and-set on the
+ * version read: an update only where the row still has that version, an
+ * insert only where there is still no row, a delete only of that version.
+ * PostgreSQL: COPY into the staging table (with the version read as
+ * "expected", NULL for a key that had no row), one UPDATE .. FROM and one
+ * INSERT .. ON CONFLICT DO NOTHING. Under READ COMMITTED an update that
+ * finds the row locked by another worker's transaction waits for it and
+ * then checks the version again on the row that committed, so a lost
+ * update shows as fewer rows changed than written: ES_ECONFLICT, and the
+ * worker rolls the batch back and redoes it from a fresh read.
+ */
+static int write_docs(es__target *t, const es__keyed *k, entry *const *use,
+                      size_t n)
 {
     es__buf b = {NULL, 0, 0, 0};
     int use_copy = t->backend->copy_in != NULL, rc = 0;
-    size_t ncopy = 0;
+    size_t ncopy = 0, nfound = 0, want = 0;
+    int64_t done = 0;
 
-    for (size_t i = 0; i < m->n && rc == 0; i++) {
-        entry *e = m->order[i];
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        entry *e = use[i];
+        int64_t changes = -1;
         char *text;
         if (!e->dirty)
             continue;
         if (e->doc == NULL) { /* deleted */
-            es_sql_value q[] = {ES_SQL_STR(e->key)};
-            if (e->found)
-                rc = es__target_exec(t, k->delete_sql, q, 1, NULL, -1);
+            es_sql_value q[] = {ES_SQL_STR(e->key), ES_SQL_I64(e->read)};
+            if (!e->found)
+                continue;
+            if ((rc = es__target_exec(t, k->delete_sql, q, 2, &changes, -1)) == 0) {
+                want++;
+                done += changes;
+            }
             continue;
         }
         if ((text = es__json_text(e->doc)) == NULL) {
             rc = es__fail(&t->h, ES_ENOMEM, "out of memory");
             break;
         }
+        want++;
         if (use_copy) {
             copy_field(&b, e->key);
             es__buf_adds(&b, "\t");
             copy_field(&b, text);
-            es__buf_printf(&b, "\t%lld\n", (long long)e->version);
+            if (e->found) {
+                es__buf_printf(&b, "\t%lld\t%lld\n", (long long)e->version,
+                               (long long)e->read);
+                nfound++;
+            } else
+                es__buf_printf(&b, "\t%lld\t\\N\n", (long long)e->version);
             ncopy++;
         } else {
             es_sql_value q[] = {ES_SQL_STR(e->key), ES_SQL_STR(text),
-                                ES_SQL_I64(e->version)};
-            rc = es__target_exec(t, k->upsert_sql, q, 3, NULL, -1);
+                                ES_SQL_I64(e->version), ES_SQL_I64(e->read)};
+            if ((rc = es__target_exec(t, e->found ? k->update_sql : k->insert_sql,
+                                      q, e->found ? 4 : 3, &changes, -1)) == 0)
+                done += changes;
         }
         es__free(text);
     }
     if (rc == 0 && b.oom)
         rc = es__fail(&t->h, ES_ENOMEM, "out of memory");
     if (rc == 0 && ncopy > 0) {
+        /* Each merge only when it has rows (a fresh table has no updates,
+         * a warm one few inserts). */
+        int64_t updated = 0, inserted = 0;
         if ((rc = es__target_exec0(t, k->stage_sql)) == 0 &&
             (rc = t->backend->copy_in(t, t->self, k->copy_sql, b.data,
-                                      b.len)) == 0)
-            rc = es__target_exec0(t, k->merge_sql);
+                                      b.len)) == 0 &&
+            (nfound == 0 ||
+             (rc = es__target_exec(t, k->merge_update_sql, NULL, 0, &updated,
+                                   -1)) == 0) &&
+            (nfound == ncopy ||
+             (rc = es__target_exec(t, k->merge_insert_sql, NULL, 0, &inserted,
+                                   -1)) == 0))
+            done += updated + inserted;
     }
     es__buf_free(&b);
+    if (rc == 0 && done != (int64_t)want)
+        rc = es__fail(&t->h, ES_ECONFLICT, "keyed fold %s: %lld of %zu "
+                      "documents were changed by another worker after this "
+                      "one read them", k->table,
+                      (long long)((int64_t)want - done), want);
+    /* The entries now hold what the table will hold once the batch
+     * commits (a batch that does not resets the cache). */
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        entry *e = use[i];
+        if (!e->dirty)
+            continue;
+        e->dirty = 0;
+        e->found = e->doc != NULL;
+        e->read = e->version;
+    }
     return rc;
 }
 
-int es__keyed_apply(es__target *t, const es__keyed *k, const es_event *const *evs,
-                    size_t n)
+void es__keyed_begin(es__keyed_cache *c)
 {
-    kmap m = {NULL, 0, 0, NULL};
+    c->batch++;
+    c->npend = 0;
+}
+
+int es__keyed_fold(es__target *t, const es__keyed *k, es__keyed_cache *c,
+                   const es_event *const *evs, size_t n)
+{
     char key[ES_STREAM_ID_MAX + 64], msg[512];
     entry **at = NULL;
+    size_t first = c->npend; /* this call's new entries start there */
     int rc = 0;
 
     if (n == 0)
         return 0;
-    for (m.cap = 16; m.cap < 2 * n; m.cap *= 2)
-        ;
-    if ((m.v = es__calloc(m.cap, sizeof *m.v)) == NULL ||
-        (m.order = es__calloc(n, sizeof *m.order)) == NULL ||
-        (at = es__calloc(n, sizeof *at)) == NULL) {
+    if ((at = es__calloc(n, sizeof *at)) == NULL ||
+        (c->npend + n > c->cappend &&
+         es__grow((void **)&c->pend, c->cappend * sizeof *c->pend,
+                  (c->npend + n) * sizeof *c->pend) != 0)) {
         rc = es__fail(&t->h, ES_ENOMEM, "out of memory");
         goto done;
     }
+    if (c->npend + n > c->cappend)
+        c->cappend = c->npend + n;
     for (size_t i = 0; i < n; i++) {
+        entry *e;
         if (event_key(key, sizeof key, k, evs[i], msg, sizeof msg) != 0) {
             rc = es__fail(&t->h, ES_EUSER, "%s", msg);
             goto done;
         }
-        if ((at[i] = kmap_find(&m, key, 1)) == NULL) {
-            rc = es__fail(&t->h, ES_ENOMEM, "out of memory");
-            goto done;
+        if ((e = es__map_get(&c->map, key)) == NULL) {
+            if ((e = es__map_add_entry(&c->map, key, sizeof *e,
+                                       offsetof(entry, key))) == NULL) {
+                rc = es__fail(&t->h, ES_ENOMEM, "out of memory");
+                goto done;
+            }
+            e->unread = 1;
         }
+        if (e->batch != c->batch) {
+            e->batch = c->batch;
+            c->pend[c->npend++] = e;
+        }
+        at[i] = e;
     }
-    if ((rc = read_docs(t, k, &m)) != 0)
+    if ((rc = read_docs(t, k, &c->map, c->pend + first, c->npend - first)) != 0)
         goto done;
     for (size_t i = 0; i < n; i++) {
         entry *e = at[i];
@@ -1072,9 +1262,39 @@ int es__keyed_apply(es__target *t, const es__keyed *k, const es_event *const *ev
             e->version = 0;
         }
     }
-    rc = write_docs(t, k, &m);
 done:
-    kmap_free(&m);
+    if (rc != 0)
+        es__keyed_cache_reset(c); /* entries were changed in place */
     es__free(at);
+    return rc;
+}
+
+int es__keyed_write(es__target *t, const es__keyed *k, es__keyed_cache *c)
+{
+    int rc = write_docs(t, k, c->pend, c->npend);
+    if (rc != 0)
+        es__keyed_cache_reset(c);
+    else
+        cache_trim(c);
+    c->npend = 0;
+    return rc;
+}
+
+int es__keyed_apply(es__target *t, const es__keyed *k, es__keyed_cache *cache,
+                    const es_event *const *evs, size_t n)
+{
+    es__keyed_cache *own = NULL;
+    int rc;
+
+    if (n == 0)
+        return 0;
+    if (cache == NULL && (rc = es__keyed_cache_new(&own, k, 0)) != 0)
+        return es__fail(&t->h, rc, "out of memory");
+    if (cache == NULL)
+        cache = own;
+    es__keyed_begin(cache);
+    if ((rc = es__keyed_fold(t, k, cache, evs, n)) == 0)
+        rc = es__keyed_write(t, k, cache);
+    es__keyed_cache_free(own);
     return rc;
 }

@@ -157,13 +157,45 @@ const es_projection_handler *es__keyed_handlers(const es__keyed *k);
 const char *const *es__keyed_setup(const es__keyed *k);
 /* The keyed fold of p, or NULL when p is not one. */
 const es__keyed *es__keyed_of(const es_projection *p);
+/*
+ * The documents a worker keeps across its batches, so that a batch reads
+ * only the keys it does not hold (projections/keyed.c tells why that is
+ * safe). At most ES__KEYED_CACHE_MAX documents stay between batches (a
+ * fold with a "delete" operation keeps none); those the last batch did
+ * not use are evicted first. One per worker; not thread-safe.
+ */
+#define ES__KEYED_CACHE_MAX 100000
+typedef struct es__keyed_cache es__keyed_cache;
+/* Keeps at most max documents between batches (the worker:
+ * ES__KEYED_CACHE_MAX). 0 or ES_ENOMEM. */
+int es__keyed_cache_new(es__keyed_cache **out, const es__keyed *k, size_t max);
+/* Forgets every document: after a batch that did not commit, or whose
+ * documents were written by another path (the careful one). */
+void es__keyed_cache_reset(es__keyed_cache *c);
+void es__keyed_cache_free(es__keyed_cache *c); /* accepts NULL */
+size_t es__keyed_cache_size(const es__keyed_cache *c);
 /* Folds evs[0..n) (all with a handler, none blocked) into their keys'
- * documents with one read and one write-back, inside the batch's
- * transaction. Returns 0; ES_EUSER when an event does not fold (the worker
- * then redoes the batch event by event); ES_EIO / ES_ENOMEM (t's message
- * is set). */
-int es__keyed_apply(es__target *t, const es__keyed *k, const es_event *const *evs,
-                    size_t n);
+ * documents with one read (of the keys cache does not hold; cache may be
+ * NULL) and one write-back, inside the batch's transaction. The cache's
+ * entries change in place: reset it unless the batch commits. Returns 0; ES_EUSER when an event does not fold (the worker
+ * then redoes the batch event by event); ES_ECONFLICT when another
+ * worker changed one of the documents after this batch read it (the write
+ * is a compare-and-set on the version column: the worker rolls back and
+ * redoes the batch); ES_EIO / ES_ENOMEM (t's message is set). */
+int es__keyed_apply(es__target *t, const es__keyed *k, es__keyed_cache *cache,
+                    const es_event *const *evs, size_t n);
+/* es__keyed_apply in steps, for a batch read in chunks (the worker's
+ * keyed path): begin, fold each chunk (its events may be freed after),
+ * then write every document the batch changed. Same return codes; a
+ * failure resets the cache. */
+void es__keyed_begin(es__keyed_cache *c);
+int es__keyed_fold(es__target *t, const es__keyed *k, es__keyed_cache *c,
+                   const es_event *const *evs, size_t n);
+int es__keyed_write(es__target *t, const es__keyed *k, es__keyed_cache *c);
+/* The chunks of batch_size events a keyed fold's transaction folds at
+ * most (the worker's keyed path), and its default batch_size. */
+#define ES__KEYED_TXN_CHUNKS 16
+#define ES__KEYED_BATCH_DEFAULT 10000
 
 /* ---- Names -------------------------------------------------------------- */
 

@@ -20,6 +20,7 @@
  * rolled back and done again "carefully": a savepoint per event, so that a
  * failing event is retried and then dead-lettered alone.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,11 @@ static const char ckpt_init_sql[] =
 static const char ckpt_get_sql[] =
     "SELECT next_offset FROM " P "checkpoints"
     " WHERE projection = $1 AND agg_type = $2 AND partition_no = $3";
+/* PostgreSQL: a keyed fold's batch locks its checkpoint row first. */
+static const char ckpt_lock_sql[] =
+    "SELECT next_offset FROM " P "checkpoints"
+    " WHERE projection = $1 AND agg_type = $2 AND partition_no = $3"
+    " FOR UPDATE";
 static const char resume_sql[] =
     "INSERT INTO " P "resume (projection, agg_type, partition_no, stream_id,"
     " version, commit_id, commit_size, commit_index)"
@@ -122,6 +128,15 @@ typedef struct part {
     int64_t next;         /* the checkpoint as this worker knows it */
 } part;
 
+/* The memory of a batch's events (es__event_copy_flat): blocks reused
+ * from one batch to the next, so that collecting an event is one bump of
+ * a pointer and a copy, not an allocation per string. */
+typedef struct arena_block {
+    struct arena_block *next;
+    size_t used, cap;
+    _Alignas(max_align_t) unsigned char data[];
+} arena_block;
+
 /* Streams with dead letters in the partition being applied. */
 typedef struct strset {
     char **v;
@@ -137,13 +152,15 @@ struct es_projection_worker {
     char worker_id[160];
     part *parts;
     size_t nparts;
-    es_event **batch;
+    es_event **batch;    /* in the arena */
     size_t nbatch, capbatch;
+    arena_block *arena, *cur;
     strset blocked;
     es_sql sql;
     int64_t batches;
     int64_t last_beat_us;
     es__assign *assign; /* which partitions it owns (projections/assign.c) */
+    es__keyed_cache *kcache; /* a keyed fold's documents across batches */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -193,8 +210,41 @@ static void strset_clear(strset *s)
 static void clear_batch(es_projection_worker *w)
 {
     for (size_t i = 0; i < w->nbatch; i++)
-        es_event_free(w->batch[i]);
+        es__event_flat_release(w->batch[i]);
     w->nbatch = 0;
+    for (arena_block *b = w->arena; b; b = b->next)
+        b->used = 0;
+    w->cur = w->arena;
+}
+
+#define ARENA_BLOCK (256 * 1024)
+
+/* n bytes for an event of the batch, or NULL. */
+static void *arena_alloc(es_projection_worker *w, size_t n)
+{
+    const size_t align = _Alignof(max_align_t);
+    arena_block *b;
+    void *p;
+    n = (n + align - 1) / align * align;
+    while (w->cur && w->cur->cap - w->cur->used < n && w->cur->next)
+        w->cur = w->cur->next;
+    if (w->cur == NULL || w->cur->cap - w->cur->used < n) {
+        size_t cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
+        if ((b = es__malloc(sizeof *b + cap)) == NULL)
+            return NULL;
+        b->used = 0;
+        b->cap = cap;
+        /* after cur: the blocks before it are full, those after it free */
+        b->next = w->cur ? w->cur->next : NULL;
+        if (w->cur)
+            w->cur->next = b;
+        else
+            w->arena = b;
+        w->cur = b;
+    }
+    p = w->cur->data + w->cur->used;
+    w->cur->used += n;
+    return p;
 }
 
 /* The target's message, copied onto the worker. */
@@ -422,8 +472,8 @@ int es_projection_worker_open(es_projection_worker **out, es_log *log,
         memcpy(&w->o, opts, opts->version == 1
                                 ? offsetof(es_projection_worker_options, share)
                                 : sizeof w->o);
-    if (w->o.batch_size == 0)
-        w->o.batch_size = 1000;
+    if (w->o.batch_size == 0) /* a keyed fold holds a chunk at a time */
+        w->o.batch_size = es__keyed_of(proj) ? ES__KEYED_BATCH_DEFAULT : 1000;
     if (w->o.max_attempts <= 0)
         w->o.max_attempts = 3;
     if (w->o.backoff_ms == 0)
@@ -466,6 +516,10 @@ int es_projection_worker_open(es_projection_worker **out, es_log *log,
         }
     }
     w->nparts = nparts;
+    if (es__keyed_of(proj) &&
+        es__keyed_cache_new(&w->kcache, es__keyed_of(proj),
+                            ES__KEYED_CACHE_MAX) != 0)
+        return es__fail(&w->h, ES_ENOMEM, "out of memory");
     if ((rc = setup(w)) != 0)
         return rc;
     if ((rc = es__assign_open(&w->assign, &w->h, log, w->t, proj, w->worker_id,
@@ -481,8 +535,14 @@ void es_projection_worker_close(es_projection_worker *w)
     if (w->t && w->t->self && w->proj && w->proj->name)
         (void)heartbeat(w, "stopped", 1);
     es__assign_close(w->assign);
+    es__keyed_cache_free(w->kcache);
     clear_batch(w);
     es__free(w->batch);
+    while (w->arena) {
+        arena_block *next = w->arena->next;
+        es__free(w->arena);
+        w->arena = next;
+    }
     strset_clear(&w->blocked);
     es__free(w->blocked.v);
     es__free(w->parts);
@@ -502,9 +562,12 @@ static int collect(const es_event *ev, void *ud)
             return 1;
         w->capbatch = cap;
     }
-    if (es_event_copy(&w->batch[w->nbatch], ev) != 0)
-        return 1;
-    w->nbatch++;
+    {
+        void *mem = arena_alloc(w, es__event_flat_size(ev));
+        if (mem == NULL)
+            return 1;
+        w->batch[w->nbatch++] = es__event_copy_flat(mem, ev);
+    }
     return 0;
 }
 
@@ -794,13 +857,69 @@ static int write_resume(es_projection_worker *w, const part *pt)
     return rc;
 }
 
+/* An event of a stream that has a dead letter: parked behind it
+ * (bookkeeping, no handler runs, so no savepoint). */
+static int park(es_projection_worker *w, const es_event *ev,
+                es_projection_step *mine)
+{
+    int rc = dead_letter(w, ev, "waiting", 0, "waiting behind an earlier "
+                         "dead letter of its stream");
+    if (rc == 0)
+        mine->dead_lettered++;
+    return rc;
+}
+
+/* Another worker moved pt's checkpoint: the batch rolls back. */
+static int lost_checkpoint(es_projection_worker *w, part *pt)
+{
+    int64_t was = pt->next;
+    int rc;
+    es__target_rollback(w->t);
+    if ((rc = read_checkpoint(w, pt)) != 0)
+        return rc;
+    return es__fail(&w->h, ES_ECONFLICT, "projection %s: %s partition %d: "
+                    "the checkpoint moved from %lld to %lld under this "
+                    "worker (another worker applied it): batch rolled back",
+                    w->proj->name, pt->agg_type, (int)pt->partition,
+                    (long long)was, (long long)pt->next);
+}
+
+/* The end of a batch whose checkpoint update changed cas_changes rows:
+ * the commit, and its counts (mine) into st. 0, or a code (rolled back). */
+static int finish_batch(es_projection_worker *w, part *pt, int64_t cas_changes,
+                        int64_t next_after, es_projection_step *st,
+                        const es_projection_step *mine)
+{
+    int rc;
+    if (cas_changes != 1)
+        return lost_checkpoint(w, pt);
+    if ((rc = es__target_commit(w->t)) != 0) {
+        target_fail(w, rc, "committing a batch");
+        es__target_rollback(w->t);
+        (void)read_checkpoint(w, pt); /* did it commit? the target knows */
+        return rc;
+    }
+    pt->next = next_after;
+    w->batches++;
+    st->applied += mine->applied;
+    st->skipped += mine->skipped;
+    st->dead_lettered += mine->dead_lettered;
+    st->retried += mine->retried;
+    st->batches += 1;
+    return 0;
+}
+
 #define REDO_CAREFULLY 1
+#define REDO_KEYED 2 /* a keyed fold's compare-and-set missed: read again */
+#define KEYED_TRIES 20
 
 /*
  * The transaction of one batch (w->batch, read from pt->next up to
  * next_after). careful: a savepoint per event. Returns 0 (committed),
- * REDO_CAREFULLY (rolled back: a handler failed on the fast path), or a
- * negative code (rolled back; message set).
+ * REDO_CAREFULLY (rolled back: a handler failed on the fast path),
+ * REDO_KEYED (rolled back: another worker wrote a document of a keyed
+ * fold after this one read it; not a lost checkpoint), or a negative code
+ * (rolled back; message set).
  */
 static int apply_batch(es_projection_worker *w, part *pt, int64_t next_after,
                        int careful, es_projection_step *st)
@@ -837,11 +956,8 @@ static int apply_batch(es_projection_worker *w, part *pt, int64_t next_after,
             continue;
         }
         if (strset_has(&w->blocked, ev->stream_id)) {
-            /* Parked: bookkeeping, no handler runs, so no savepoint. */
-            if ((rc = dead_letter(w, ev, "waiting", 0, "waiting behind an "
-                                  "earlier dead letter of its stream")) != 0)
+            if ((rc = park(w, ev, &mine)) != 0)
                 goto fail;
-            mine.dead_lettered++;
             continue;
         }
         if (careful) {
@@ -864,11 +980,20 @@ static int apply_batch(es_projection_worker *w, part *pt, int64_t next_after,
         if (fn(&w->sql, ev, w->proj->user_data) != 0 || w->sql.failed)
             goto redo;
     }
-    if (keyed && (rc = es__keyed_apply(w->t, keyed, kevs, nkevs)) != 0) {
+    if (keyed && (rc = es__keyed_apply(w->t, keyed, w->kcache, kevs, nkevs)) != 0) {
         if (rc == ES_EUSER)
             goto redo;
-        target_fail(w, rc, "folding a batch");
-        goto fail;
+        if (rc == ES_ECONFLICT && cas_changes == 1) {
+            es__free(kevs);
+            es__target_rollback(w->t);
+            target_fail(w, rc, "folding a batch");
+            return REDO_KEYED;
+        }
+        if (rc != ES_ECONFLICT) {
+            target_fail(w, rc, "folding a batch");
+            goto fail;
+        }
+        /* and the checkpoint moved too: that is reported below */
     }
     es__free(kevs);
     kevs = NULL;
@@ -880,32 +1005,7 @@ static int apply_batch(es_projection_worker *w, part *pt, int64_t next_after,
         target_fail(w, rc, "applying a batch");
         goto fail;
     }
-    if (cas_changes != 1) {
-        int64_t was = pt->next;
-        es__target_rollback(w->t);
-        if ((rc = read_checkpoint(w, pt)) != 0)
-            return rc;
-        return es__fail(&w->h, ES_ECONFLICT, "projection %s: %s partition %d: "
-                        "the checkpoint moved from %lld to %lld under this "
-                        "worker (another worker applied it): batch rolled back",
-                        w->proj->name, pt->agg_type, (int)pt->partition,
-                        (long long)was, (long long)pt->next);
-    }
-    if ((rc = es__target_commit(w->t)) != 0) {
-        target_fail(w, rc, "committing a batch");
-        es__target_rollback(w->t);
-        (void)read_checkpoint(w, pt); /* did it commit? the target knows */
-        return rc;
-    }
-    pt->next = next_after;
-    w->batches++;
-    mine.batches = 1;
-    st->applied += mine.applied;
-    st->skipped += mine.skipped;
-    st->dead_lettered += mine.dead_lettered;
-    st->retried += mine.retried;
-    st->batches += mine.batches;
-    return 0;
+    return finish_batch(w, pt, cas_changes, next_after, st, &mine);
 redo:
     es__free(kevs);
     es__target_rollback(w->t);
@@ -913,6 +1013,152 @@ redo:
 fail:
     es__free(kevs);
     es__target_rollback(w->t);
+    return rc;
+}
+
+/* apply_batch, and the keyed fold's cache kept only when the fast path
+ * committed (it holds what committed, and nothing else wrote those keys). */
+static int apply_batch_keyed(es_projection_worker *w, part *pt,
+                             int64_t next_after, int careful,
+                             es_projection_step *st)
+{
+    int rc = apply_batch(w, pt, next_after, careful, st);
+    if (rc != 0 || careful)
+        es__keyed_cache_reset(w->kcache);
+    return rc;
+}
+
+/* The next events of pt into w->batch: at most batch_size, from *next
+ * (moved past what was read, rejected records included). */
+static int read_chunk(es_projection_worker *w, const part *pt, int64_t *next)
+{
+    seed_ctx sc = {w, pt, 0, {0, NULL, 0, 0}, ""};
+    int rc;
+    clear_batch(w);
+    rc = es__proj_source_read(w->log, next, pt->agg_type, pt->partition, *next,
+                              w->o.batch_size, seed, &sc, collect, w);
+    if (rc == ES_EUSER)
+        return es__fail(&w->h, ES_ENOMEM, "out of memory");
+    if (rc != 0)
+        return es__fail(&w->h, rc, "projection %s: reading %s partition %d: %s",
+                        w->proj->name, pt->agg_type, (int)pt->partition,
+                        es_errmsg(w->log));
+    return 0;
+}
+
+/*
+ * A keyed fold's batch (its fast path when the partition has no pending
+ * dead letters): the events are read in chunks of batch_size, each folded
+ * into the worker's documents and freed, up to the partition's head or
+ * ES__KEYED_TXN_CHUNKS chunks; then every document the batch changed is
+ * written once and the checkpoint moves, in one transaction. A key is
+ * written once per transaction, so a long one writes less, and memory
+ * holds a chunk of events and the documents, not the batch. The checkpoint
+ * row is locked first (PostgreSQL: FOR UPDATE; SQLite: BEGIN IMMEDIATE
+ * took the write lock), as apply_batch and a rebuild's swap take it, since
+ * its new value is known only at the end. Returns 0, REDO_CAREFULLY (an
+ * event does not fold: the caller goes the ordinary way, which redoes the
+ * batch event by event), REDO_KEYED, or a negative code; *idle as
+ * step_partition.
+ */
+static int keyed_stream(es_projection_worker *w, part *pt, es_projection_step *st,
+                        int *idle)
+{
+    const es__keyed *keyed = es__keyed_of(w->proj);
+    es_projection_step mine = {0, 0, 0, 0, 0, 0};
+    const es_event **kevs = NULL;
+    int64_t next_after = pt->next, from, cas_changes = -1;
+    int chunks = 0;
+    int pg = strcmp(w->t->backend->name, "postgresql") == 0, rc;
+    es_sql_value q[] = {ES_SQL_STR(w->proj->name), ES_SQL_STR(pt->agg_type),
+                        ES_SQL_I64(pt->partition)};
+    es__i64_row r = {0, 0};
+
+    if ((rc = read_chunk(w, pt, &next_after)) != 0)
+        return rc;
+    if (w->nbatch == 0 && next_after == pt->next) {
+        *idle = 1;
+        return 0;
+    }
+    if ((kevs = es__malloc((w->o.batch_size + 1) * sizeof *kevs)) == NULL) {
+        rc = es__fail(&w->h, ES_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = es__target_begin(w->t)) != 0) {
+        rc = target_fail(w, rc, "beginning a batch");
+        goto out;
+    }
+    if ((rc = apply_dead_letters(w, pt, &mine)) != 0)
+        goto fail;
+    if ((rc = es__target_query(w->t, pg ? ckpt_lock_sql : ckpt_get_sql, q, 3,
+                               es__target_i64_row, &r)) != 0) {
+        target_fail(w, rc, "locking the checkpoint");
+        goto fail;
+    }
+    if (!r.found || r.v != pt->next) {
+        rc = lost_checkpoint(w, pt);
+        goto out;
+    }
+    es__keyed_begin(w->kcache);
+    for (;;) {
+        size_t n = 0;
+        for (size_t i = 0; i < w->nbatch; i++) {
+            const es_event *ev = w->batch[i];
+            if (find_handler(w->proj, ev->type) == NULL) {
+                mine.skipped++;
+            } else if (strset_has(&w->blocked, ev->stream_id)) {
+                if ((rc = park(w, ev, &mine)) != 0)
+                    goto fail;
+            } else {
+                kevs[n++] = ev;
+                mine.applied++;
+            }
+        }
+        if ((rc = es__keyed_fold(w->t, keyed, w->kcache, kevs, n)) != 0) {
+            if (rc == ES_EUSER) {
+                es__target_rollback(w->t);
+                rc = REDO_CAREFULLY;
+                goto out;
+            }
+            target_fail(w, rc, "folding a batch");
+            goto fail;
+        }
+        if ((rc = write_resume(w, pt)) != 0)
+            goto fail;
+        if (++chunks >= ES__KEYED_TXN_CHUNKS)
+            break;
+        from = next_after;
+        if ((rc = read_chunk(w, pt, &next_after)) != 0)
+            goto fail;
+        if (w->nbatch == 0 && next_after == from)
+            break;
+    }
+    if ((rc = es__keyed_write(w->t, keyed, w->kcache)) != 0) {
+        target_fail(w, rc, "folding a batch");
+        if (rc != ES_ECONFLICT)
+            goto fail;
+        es__target_rollback(w->t);
+        rc = REDO_KEYED;
+        goto out;
+    }
+    {
+        es_sql_value cas[] = {ES_SQL_STR(w->proj->name), ES_SQL_STR(pt->agg_type),
+                              ES_SQL_I64(pt->partition), ES_SQL_I64(next_after),
+                              ES_SQL_I64(es_time_now_us()), ES_SQL_I64(pt->next)};
+        if ((rc = es__target_exec(w->t, cas_sql, cas, 6, &cas_changes, -1)) != 0) {
+            target_fail(w, rc, "moving the checkpoint");
+            goto fail;
+        }
+    }
+    rc = finish_batch(w, pt, cas_changes, next_after, st, &mine);
+    goto out;
+fail:
+    es__target_rollback(w->t);
+out:
+    if (rc != 0)
+        es__keyed_cache_reset(w->kcache);
+    es__free(kevs);
+    clear_batch(w);
     return rc;
 }
 
@@ -933,20 +1179,22 @@ static int pending_dead_letters(es_projection_worker *w, const part *pt,
 static int step_partition(es_projection_worker *w, part *pt,
                           es_projection_step *st, int *idle)
 {
-    seed_ctx sc = {w, pt, 0, {0, NULL, 0, 0}, ""};
     int64_t next_after = pt->next, pending = 0;
     int rc;
 
     *idle = 0;
-    clear_batch(w);
-    rc = es__proj_source_read(w->log, &next_after, pt->agg_type, pt->partition,
-                              pt->next, w->o.batch_size, seed, &sc, collect, w);
-    if (rc == ES_EUSER)
-        rc = es__fail(&w->h, ES_ENOMEM, "out of memory");
-    else if (rc != 0)
-        rc = es__fail(&w->h, rc, "projection %s: reading %s partition %d: %s",
-                      w->proj->name, pt->agg_type, (int)pt->partition,
-                      es_errmsg(w->log));
+    if (w->kcache) { /* a keyed fold: its own batches when it can */
+        if ((rc = pending_dead_letters(w, pt, &pending)) != 0)
+            return rc;
+        if (pending == 0) {
+            rc = keyed_stream(w, pt, st, idle);
+            for (int i = 0; rc == REDO_KEYED && i < KEYED_TRIES; i++)
+                rc = keyed_stream(w, pt, st, idle);
+            if (rc != REDO_CAREFULLY && rc != REDO_KEYED)
+                return rc;
+        }
+    }
+    rc = read_chunk(w, pt, &next_after);
     if (rc == 0)
         rc = pending_dead_letters(w, pt, &pending);
     /* Rejected records alone still move the checkpoint past them. */
@@ -955,9 +1203,15 @@ static int step_partition(es_projection_worker *w, part *pt,
         return 0;
     }
     if (rc == 0) {
-        rc = apply_batch(w, pt, next_after, pending > 0, st);
+        rc = apply_batch_keyed(w, pt, next_after, pending > 0, st);
+        /* Another worker folded into the same keys (a keyed fold whose key
+         * is not the stream): the batch is redone from a fresh read. */
+        for (int i = 0; rc == REDO_KEYED && i < KEYED_TRIES; i++)
+            rc = apply_batch_keyed(w, pt, next_after, pending > 0, st);
+        if (rc == REDO_KEYED) /* the careful path retries key by key */
+            rc = REDO_CAREFULLY;
         if (rc == REDO_CAREFULLY)
-            rc = apply_batch(w, pt, next_after, 1, st);
+            rc = apply_batch_keyed(w, pt, next_after, 1, st);
         if (rc == REDO_CAREFULLY) /* cannot happen: careful never redoes */
             rc = es__fail(&w->h, ES_EIO, "projection %s: a batch failed twice",
                           w->proj->name);

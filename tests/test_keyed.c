@@ -22,6 +22,7 @@
 #include "esfold/cli.h"
 #include "esfold/rebuild.h"
 #include "harness.h"
+#include "projections/target_backend.h" /* the document cache, below the worker */
 #include "pg_harness.h"
 #include "target_harness.h"
 #include "esfold/projection.h"
@@ -362,6 +363,36 @@ static json_t *target_docs(const char *path_or_url, int pg, const char *table)
     return out;
 }
 
+/* The first column of the first row of sql, as an integer. */
+static long long target_i64(const char *path_or_url, int pg, const char *sql)
+{
+    long long v = -1;
+    if (pg) {
+        PGconn *c = PQconnectdb(path_or_url);
+        PGresult *res;
+        assert_int_equal(PQstatus(c), CONNECTION_OK);
+        res = PQexec(c, sql);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+            fail_msg("%s: %s", sql, PQerrorMessage(c));
+        v = atoll(PQgetvalue(res, 0, 0));
+        PQclear(res);
+        PQfinish(c);
+    } else {
+        sqlite3 *db;
+        sqlite3_stmt *st;
+        assert_int_equal(sqlite3_open_v2(path_or_url, &db, SQLITE_OPEN_READONLY,
+                                         NULL), SQLITE_OK);
+        sqlite3_busy_timeout(db, 10000);
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK ||
+            sqlite3_step(st) != SQLITE_ROW)
+            fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+        v = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+    }
+    return v;
+}
+
 static void assert_docs(const char *path_or_url, int pg, const char *table,
                         json_t *docs, json_t *counts)
 {
@@ -587,21 +618,23 @@ static void test_bad_event_postgres(void **state)
 
 /* ---- SIGKILLed workers: no double fold ------------------------------------ */
 
-static void crash_child(const char *log_uri, const char *target)
+/* A worker process: runs the owner fold until caught up, then exits 0. */
+static void worker_child(const char *log_uri, const char *target, size_t batch)
 {
     es_log *log = NULL;
     es_projection *p = load(by_owner_json);
     es_projection_worker *w = NULL;
     es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
     int rc;
-    o.batch_size = 20;
+    o.batch_size = batch;
+    o.backoff_ms = -1;
     if (es_log_open(&log, log_uri) != 0)
         _exit(3);
     rc = es_projection_worker_open(&w, log, p, target, &o);
     if (rc == 0)
         rc = es_projection_worker_run(w, NULL, 1, NULL, NULL, NULL);
     if (rc != 0)
-        fprintf(stderr, "crash child: %s\n", es_errmsg(w));
+        fprintf(stderr, "worker child: %s\n", es_errmsg(w));
     es_projection_worker_close(w);
     es_log_close(log);
     _exit(rc == 0 ? 0 : 4);
@@ -627,7 +660,7 @@ static void crash_case(const char *target, const char *path_or_url, int pg)
         for (int i = 0; i < 150; i++)
             append_ev(log, &r, rand() % 20, "Deposited", 1 + rand() % 50);
         if ((kid = fork()) == 0)
-            crash_child(log_uri, target);
+            worker_child(log_uri, target, 20);
         assert_true(kid > 0);
         usleep((useconds_t)(500 + rand() % (pg ? 20000 : 5000)));
         kill(kid, SIGKILL);
@@ -656,6 +689,161 @@ static void test_crash_postgres(void **state)
 {
     (void)state;
     es_test_on_postgres(crash_case, "keyed");
+}
+
+/* ---- two workers folding into the same keys ------------------------------ */
+
+/*
+ * The owner is not the stream: events of one key lie in every partition.
+ * Two worker processes step over the 8 partitions (no sharing: the
+ * checkpoint CAS keeps each batch exactly once), one batch of each per
+ * step. The second starts when the first has committed a batch, so that
+ * one folds partition p while the other folds partition q into the same
+ * owners (started together, the second would only trail the first,
+ * waiting on the same checkpoint row). A worker that read a
+ * document, then wrote it over the other's commit, would lose the other's
+ * events: the documents (and their event counts) would differ from the
+ * reference fold.
+ */
+static void concurrent_case(const char *target, const char *path_or_url, int pg)
+{
+    char log_uri[600];
+    es_projection *p = load(by_owner_json);
+    es_log *log = NULL;
+    static const char ckpt_sql[] = "SELECT COALESCE(SUM(next_offset), 0) FROM "
+                                   "es_proj_checkpoints WHERE projection = "
+                                   "'by_owner'";
+    reference r;
+    pid_t kids[2];
+    long long start;
+
+    snprintf(log_uri, sizeof log_uri, "sqlite:%s.db?partitions=8",
+             es_test_path("concurrent"));
+    assert_int_equal(es_log_open(&log, log_uri), 0);
+    ref_init(&r);
+    fill(log, &r, 40, 200, 5);
+    run(log, p, target, 50); /* the table made, every owner has a row */
+    for (int i = 0; i < 4000; i++)
+        append_ev(log, &r, rand() % 40, rand() % 3 ? "Deposited" : "Withdrawn",
+                  1 + rand() % 100);
+    start = target_i64(path_or_url, pg, ckpt_sql);
+    for (int k = 0; k < 2; k++) {
+        if ((kids[k] = fork()) == 0)
+            worker_child(log_uri, target, 10);
+        assert_true(kids[k] > 0);
+        /* the first has committed a batch (of 10 events or more) */
+        while (k == 0 && target_i64(path_or_url, pg, ckpt_sql) < start + 40 &&
+               waitpid(kids[0], NULL, WNOHANG) == 0)
+            usleep(500);
+    }
+    for (int k = 0; k < 2; k++) {
+        int status;
+        assert_int_equal(waitpid(kids[k], &status, 0), kids[k]);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+    }
+    assert_int_equal(run(log, p, target, 50).applied, 0);
+    assert_docs(path_or_url, pg, "owner_docs", r.owner, r.owner_n);
+    ref_free(&r);
+    es_projection_free(p);
+    es_log_close(log);
+}
+
+static void test_concurrent_sqlite(void **state)
+{
+    (void)state;
+    es_test_on_sqlite(concurrent_case, "concurrent");
+}
+
+static void test_concurrent_postgres(void **state)
+{
+    (void)state;
+    es_test_on_postgres(concurrent_case, "keyed");
+}
+
+/* ---- the document cache --------------------------------------------------- */
+
+/* One batch of Deposited events (acct-K, amount) through es__keyed_apply
+ * in its own transaction; the code es__keyed_apply returned. */
+static int cache_batch(es__target *t, const es__keyed *k, es__keyed_cache *c,
+                       const int *accts, size_t n, json_int_t amount)
+{
+    es_event evs[16];
+    const es_event *ptr[16];
+    char ids[16][32];
+    int rc;
+    assert_true(n <= 16);
+    memset(evs, 0, sizeof evs);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(ids[i], sizeof ids[i], "acct-%d", accts[i]);
+        evs[i].aggregate_type = "account";
+        evs[i].stream_id = ids[i];
+        evs[i].type = "Deposited";
+        evs[i].payload = json_pack("{s:s, s:I}", "owner", "o", "amount", amount);
+        ptr[i] = &evs[i];
+    }
+    assert_int_equal(es__target_begin(t), 0);
+    rc = es__keyed_apply(t, k, c, ptr, n);
+    if (rc == 0)
+        assert_int_equal(es__target_commit(t), 0);
+    else
+        es__target_rollback(t);
+    for (size_t i = 0; i < n; i++)
+        json_decref(evs[i].payload);
+    return rc;
+}
+
+/* The cache keeps at most its cap between batches, evicting what the last
+ * batch did not use; a document changed behind it makes the batch fail
+ * with ES_ECONFLICT and empties it, and the batch done again folds onto
+ * the document as it is now. */
+static void test_cache(void **state)
+{
+    const char *path = es_test_path("cache");
+    char uri[600];
+    es_projection *p = load(by_account_json);
+    const es__keyed *k = es__keyed_of(p);
+    es__keyed_cache *c = NULL;
+    es__target *t = NULL;
+    static const int first[] = {0, 1, 2, 3, 4, 5, 0}, second[] = {6, 7};
+    static const int third[] = {6};
+    sqlite3 *db;
+    json_t *docs;
+    (void)state;
+    snprintf(uri, sizeof uri, "sqlite:%s", path);
+    assert_non_null(k);
+    assert_int_equal(es__target_open(&t, uri), 0);
+    assert_int_equal(es__target_exec0(t, es__keyed_setup(k)[0]), 0);
+    assert_int_equal(es__keyed_cache_new(&c, k, 4), 0);
+    /* every key of a batch stays until the next batch, even past the cap */
+    assert_int_equal(cache_batch(t, k, c, first, 7, 10), 0);
+    assert_int_equal(es__keyed_cache_size(c), 6);
+    /* then what the next batch did not use goes, down to 3/4 of the cap */
+    assert_int_equal(cache_batch(t, k, c, second, 2, 10), 0);
+    assert_int_equal(es__keyed_cache_size(c), 3);
+    /* acct-6 is cached at version 1; another writer moves it on */
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "UPDATE account_docs SET doc = "
+                                      "'{\"balance\": 1000}', version = 2 "
+                                      "WHERE key = 'acct-6'", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(cache_batch(t, k, c, third, 1, 5), ES_ECONFLICT);
+    assert_contains(es_errmsg(t), "changed by another worker");
+    assert_int_equal(es__keyed_cache_size(c), 0);
+    assert_int_equal(cache_batch(t, k, c, third, 1, 5), 0);
+    docs = target_docs(path, 0, "account_docs");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(
+                         json_object_get(docs, "acct-6"), 0), "balance")), 1005);
+    assert_int_equal(json_integer_value(json_array_get(
+                         json_object_get(docs, "acct-6"), 1)), 3);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(
+                         json_object_get(docs, "acct-0"), 0), "balance")), 20);
+    assert_int_equal(json_object_size(docs), 8);
+    json_decref(docs);
+    es__keyed_cache_free(c);
+    es__target_close(t);
+    es_projection_free(p);
 }
 
 /* ---- a stored document that is not JSON stops the worker ------------------ */
@@ -995,6 +1183,9 @@ int main(void)
         cmocka_unit_test(test_bad_event_postgres),
         cmocka_unit_test(test_crash_sqlite),
         cmocka_unit_test(test_crash_postgres),
+        cmocka_unit_test(test_concurrent_sqlite),
+        cmocka_unit_test(test_concurrent_postgres),
+        cmocka_unit_test(test_cache),
         cmocka_unit_test(test_corrupt_document),
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_rebuild_sqlite),

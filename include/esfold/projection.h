@@ -328,7 +328,9 @@ typedef enum es_projection_share {
 
 typedef struct es_projection_worker_options {
     unsigned version;            /* ES_PROJECTION_WORKER_OPTIONS_VERSION */
-    size_t batch_size;           /* events per batch and partition (0: 1000) */
+    size_t batch_size;           /* events per batch and partition (0: 1000;
+                                    a keyed fold: events read at a time,
+                                    0: 10,000, up to 16 reads a batch) */
     int max_attempts;            /* tries of a failing handler (<= 0: 3) */
     int backoff_ms;              /* first wait between tries, doubled
                                     (< 0: none; 0: 10 ms) */
