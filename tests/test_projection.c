@@ -2,7 +2,8 @@
  * tests/test_projection.c - projection workers: exactly once into SQLite
  * and PostgreSQL, across SIGKILLs, with two workers on one partition, dead
  * letters, JSON-file projections, read-your-writes, scale-out (a consumer
- * group on Kafka, the lease elsewhere).
+ * group on Kafka, the lease elsewhere). The crash test runs from the SQLite
+ * and the Kafka log (racing writers, zombie records) into both targets.
  *
  * The handlers are NOT idempotent (balance = balance + amount, an INSERT
  * without ON CONFLICT for AccountOpened), so an event applied twice shows
@@ -242,8 +243,24 @@ static void assert_rows(const char *got, const char *want)
                  "--- want\n%s", got, want);
 }
 
-/* A case run on a fresh SQLite target file and on a fresh PostgreSQL
- * database: fn(target URI, the file or URL to read rows from, is_pg). */
+/* The rows of sql in the target: a SQLite file, or with pg a URL. */
+static char *target_rows(const char *path_or_url, int pg, const char *sql)
+{
+    return pg ? pg_rows(path_or_url, sql) : sqlite_rows(path_or_url, sql);
+}
+
+/* The rows of the target (a SQLite file, or with pg a PostgreSQL URL)
+ * equal the reference fold. */
+static void assert_reference_rows(es_log *log, int accounts,
+                                  const char *path_or_url, int pg)
+{
+    char *want = reference_rows(log, accounts);
+    char *got = target_rows(path_or_url, pg, rows_sql);
+    assert_rows(got, want);
+    free(want);
+    free(got);
+}
+
 
 /* ---- Exactly once, restarts ------------------------------------------- */
 
@@ -268,7 +285,7 @@ static void crash_free_run(const char *target, const char *path_or_url, int pg)
     assert_int_equal(st.batches, 0);
     es_projection_worker_close(w);
     want = reference_rows(log, 25);
-    got = pg ? pg_rows(path_or_url, rows_sql) : sqlite_rows(path_or_url, rows_sql);
+    got = target_rows(path_or_url, pg, rows_sql);
     assert_rows(got, want);
     free(want);
     free(got);
@@ -318,7 +335,7 @@ static void two_workers_case(const char *uri, const char *path_or_url, int pg)
     es_projection_worker_close(a);
     es_projection_worker_close(b);
     want = reference_rows(log, 10);
-    got = pg ? pg_rows(path_or_url, rows_sql) : sqlite_rows(path_or_url, rows_sql);
+    got = target_rows(path_or_url, pg, rows_sql);
     assert_rows(got, want);
     free(want);
     free(got);
@@ -418,8 +435,7 @@ static void crash_test_on(const char *log_uri, const char *target,
                 fail_msg("a worker failed (exit %d)", WEXITSTATUS(status));
         }
         /* Did the workers get anywhere before they were killed? */
-        got = pg ? pg_rows(path_or_url, ckpt_sum_sql)
-                 : sqlite_rows(path_or_url, ckpt_sum_sql);
+        got = target_rows(path_or_url, pg, ckpt_sum_sql);
         moved += before && strcmp(before, got) != 0;
         free(before);
         before = got;
@@ -433,15 +449,16 @@ static void crash_test_on(const char *log_uri, const char *target,
         }
     }
     free(before);
-    print_message("crash test (%.6s log): %d kills of running workers in %d rounds, "
-                  "%d of which moved a checkpoint\n", log_uri, kills, rounds, moved);
+    print_message("crash test (%.6s log into %s): %d kills of running workers in "
+                  "%d rounds, %d of which moved a checkpoint\n", log_uri,
+                  pg ? "PostgreSQL" : "SQLite", kills, rounds, moved);
     assert_true(kills >= 20);
     w = open_worker(log, &balances, target, NULL);
     st = run_caught_up(w);
     assert_int_equal(st.dead_lettered, 0);
     es_projection_worker_close(w);
     want = reference_rows(log, accounts);
-    got = pg ? pg_rows(path_or_url, rows_sql) : sqlite_rows(path_or_url, rows_sql);
+    got = target_rows(path_or_url, pg, rows_sql);
     assert_rows(got, want);
     free(want);
     free(got);
@@ -456,8 +473,7 @@ static void crash_test_on(const char *log_uri, const char *target,
             snprintf(heads + strlen(heads), sizeof heads - strlen(heads),
                      "%d|%lld\n", (int)p, (long long)head);
         }
-        got = pg ? pg_rows(path_or_url, ckpt_rows_sql)
-                 : sqlite_rows(path_or_url, ckpt_rows_sql);
+        got = target_rows(path_or_url, pg, ckpt_rows_sql);
         assert_string_equal(got, heads);
         free(got);
     }
@@ -526,15 +542,11 @@ static int count_stale(const es_event *ev, es_verdict verdict, const char *why,
     return 0;
 }
 
-static void test_crash_kafka_log(void **state)
+static void crash_kafka_case(const char *target, const char *path_or_url, int pg)
 {
     const char *log_uri = es_test_kafka_uri(NULL);
-    const char *path = es_test_path("crashk");
-    char uri[600];
     es_log *log = NULL;
-    (void)state;
 
-    snprintf(uri, sizeof uri, "sqlite:%s", path);
     /* The accounts first (versions 1 and 2 exist before the zombies
      * write a version 2 again). */
     assert_int_equal(es_log_open(&log, log_uri), 0);
@@ -558,14 +570,14 @@ static void test_crash_kafka_log(void **state)
         assert_int_equal(stale, 40);
     }
     es_log_close(log);
-    crash_test_on(log_uri, uri, path, 0, 20, 0, 40, 60000);
+    crash_test_on(log_uri, target, path_or_url, pg, 20, 0, 40, pg ? 80000 : 60000);
 
     /* Rejected records at the end of a partition: the checkpoint still
      * moves past them (a worker does not read them again and again). */
     assert_int_equal(es_log_open(&log, log_uri), 0);
     zombie_deposits(log_uri, log, 40, 20);
     {
-        es_projection_worker *w = open_worker(log, &balances, uri, NULL);
+        es_projection_worker *w = open_worker(log, &balances, target, NULL);
         es_projection_step st = run_caught_up(w);
         int64_t sum = 0, head;
         int32_t count = 0;
@@ -579,11 +591,25 @@ static void test_crash_kafka_log(void **state)
             sum += head;
         }
         snprintf(want, sizeof want, "%lld\n", (long long)sum);
-        got = sqlite_rows(path, ckpt_sum_sql);
+        got = target_rows(path_or_url, pg, ckpt_sum_sql);
         assert_string_equal(got, want);
         free(got);
+        /* And the rows are still the reference fold. */
+        assert_reference_rows(log, 20, path_or_url, pg);
     }
     es_log_close(log);
+}
+
+static void test_crash_kafka_log_sqlite(void **state)
+{
+    (void)state;
+    es_test_on_sqlite(crash_kafka_case, "crashk");
+}
+
+static void test_crash_kafka_log_postgres(void **state)
+{
+    (void)state;
+    es_test_on_postgres(crash_kafka_case, "proj");
 }
 
 /* ---- Dead letters ------------------------------------------------------- */
@@ -669,7 +695,7 @@ static void dead_letter_case(const char *target, const char *path_or_url, int pg
     assert_contains(s.error, "refusing");
     /* The other streams are complete; acct-003 has its opening only. */
     want = reference_rows(log, 8);
-    got = pg ? pg_rows(path_or_url, rows_sql) : sqlite_rows(path_or_url, rows_sql);
+    got = target_rows(path_or_url, pg, rows_sql);
     line = strstr(got, "acct-003|");
     assert_non_null(line);
     assert_true(strncmp(line, "acct-003|O'Brien|0|0\n", 21) == 0);
@@ -696,7 +722,7 @@ static void dead_letter_case(const char *target, const char *path_or_url, int pg
     s = dead_letters(target);
     assert_int_equal(s.failed + s.waiting, 0);
     free(got);
-    got = pg ? pg_rows(path_or_url, rows_sql) : sqlite_rows(path_or_url, rows_sql);
+    got = target_rows(path_or_url, pg, rows_sql);
     assert_rows(got, want);
     /* New events of the stream flow again. */
     append1(log, "acct-003", "Deposited", json_pack("{s:I}", "amount", (json_int_t)5));
@@ -808,7 +834,7 @@ static void refused_in_batch_case(const char *target, const char *path_or_url,
     assert_int_equal(st.applied + st.dead_lettered, 240);
     assert_true(st.dead_lettered >= 1);
     /* Every other stream is right. */
-    got = pg ? pg_rows(path_or_url, rows_sql) : sqlite_rows(path_or_url, rows_sql);
+    got = target_rows(path_or_url, pg, rows_sql);
     line = strstr(got, "acct-005|");
     assert_non_null(line);
     {
@@ -947,11 +973,10 @@ static void json_projection_case(const char *target, const char *path_or_url,
     assert_int_equal(st.applied, 400);
     es_projection_worker_close(w);
     want = reference_rows(log, 12);
-    got = pg ? pg_rows(path_or_url, rows_sql) : sqlite_rows(path_or_url, rows_sql);
+    got = target_rows(path_or_url, pg, rows_sql);
     assert_rows(got, want);
     free(got);
-    got = pg ? pg_rows(path_or_url, "SELECT DISTINCT note FROM balances")
-             : sqlite_rows(path_or_url, "SELECT DISTINCT note FROM balances");
+    got = target_rows(path_or_url, pg, "SELECT DISTINCT note FROM balances");
     assert_string_equal(got, "$stream_id -- not a parameter\n");
     free(got);
     free(want);
@@ -1373,19 +1398,6 @@ static void test_alloc_failures(void **state)
 
 /* ---- Scale-out: the lease, the consumer group ---------------------------- */
 
-/* The rows of the target (a SQLite file, or with pg a PostgreSQL URL)
- * equal the reference fold. */
-static void assert_reference_rows(es_log *log, int accounts,
-                                  const char *path_or_url, int pg)
-{
-    char *want = reference_rows(log, accounts);
-    char *got = pg ? pg_rows(path_or_url, rows_sql)
-                   : sqlite_rows(path_or_url, rows_sql);
-    assert_rows(got, want);
-    free(want);
-    free(got);
-}
-
 /* The lease worker A runs in a child: after a few batches it reports on
  * fd and goes on slowly (each step renews the lease) until it is killed. */
 typedef struct slow_ctl {
@@ -1711,7 +1723,8 @@ int main(void)
         cmocka_unit_test(test_two_workers_fenced_postgres),
         cmocka_unit_test(test_crash_sqlite),
         cmocka_unit_test(test_crash_postgres),
-        cmocka_unit_test(test_crash_kafka_log),
+        cmocka_unit_test(test_crash_kafka_log_sqlite),
+        cmocka_unit_test(test_crash_kafka_log_postgres),
         cmocka_unit_test(test_dead_letters_sqlite),
         cmocka_unit_test(test_dead_letters_postgres),
         cmocka_unit_test(test_refused_statement_stops),
