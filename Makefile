@@ -63,7 +63,8 @@ SNAPSHOT_SRCS := \
 PROJECTION_SRCS := \
 	projections/target.c projections/source.c projections/worker.c \
 	projections/deadletter.c projections/jsonfile.c projections/assign.c \
-	projections/rebuild.c projections/status.c projections/keyed.c
+	projections/rebuild.c projections/status.c projections/keyed.c \
+	projections/wait.c
 
 ADAPTER_SRCS := \
 	adapters/log_open.c adapters/snapshot_open.c \

@@ -860,13 +860,16 @@ static void test_refused_in_batch_postgres(void **state)
 
 /* PostgreSQL stopped and started between batches: a step fails with
  * ES_EIO, the run after the restart reconnects and goes on from the
- * checkpoint; nothing is lost or applied twice. */
+ * checkpoint; nothing is lost or applied twice. A waiter's wait fails
+ * with ES_EIO too, and its next wait connects again. */
 static void test_postgres_stopped(void **state)
 {
     const char *url = es_test_pg_fresh_db_or_fail("proj");
     es_log *log;
     es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
     es_projection_worker *w;
+    es_projection_waiter *wt = NULL;
+    es_position last;
     es_projection_step st = {0};
     char *want, *got;
     int rc;
@@ -883,13 +886,28 @@ static void test_postgres_stopped(void **state)
     w = open_worker(log, &balances, url, &o);
     assert_int_equal(es_projection_worker_step(w, &st), 0);
     assert_true(st.applied > 0 && st.applied < 300);
+    /* A waiter opened before the stop, on the last event. */
+    assert_int_equal(es_projection_waiter_open(&wt, url, NULL), 0);
+    last.partition = 1;
+    assert_int_equal(es_log_head(log, &last.offset, "account", 1), 0);
+    last.offset--;
+    assert_int_equal(es_projection_waiter_wait(wt, "balances", "account", last, 0),
+                     ES_ETIMEDOUT);
     assert_int_equal(es_test_pg_stop(), 0);
     rc = es_projection_worker_step(w, &st);
     assert_int_equal(rc, ES_EIO);
     assert_contains(es_errmsg(w), "projection balances");
+    assert_int_equal(es_projection_waiter_wait(wt, "balances", "account", last, 0),
+                     ES_EIO);
+    assert_contains(es_errmsg(wt), "waiting for projection balances");
     assert_int_equal(es_test_pg_start(), 0);
     st = run_caught_up(w); /* the first step may still meet the old socket */
     es_projection_worker_close(w);
+    /* The same waiter connects again. */
+    rc = es_projection_waiter_wait(wt, "balances", "account", last, 0);
+    if (rc != 0)
+        fail_msg("wait after the restart: %s", es_errmsg(wt));
+    es_projection_waiter_close(wt);
     want = reference_rows(log, 10);
     got = pg_rows(url, rows_sql);
     assert_rows(got, want);
@@ -936,6 +954,124 @@ static void test_wait_for_position(void **state)
         free(got);
     }
     es_log_close(log);
+}
+
+/* Appends one Deposited of amount to id; its position. */
+static es_position deposit(es_log *log, const char *id, json_int_t amount)
+{
+    es_append_result ar;
+    es_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = "Deposited";
+    ev.payload = json_pack("{s:I}", "amount", amount);
+    if (es_log_append(log, &ar, "account", id, ES_EXPECT_ANY, &ev, 1) != 0)
+        fail_msg("append: %s", es_errmsg(log));
+    json_decref(ev.payload);
+    return ar.last;
+}
+
+/*
+ * A waiter opened once serves many waits: a wait before the worker got
+ * there times out saying where the checkpoint is; once a worker (here,
+ * in this process, and then one in a child while the wait runs) applied
+ * the append, the wait returns and a query sees the write.
+ */
+static void waiter_case(const char *target, const char *path_or_url, int pg)
+{
+    const char *log_uri = es_test_fresh_log_uri();
+    es_log *log = NULL;
+    es_projection_worker *w;
+    es_projection_waiter *wt = NULL;
+    es_projection_waiter_options wo = ES_PROJECTION_WAITER_OPTIONS_INIT;
+    es_position pos;
+    char msg[200], *got;
+    pid_t pid;
+    int status, rc;
+
+    assert_int_equal(es_log_open(&log, log_uri), 0);
+    fill_log(log, 5, 60, 77);
+    w = open_worker(log, &balances, target, NULL);
+    run_caught_up(w);
+    wo.max_poll_ms = 5;
+    rc = es_projection_waiter_open(&wt, target, &wo);
+    if (rc != 0)
+        fail_msg("waiter open: %s", es_errmsg(wt));
+
+    for (int i = 0; i < 10; i++) {
+        pos = deposit(log, "acct-002", 1000000);
+        /* Not applied yet: one look, then a bounded wait. */
+        assert_int_equal(es_projection_waiter_wait(wt, "balances", "account",
+                                                   pos, 0), ES_ETIMEDOUT);
+        snprintf(msg, sizeof msg, "projection balances has not applied account "
+                 "p%d@%lld after 0 ms (checkpoint %lld)", (int)pos.partition,
+                 (long long)pos.offset, (long long)pos.offset);
+        assert_contains(es_errmsg(wt), msg);
+        if (i == 0) {
+            assert_int_equal(es_projection_waiter_wait(wt, "balances", "account",
+                                                       pos, 30), ES_ETIMEDOUT);
+            assert_contains(es_errmsg(wt), "after 30 ms (checkpoint");
+        }
+        run_caught_up(w);
+        assert_int_equal(es_projection_waiter_wait(wt, "balances", "account",
+                                                   pos, 0), 0);
+    }
+    /* Read your write: the ten deposits are in the row. */
+    got = target_rows(path_or_url, pg, "SELECT balance >= 10000000 FROM balances"
+                      " WHERE id = 'acct-002'");
+    assert_string_equal(got, pg ? "t\n" : "1\n");
+    free(got);
+    es_projection_worker_close(w);
+
+    /* A worker in a child applies the append while the wait runs (the
+     * bound only keeps a broken run from hanging the suite). */
+    pos = deposit(log, "acct-003", 7);
+    assert_int_equal(es_projection_waiter_wait(wt, "balances", "account", pos, 0),
+                     ES_ETIMEDOUT);
+    fflush(NULL);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        crash_child(log_uri, target);
+    rc = es_projection_waiter_wait(wt, "balances", "account", pos, 60000);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (rc != 0)
+        fail_msg("wait: %s", es_errmsg(wt));
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_reference_rows(log, 5, path_or_url, pg);
+
+    /* Arguments; the one-call form says the same as the handle. */
+    assert_int_equal(es_projection_waiter_wait(wt, NULL, "account", pos, 0), ES_EINVAL);
+    assert_contains(es_errmsg(wt), "a name, a type and a position are needed");
+    {
+        es_error err;
+        es_position later = pos;
+        later.offset += 1000;
+        assert_int_equal(es_projection_wait(target, "balances", "account", later,
+                                            0, &err), ES_ETIMEDOUT);
+        snprintf(msg, sizeof msg, "has not applied account p%d@%lld after 0 ms "
+                 "(checkpoint %lld)", (int)pos.partition, (long long)later.offset,
+                 (long long)pos.offset + 1);
+        assert_contains(err.text, msg);
+        /* A projection the target does not have never gets there. */
+        assert_int_equal(es_projection_waiter_wait(wt, "nope", "account", pos, 0),
+                         ES_ETIMEDOUT);
+        assert_contains(es_errmsg(wt), "(checkpoint 0)");
+    }
+    es_projection_waiter_close(wt);
+    es_projection_waiter_close(NULL);
+    es_log_close(log);
+}
+
+static void test_waiter_sqlite(void **state)
+{
+    (void)state;
+    es_test_on_sqlite(waiter_case, "waiter");
+}
+
+static void test_waiter_postgres(void **state)
+{
+    (void)state;
+    es_test_on_postgres(waiter_case, "proj");
 }
 
 /* ---- Projections as JSON files ------------------------------------------ */
@@ -1732,6 +1868,8 @@ int main(void)
         cmocka_unit_test(test_refused_in_batch_postgres),
         cmocka_unit_test(test_postgres_stopped),
         cmocka_unit_test(test_wait_for_position),
+        cmocka_unit_test(test_waiter_sqlite),
+        cmocka_unit_test(test_waiter_postgres),
         cmocka_unit_test(test_json_projection_sqlite),
         cmocka_unit_test(test_json_projection_postgres),
         cmocka_unit_test(test_json_projection_errors),
