@@ -183,9 +183,10 @@ $(BUILD)/tests/test_projection: $(BUILD)/tests/test_projection.o $(BUILD)/tests/
 		$(BUILD)/samples/bank/account.o $(LIB_A)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS) -lcmocka
 
-# test_rebuild starts PostgreSQL too.
+# test_rebuild starts PostgreSQL and the local Kafka broker too.
 $(BUILD)/tests/test_rebuild: $(BUILD)/tests/test_rebuild.o $(BUILD)/tests/harness.o \
-		$(BUILD)/tests/pg_harness.o $(BUILD)/tests/target_harness.o $(BUILD)/samples/bank/account.o $(LIB_A)
+		$(BUILD)/tests/pg_harness.o $(BUILD)/tests/target_harness.o $(BUILD)/tests/kafka_harness.o \
+		$(BUILD)/samples/bank/account.o $(LIB_A)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS) -lcmocka
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/bench/benchutil.o $(BUILD)/samples/bank/account.o $(LIB_A)

@@ -27,8 +27,6 @@
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
-#include <librdkafka/rdkafka.h>
-
 #include "harness.h"
 #include "kafka_harness.h"
 #include "pg_harness.h"
@@ -497,49 +495,8 @@ static void test_crash_postgres(void **state)
  * zombie), each worth a large amount, so that one applied shows. */
 static void zombie_deposits(const char *log_uri, es_log *log, int first, int n)
 {
-    const char *prefix = strstr(log_uri, "prefix=") + 7;
-    char topic[256], err[512], id[32], eid[48], cid[48];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_t *rk;
-    int32_t count = 0;
-
-    snprintf(topic, sizeof topic, "%.*saccount", (int)strcspn(prefix, "&"), prefix);
-    assert_int_equal(es_log_partition_count(log, &count, "account"), 0);
-    assert_int_equal(rd_kafka_conf_set(conf, "bootstrap.servers",
-                                       es_test_kafka_brokers(), err, sizeof err),
-                     RD_KAFKA_CONF_OK);
-    rd_kafka_conf_set(conf, "log_level", "3", err, sizeof err);
-    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
-    assert_non_null(rk);
-    for (int i = first; i < first + n; i++) {
-        rd_kafka_headers_t *hs = rd_kafka_headers_new(8);
-        snprintf(id, sizeof id, "acct-%03d", i % 20);
-        snprintf(eid, sizeof eid, "zombie-%d", i);
-        snprintf(cid, sizeof cid, "zombie-c-%d", i);
-        rd_kafka_header_add(hs, "es-type", -1, "Deposited", -1);
-        rd_kafka_header_add(hs, "es-version", -1, "2", -1);
-        rd_kafka_header_add(hs, "es-id", -1, eid, -1);
-        rd_kafka_header_add(hs, "es-commit", -1, cid, -1);
-        rd_kafka_header_add(hs, "es-commit-size", -1, "1", -1);
-        assert_int_equal(rd_kafka_producev(
-                             rk, RD_KAFKA_V_TOPIC(topic),
-                             RD_KAFKA_V_PARTITION(es_partition_for(id, strlen(id), count)),
-                             RD_KAFKA_V_KEY(id, strlen(id)),
-                             RD_KAFKA_V_VALUE("{\"amount\":1000000}", 18),
-                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                             RD_KAFKA_V_HEADERS(hs), RD_KAFKA_V_END), 0);
-    }
-    assert_int_equal(rd_kafka_flush(rk, 10000), 0);
-    rd_kafka_destroy(rk);
-}
-
-static int count_stale(const es_event *ev, es_verdict verdict, const char *why,
-                       void *ud)
-{
-    (void)ev;
-    (void)why;
-    *(int *)ud += verdict == ES_VERDICT_STALE;
-    return 0;
+    es_test_kafka_stale_records(log, log_uri, "account", "acct-%03d", first, n, 20,
+                                2, "Deposited", "{\"amount\":1000000}");
 }
 
 static void crash_kafka_case(const char *target, const char *path_or_url, int pg)
@@ -558,17 +515,7 @@ static void crash_kafka_case(const char *target, const char *path_or_url, int pg
     }
     zombie_deposits(log_uri, log, 0, 40);
     /* The log holds them, and every reader rejects them. */
-    {
-        int32_t count = 0;
-        int stale = 0;
-        assert_int_equal(es_log_partition_count(log, &count, "account"), 0);
-        for (int32_t p = 0; p < count; p++) {
-            int64_t next = 0;
-            assert_int_equal(es_log_scan_partition(log, &next, "account", p, 0, 0,
-                                                   count_stale, &stale), 0);
-        }
-        assert_int_equal(stale, 40);
-    }
+    assert_int_equal(es_test_count_stale(log, "account"), 40);
     es_log_close(log);
     crash_test_on(log_uri, target, path_or_url, pg, 20, 0, 40, pg ? 80000 : 60000);
 

@@ -28,6 +28,7 @@
 #include <sqlite3.h>
 
 #include "harness.h"
+#include "kafka_harness.h"
 #include "pg_harness.h"
 #include "target_harness.h"
 #include "esfold/projection.h"
@@ -539,11 +540,27 @@ static int64_t rebuild_checkpoints(const char *path_or_url, int pg)
     return v;
 }
 
-static void interrupted(const char *target, const char *path_or_url, int pg)
+/* Stale deposits of 1,000,000 (a zombie writer's) to acct-000.. on the
+ * Kafka log: every reader rejects them, so one applied shows. */
+static void zombies(es_log *log, const char *log_uri, int first, int n)
 {
-    const char *log_uri = es_test_fresh_log_uri();
+    es_test_kafka_stale_records(log, log_uri, "account", "acct-%03d", first, n,
+                                25, 2, "Deposited", "{\"amount\":1000000}");
+}
+
+/*
+ * A rebuild killed inside a batch, started again: it goes on from the
+ * killed one's checkpoints and ends equal to the reference fold; then a
+ * live worker goes on from the rebuild's checkpoints (and, on Kafka, its
+ * resume versions: the zombies after the swap are rejected too). On the
+ * Kafka log (kafka 1) stale records are mixed in before and after.
+ */
+static void interrupted_from(const char *log_uri, int kafka, const char *target,
+                             const char *path_or_url, int pg)
+{
     es_rebuild_options o = ES_REBUILD_OPTIONS_INIT;
     es_rebuild_progress prog;
+    es_projection_worker *w;
     first_prog fp;
     es_error err;
     es_log *log;
@@ -552,7 +569,14 @@ static void interrupted(const char *target, const char *path_or_url, int pg)
     int status, rc;
 
     assert_int_equal(es_log_open(&log, log_uri), 0);
-    fill(log, 25, 0, 600, 21, 0);
+    fill(log, 25, 0, 300, 21, 0);
+    if (kafka)
+        zombies(log, log_uri, 0, 25);
+    fill(log, 25, 300, 600, 22, 0);
+    if (kafka) {
+        zombies(log, log_uri, 25, 25);
+        assert_int_equal(es_test_count_stale(log, "account"), 50);
+    }
     es_log_close(log);
     o.batch_size = 20;
     fflush(NULL);
@@ -585,11 +609,35 @@ static void interrupted(const char *target, const char *path_or_url, int pg)
     assert_true(fp.first.start >= 200);
     assert_true(fp.first.start < fp.first.total);
     assert_int_equal(prog.start, fp.first.start);
-    assert_true(prog.applied < 600 - 200 + 1);
+    /* Not from origin (on Kafka offsets count stale records too). */
+    assert_true(prog.applied < (kafka ? 600 : 600 - 200 + 1));
+    want = reference_rows(log, 25, ES_RANGE_ALL);
+    assert_rows(path_or_url, pg, rows_sql, want);
+    free(want);
+
+    /* The live worker after the swap: more events, more zombies. */
+    fill(log, 25, 600, 700, 23, 0);
+    if (kafka) {
+        zombies(log, log_uri, 50, 25);
+        assert_int_equal(es_test_count_stale(log, "account"), 75);
+    }
+    w = open_worker(log, target);
+    run_caught_up(w);
+    es_projection_worker_close(w);
     want = reference_rows(log, 25, ES_RANGE_ALL);
     assert_rows(path_or_url, pg, rows_sql, want);
     free(want);
     es_log_close(log);
+}
+
+static void interrupted(const char *target, const char *path_or_url, int pg)
+{
+    interrupted_from(es_test_fresh_log_uri(), 0, target, path_or_url, pg);
+}
+
+static void interrupted_kafka(const char *target, const char *path_or_url, int pg)
+{
+    interrupted_from(es_test_kafka_uri(NULL), 1, target, path_or_url, pg);
 }
 
 static void test_interrupted_sqlite(void **state)
@@ -604,18 +652,36 @@ static void test_interrupted_postgres(void **state)
     es_test_on_postgres(interrupted, "rebuild");
 }
 
+static void test_interrupted_kafka_sqlite(void **state)
+{
+    (void)state;
+    es_test_on_sqlite(interrupted_kafka, "interruptedk");
+}
+
+static void test_interrupted_kafka_postgres(void **state)
+{
+    (void)state;
+    es_test_on_postgres(interrupted_kafka, "rebuild");
+}
+
 /* ---- As of a time ------------------------------------------------------------ */
 
-static void as_of(const char *target, const char *path_or_url, int pg)
+/* On the Kafka log (kafka 1), stale records stamped now (after T0) are
+ * mixed in: rejected, they neither count nor cut their stream. */
+static void as_of_from(const char *log_uri, int kafka, const char *target,
+                       const char *path_or_url, int pg)
 {
-    es_log *log = es_test_open_fresh_log();
+    es_log *log = NULL;
     es_rebuild_options o = ES_REBUILD_OPTIONS_INIT;
     es_projection_worker *w;
     es_error err;
     char suffix[40], sql[200], *want, *full;
     int rc;
 
+    assert_int_equal(es_log_open(&log, log_uri), 0);
     fill(log, 20, 0, 250, 31, 1);
+    if (kafka)
+        zombies(log, log_uri, 0, 20);
     /* Clock skew: acct-001 has an event after T0, then ones before it;
      * those are not in the read model as of T0 (es_repo_load's rule). */
     append_at(log, "acct-001", "Deposited", json_pack("{s:I}", "amount", 5000),
@@ -625,6 +691,11 @@ static void as_of(const char *target, const char *path_or_url, int pg)
     run_caught_up(w);
     es_projection_worker_close(w);
     full = rows_of(path_or_url, pg, rows_sql);
+    if (kafka)
+        assert_int_equal(es_test_count_stale(log, "account"), 20);
+    want = reference_rows(log, 20, ES_RANGE_ALL);
+    assert_string_equal(full, want);
+    free(want);
 
     o.as_of_us = T0;
     o.batch_size = 64;
@@ -648,6 +719,16 @@ static void as_of(const char *target, const char *path_or_url, int pg)
     es_log_close(log);
 }
 
+static void as_of(const char *target, const char *path_or_url, int pg)
+{
+    as_of_from(es_test_fresh_log_uri(), 0, target, path_or_url, pg);
+}
+
+static void as_of_kafka(const char *target, const char *path_or_url, int pg)
+{
+    as_of_from(es_test_kafka_uri(NULL), 1, target, path_or_url, pg);
+}
+
 static void test_as_of_sqlite(void **state)
 {
     (void)state;
@@ -658,6 +739,18 @@ static void test_as_of_postgres(void **state)
 {
     (void)state;
     es_test_on_postgres(as_of, "rebuild");
+}
+
+static void test_as_of_kafka_sqlite(void **state)
+{
+    (void)state;
+    es_test_on_sqlite(as_of_kafka, "asofk");
+}
+
+static void test_as_of_kafka_postgres(void **state)
+{
+    (void)state;
+    es_test_on_postgres(as_of_kafka, "rebuild");
 }
 
 
@@ -951,8 +1044,12 @@ int main(void)
         cmocka_unit_test(test_rebuild_readers_postgres),
         cmocka_unit_test(test_interrupted_sqlite),
         cmocka_unit_test(test_interrupted_postgres),
+        cmocka_unit_test(test_interrupted_kafka_sqlite),
+        cmocka_unit_test(test_interrupted_kafka_postgres),
         cmocka_unit_test(test_as_of_sqlite),
         cmocka_unit_test(test_as_of_postgres),
+        cmocka_unit_test(test_as_of_kafka_sqlite),
+        cmocka_unit_test(test_as_of_kafka_postgres),
         cmocka_unit_test(test_new_version_sqlite),
         cmocka_unit_test(test_new_version_postgres),
         cmocka_unit_test(test_swap_waits_postgres),
