@@ -1,6 +1,8 @@
 /*
  * tests/test_rebuild.c - rebuilds without downtime, resumed after a kill,
- * and as of a time, on SQLite and PostgreSQL targets.
+ * and as of a time, on SQLite and PostgreSQL targets, from the SQLite log
+ * and from the Kafka log (with stale records of a zombie writer mixed in,
+ * which every reader rejects).
  *
  * The handlers are NOT idempotent (balance = balance + amount, an INSERT
  * without ON CONFLICT for AccountOpened), so an event applied twice shows.
@@ -135,6 +137,14 @@ static void fill(es_log *log, int accounts, int from, int events, unsigned seed,
                   json_pack("{s:I}", "amount", (json_int_t)(1 + rand() % 1000)),
                   at);
     }
+}
+
+/* Stale deposits of 1,000,000 (a zombie writer's) to acct-000.. on the
+ * Kafka log: every reader rejects them, so one applied shows. */
+static void zombies(es_log *log, const char *log_uri, int first, int n)
+{
+    es_test_kafka_stale_records(log, log_uri, "account", "acct-%03d", first, n,
+                                25, 2, "Deposited", "{\"amount\":1000000}");
 }
 
 static int by_strcmp(const void *a, const void *b)
@@ -389,10 +399,12 @@ static void wait_for(volatile long *counter)
         sched_yield();
 }
 
-static void rebuild_under_readers(const char *target, const char *path_or_url,
-                                  int pg)
+/* On the Kafka log (kafka 1) with stale records before and after the
+ * swap. */
+static void rebuild_under_readers_from(const char *log_uri, int kafka,
+                                       const char *target,
+                                       const char *path_or_url, int pg)
 {
-    const char *log_uri = es_test_fresh_log_uri();
     es_log *log, *live_log; /* a log handle per thread */
     es_rebuild_options o = ES_REBUILD_OPTIONS_INIT;
     es_rebuild_progress prog;
@@ -407,6 +419,8 @@ static void rebuild_under_readers(const char *target, const char *path_or_url,
     assert_int_equal(es_log_open(&log, log_uri), 0);
     assert_int_equal(es_log_open(&live_log, log_uri), 0);
     fill(log, 25, 0, 600, 11, 0);
+    if (kafka)
+        zombies(log, log_uri, 0, 25);
     lv.w = open_worker(live_log, target);
     run_caught_up(lv.w);
     /* A bug in the old read model, which the rebuild repairs. */
@@ -457,6 +471,8 @@ static void rebuild_under_readers(const char *target, const char *path_or_url,
     /* The live worker goes on, now on the new tables, from the rebuild's
      * checkpoints: appends after the swap are applied once. */
     fill(log, 25, 600, 660, 12, 0);
+    if (kafka)
+        zombies(log, log_uri, 25, 25);
     want = (free(want), reference_rows(log, 25, ES_RANGE_ALL));
     while (1) {
         got = rows_of(path_or_url, pg, rows_sql);
@@ -493,6 +509,30 @@ static void rebuild_under_readers(const char *target, const char *path_or_url,
     free(want);
     es_log_close(live_log);
     es_log_close(log);
+}
+
+static void rebuild_under_readers(const char *target, const char *path_or_url,
+                                  int pg)
+{
+    rebuild_under_readers_from(es_test_fresh_log_uri(), 0, target, path_or_url, pg);
+}
+
+static void rebuild_under_readers_kafka(const char *target,
+                                        const char *path_or_url, int pg)
+{
+    rebuild_under_readers_from(es_test_kafka_uri(NULL), 1, target, path_or_url, pg);
+}
+
+static void test_rebuild_readers_kafka_sqlite(void **state)
+{
+    (void)state;
+    es_test_on_sqlite(rebuild_under_readers_kafka, "readersk");
+}
+
+static void test_rebuild_readers_kafka_postgres(void **state)
+{
+    (void)state;
+    es_test_on_postgres(rebuild_under_readers_kafka, "rebuild");
 }
 
 static void test_rebuild_readers_sqlite(void **state)
@@ -538,14 +578,6 @@ static int64_t rebuild_checkpoints(const char *path_or_url, int pg)
     free(s);
     conn_close(&c);
     return v;
-}
-
-/* Stale deposits of 1,000,000 (a zombie writer's) to acct-000.. on the
- * Kafka log: every reader rejects them, so one applied shows. */
-static void zombies(es_log *log, const char *log_uri, int first, int n)
-{
-    es_test_kafka_stale_records(log, log_uri, "account", "acct-%03d", first, n,
-                                25, 2, "Deposited", "{\"amount\":1000000}");
 }
 
 /*
@@ -1042,6 +1074,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rebuild_readers_sqlite),
         cmocka_unit_test(test_rebuild_readers_postgres),
+        cmocka_unit_test(test_rebuild_readers_kafka_sqlite),
+        cmocka_unit_test(test_rebuild_readers_kafka_postgres),
         cmocka_unit_test(test_interrupted_sqlite),
         cmocka_unit_test(test_interrupted_postgres),
         cmocka_unit_test(test_interrupted_kafka_sqlite),
