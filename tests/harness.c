@@ -171,24 +171,31 @@ int es_test_cli(int (*fn)(int, char **, void *), const char **out,
     return es_test_capture(fn, argc, argv, NULL, out, err);
 }
 
-static int count_stale_cb(const es_event *ev, es_verdict verdict, const char *why,
-                          void *ud)
+typedef struct verdict_count {
+    es_verdict verdict;
+    int n;
+} verdict_count;
+
+static int count_verdict_cb(const es_event *ev, es_verdict verdict,
+                            const char *why, void *ud)
 {
+    verdict_count *c = ud;
     (void)ev;
     (void)why;
-    *(int *)ud += verdict == ES_VERDICT_STALE;
+    c->n += verdict == c->verdict;
     return 0;
 }
 
-int es_test_count_stale(es_log *log, const char *aggregate_type)
+int es_test_count_verdict(es_log *log, const char *aggregate_type,
+                          es_verdict verdict)
 {
+    verdict_count c = {verdict, 0};
     int32_t count = 0;
-    int stale = 0;
     assert_int_equal(es_log_partition_count(log, &count, aggregate_type), 0);
     for (int32_t p = 0; p < count; p++) {
         int64_t next = 0;
         assert_int_equal(es_log_scan_partition(log, &next, aggregate_type, p, 0, 0,
-                                               count_stale_cb, &stale), 0);
+                                               count_verdict_cb, &c), 0);
     }
-    return stale;
+    return c.n;
 }

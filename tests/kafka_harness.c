@@ -177,7 +177,7 @@ void es_test_kafka_send(rd_kafka_t *rk, const char *topic, int32_t p,
     va_end(ap);
 }
 
-void es_test_kafka_stale_records(struct es_log *log, const char *log_uri,
+void es_test_kafka_foreign_records(struct es_log *log, const char *log_uri,
                                  const char *aggregate_type, const char *id_fmt,
                                  int first, int n, int streams, int64_t version,
                                  const char *event_type, const char *payload)

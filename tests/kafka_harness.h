@@ -49,16 +49,18 @@ void es_test_kafka_sendv(rd_kafka_t *rk, const char *topic, int32_t p,
                          va_list headers);
 
 /*
- * What a zombie writer outside esfold leaves in the Kafka log at log_uri
- * (open as log): n records of aggregate_type, record i for the stream
+ * Records a writer outside esfold leaves in the Kafka log at log_uri (open
+ * as log): n records of aggregate_type, record i for the stream
  * id_fmt % ((first + i) % streams) (a printf format of one int), each an
- * event_type with payload (JSON text) that claims version `version`
- * (which the stream must have already: the acceptance rule rejects it as
- * stale), with its own event and commit ids, in the stream's partition,
- * stamped now. Flushed; aborts when it cannot be written.
+ * event_type with payload (any bytes, NUL-terminated; an esfold event's is
+ * a JSON object) that claims version `version`, with its own event and
+ * commit ids, in the stream's partition, stamped now. A version the
+ * stream has already is what a zombie writes (stale: every reader rejects
+ * it); the stream's next one is accepted. Flushed; aborts when it cannot
+ * be written.
  */
 struct es_log;
-void es_test_kafka_stale_records(struct es_log *log, const char *log_uri,
+void es_test_kafka_foreign_records(struct es_log *log, const char *log_uri,
                                  const char *aggregate_type, const char *id_fmt,
                                  int first, int n, int streams, int64_t version,
                                  const char *event_type, const char *payload);

@@ -56,8 +56,12 @@ static int on_opened(es_sql *sql, const es_event *ev, void *ud)
 
 static int on_moved(es_sql *sql, const es_event *ev, int64_t sign)
 {
-    json_int_t amount = json_integer_value(json_object_get(ev->payload, "amount"));
+    json_t *a = json_object_get(ev->payload, "amount");
+    json_int_t amount = json_integer_value(a);
     es_sql_value p[] = {ES_SQL_STR(ev->stream_id), ES_SQL_I64(sign * amount)};
+    if (!json_is_integer(a)) /* a payload another producer got wrong */
+        return es_sql_fail(sql, "%s of %s: \"amount\" is not an integer",
+                           ev->type, ev->stream_id);
     if (ctl.fail_stream && strcmp(ev->stream_id, ctl.fail_stream) == 0) {
         ctl.calls_on_failing++;
         return es_sql_fail(sql, "refusing %s of %s", ev->type, ev->stream_id);
@@ -125,6 +129,11 @@ static void fill_log(es_log *log, int accounts, int events, unsigned seed)
     }
 }
 
+/* Set to fold stream ref_cut_stream only up to version ref_cut_version
+ * (its next event does not fold: a bad payload). */
+static const char *ref_cut_stream;
+static int64_t ref_cut_version;
+
 /* "id|owner|balance|txns\n" per account, sorted by id: from the log. */
 static char *reference_rows(es_log *log, int accounts)
 {
@@ -137,7 +146,10 @@ static char *reference_rows(es_log *log, int accounts)
         es_aggregate *agg = NULL;
         const bank_account *acc;
         snprintf(id, sizeof id, "acct-%03d", a);
-        if (es_repo_load(repo, &agg, &bank_account_type, id, ES_RANGE_ALL) != 0)
+        if (es_repo_load(repo, &agg, &bank_account_type, id,
+                         ref_cut_stream && strcmp(id, ref_cut_stream) == 0
+                             ? ES_RANGE_TO_VERSION(ref_cut_version)
+                             : ES_RANGE_ALL) != 0)
             fail_msg("load %s: %s", id, es_errmsg(repo));
         acc = es_aggregate_state(agg);
         rows[a] = malloc(200);
@@ -495,7 +507,7 @@ static void test_crash_postgres(void **state)
  * zombie), each worth a large amount, so that one applied shows. */
 static void zombie_deposits(const char *log_uri, es_log *log, int first, int n)
 {
-    es_test_kafka_stale_records(log, log_uri, "account", "acct-%03d", first, n, 20,
+    es_test_kafka_foreign_records(log, log_uri, "account", "acct-%03d", first, n, 20,
                                 2, "Deposited", "{\"amount\":1000000}");
 }
 
@@ -515,7 +527,7 @@ static void crash_kafka_case(const char *target, const char *path_or_url, int pg
     }
     zombie_deposits(log_uri, log, 0, 40);
     /* The log holds them, and every reader rejects them. */
-    assert_int_equal(es_test_count_stale(log, "account"), 40);
+    assert_int_equal(es_test_count_verdict(log, "account", ES_VERDICT_STALE), 40);
     es_log_close(log);
     crash_test_on(log_uri, target, path_or_url, pg, 20, 0, 40, pg ? 80000 : 60000);
 
@@ -694,6 +706,133 @@ static void test_dead_letters_postgres(void **state)
     es_test_on_postgres(dead_letter_case, "proj");
 }
 
+/* The version stream id is at in the log. */
+static int64_t version_of(es_log *log, const char *id)
+{
+    es_repo *repo;
+    es_aggregate *agg;
+    int64_t v;
+    assert_int_equal(es_repo_new(&repo, log, NULL), 0);
+    if (es_repo_load(repo, &agg, &bank_account_type, id, ES_RANGE_ALL) != 0)
+        fail_msg("load %s: %s", id, es_errmsg(repo));
+    v = es_aggregate_version(agg);
+    es_aggregate_free(agg);
+    es_repo_free(repo);
+    return v;
+}
+
+/*
+ * Bad events from another producer on the Kafka log: a Deposited of
+ * acct-003 whose amount is not a number (an event the log accepts, its
+ * handler refuses) is dead-lettered with its reason and the stream's later
+ * events wait while the others go on; a record of acct-005 that is not
+ * JSON at all is no event (every reader rejects it) and nothing waits for
+ * it. An operator skips the bad one: the waiting events are applied, in
+ * order, once; nothing else is lost.
+ */
+static void bad_payload_case(const char *target, const char *path_or_url, int pg)
+{
+    const char *log_uri = es_test_kafka_uri(NULL);
+    es_log *log = NULL;
+    es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
+    es_projection_worker *w;
+    es_projection_step st;
+    es_error err;
+    dl_seen s;
+    int64_t v3, v5, n;
+    char *want, *got, *line, row3[96];
+
+    assert_int_equal(es_log_open(&log, log_uri), 0);
+    fill_log(log, 8, 240, 57);
+    v3 = version_of(log, "acct-003");
+    es_test_kafka_foreign_records(log, log_uri, "account", "acct-%03d", 3, 1, 100,
+                                  v3 + 1, "Deposited", "{\"amount\":\"lots\"}");
+    v5 = version_of(log, "acct-005");
+    es_test_kafka_foreign_records(log, log_uri, "account", "acct-%03d", 5, 1, 100,
+                                  v5 + 1, "Deposited", "{amount: 7 -- not JSON");
+    assert_int_equal(es_test_count_verdict(log, "account", ES_VERDICT_MALFORMED), 1);
+    assert_int_equal(version_of(log, "acct-005"), v5);
+    append1(log, "acct-003", "Deposited", json_pack("{s:I}", "amount", (json_int_t)100));
+    append1(log, "acct-003", "Withdrawn", json_pack("{s:I}", "amount", (json_int_t)30));
+    append1(log, "acct-005", "Deposited", json_pack("{s:I}", "amount", (json_int_t)11));
+    append1(log, "acct-001", "Deposited", json_pack("{s:I}", "amount", (json_int_t)12));
+
+    o.batch_size = 40;
+    o.max_attempts = 2;
+    o.backoff_ms = -1;
+    memset(&ctl, 0, sizeof ctl);
+    w = open_worker(log, &balances, target, &o);
+    st = run_caught_up(w);
+    assert_int_equal(st.dead_lettered, 3);
+    s = dead_letters(target);
+    assert_int_equal(s.failed, 1);
+    assert_int_equal(s.waiting, 2);
+    assert_int_equal(s.attempts, 2);
+    assert_string_equal(s.first_stream, "acct-003");
+    assert_contains(s.error, "Deposited of acct-003: \"amount\" is not an integer");
+    /* acct-003 stands before its bad event; every other stream is whole
+     * (acct-005 with its deposit of 11 after the record that is no event). */
+    ref_cut_stream = "acct-003";
+    ref_cut_version = v3;
+    want = reference_rows(log, 8);
+    ref_cut_stream = NULL;
+    got = target_rows(path_or_url, pg, rows_sql);
+    assert_rows(got, want);
+    free(got);
+
+    /* Skipped by an operator: the two that waited are applied, once. */
+    assert_int_equal(es_projection_dead_letters_skip(target, "balances", "acct-003",
+                                                     &n, &err), 0);
+    assert_int_equal(n, 1);
+    st = run_caught_up(w);
+    assert_int_equal(st.retried, 2);
+    assert_int_equal(st.dead_lettered, 0);
+    s = dead_letters(target);
+    assert_int_equal(s.failed + s.waiting, 0);
+    assert_int_equal(s.skipped, 1);
+    line = strstr(want, "acct-003|");
+    assert_non_null(line);
+    {
+        char owner[32];
+        long long bal, txns;
+        assert_int_equal(sscanf(line, "acct-003|%31[^|]|%lld|%lld", owner, &bal,
+                                &txns), 3);
+        snprintf(row3, sizeof row3, "acct-003|%s|%lld|%lld\n", owner, bal + 70,
+                 txns + 2);
+    }
+    got = target_rows(path_or_url, pg,
+                      "SELECT id, owner, balance, txns FROM balances WHERE id = 'acct-003'");
+    assert_string_equal(got, row3);
+    free(got);
+    /* The other rows did not move. */
+    got = target_rows(path_or_url, pg,
+                      "SELECT id, owner, balance, txns FROM balances WHERE id <> 'acct-003'"
+                      " ORDER BY id");
+    {
+        char *rest = calloc(1, strlen(want) + 1), *eol = strchr(line, '\n');
+        memcpy(rest, want, (size_t)(line - want));
+        strcat(rest, eol + 1);
+        assert_rows(got, rest);
+        free(rest);
+    }
+    free(got);
+    free(want);
+    es_projection_worker_close(w);
+    es_log_close(log);
+}
+
+static void test_bad_payloads_kafka_sqlite(void **state)
+{
+    (void)state;
+    es_test_on_sqlite(bad_payload_case, "badk");
+}
+
+static void test_bad_payloads_kafka_postgres(void **state)
+{
+    (void)state;
+    es_test_on_postgres(bad_payload_case, "proj");
+}
+
 /* A target that refuses a statement, with on_failure STOP: the message
  * names the projection, the event and what the target said; nothing of the
  * batch stays. */
@@ -805,13 +944,26 @@ static void test_refused_in_batch_postgres(void **state)
     es_test_on_postgres(refused_in_batch_case, "proj");
 }
 
+/* A fresh database on a server this test may stop and start; skips the
+ * test when there is none. */
+static const char *stoppable_pg_db(void)
+{
+    const char *url = es_test_pg_fresh_db_or_fail("proj");
+    if (url == NULL || !es_test_pg_owned()) {
+        print_message("no PostgreSQL this test may stop: %s\n",
+                      url ? "ESFOLD_PG_URL is not ours to stop" : es_test_pg_why());
+        skip();
+    }
+    return url;
+}
+
 /* PostgreSQL stopped and started between batches: a step fails with
  * ES_EIO, the run after the restart reconnects and goes on from the
  * checkpoint; nothing is lost or applied twice. A waiter's wait fails
  * with ES_EIO too, and its next wait connects again. */
 static void test_postgres_stopped(void **state)
 {
-    const char *url = es_test_pg_fresh_db_or_fail("proj");
+    const char *url = stoppable_pg_db();
     es_log *log;
     es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
     es_projection_worker *w;
@@ -822,11 +974,6 @@ static void test_postgres_stopped(void **state)
     int rc;
     (void)state;
 
-    if (url == NULL || !es_test_pg_owned()) {
-        print_message("no PostgreSQL this test may stop: %s\n",
-                      url ? "ESFOLD_PG_URL is not ours to stop" : es_test_pg_why());
-        skip();
-    }
     log = es_test_open_fresh_log();
     fill_log(log, 10, 300, 23);
     o.batch_size = 30;
@@ -860,6 +1007,82 @@ static void test_postgres_stopped(void **state)
     assert_rows(got, want);
     free(want);
     free(got);
+    es_log_close(log);
+}
+
+/* The child of the test below: after its third batch it says so on up and
+ * waits for a byte on go (PostgreSQL is stopped meanwhile), then goes on. */
+typedef struct gate {
+    int up, go, told;
+} gate;
+
+static int gate_progress(const es_projection_step *total, void *ud)
+{
+    gate *g = ud;
+    char b;
+    if (total->batches >= 3 && !g->told) {
+        g->told = 1;
+        if (write(g->up, "x", 1) != 1 || read(g->go, &b, 1) != 1)
+            _exit(3);
+    }
+    return 0;
+}
+
+/* PostgreSQL stopped and started while es_projection_worker_run runs (in a
+ * child): the run rides over the outage (its steps fail with ES_EIO and
+ * are retried with backoff, reconnecting), catches up and returns 0; every
+ * event applied once. */
+static void test_postgres_restarted_during_run(void **state)
+{
+    const char *url = stoppable_pg_db();
+    const char *log_uri = es_test_fresh_log_uri();
+    es_log *log = NULL;
+    int up[2], go[2], status;
+    long long applied = -1;
+    char b;
+    pid_t pid;
+    (void)state;
+
+    assert_int_equal(es_log_open(&log, log_uri), 0);
+    fill_log(log, 10, 400, 29);
+    assert_int_equal(pipe(up), 0);
+    assert_int_equal(pipe(go), 0);
+    fflush(NULL);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        es_log *clog = NULL;
+        es_projection_worker *w = NULL;
+        es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
+        es_projection_step total = {0, 0, 0, 0, 0, 0};
+        gate g = {up[1], go[0], 0};
+        int rc;
+        o.batch_size = 20;
+        if (es_log_open(&clog, log_uri) != 0 ||
+            es_projection_worker_open(&w, clog, &balances, url, &o) != 0)
+            _exit(2);
+        rc = es_projection_worker_run(w, NULL, 1, &total, gate_progress, &g);
+        if (rc != 0)
+            fprintf(stderr, "run: %s\n", es_errmsg(w));
+        applied = (long long)total.applied;
+        if (write(up[1], &applied, sizeof applied) != (ssize_t)sizeof applied)
+            _exit(5);
+        _exit(rc == 0 ? 0 : 4);
+    }
+    close(up[1]);
+    close(go[0]);
+    assert_int_equal(read(up[0], &b, 1), 1); /* three batches in */
+    assert_int_equal(es_test_pg_stop(), 0);
+    assert_int_equal(write(go[1], "g", 1), 1); /* it steps into the outage */
+    assert_int_equal(es_test_pg_start(), 0);
+    assert_int_equal(read(up[0], &applied, sizeof applied), (ssize_t)sizeof applied);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    close(up[0]);
+    close(go[1]);
+    assert_int_equal(applied, 400);
+    assert_reference_rows(log, 10, url, 1);
     es_log_close(log);
 }
 
@@ -1810,10 +2033,13 @@ int main(void)
         cmocka_unit_test(test_crash_kafka_log_postgres),
         cmocka_unit_test(test_dead_letters_sqlite),
         cmocka_unit_test(test_dead_letters_postgres),
+        cmocka_unit_test(test_bad_payloads_kafka_sqlite),
+        cmocka_unit_test(test_bad_payloads_kafka_postgres),
         cmocka_unit_test(test_refused_statement_stops),
         cmocka_unit_test(test_refused_in_batch_sqlite),
         cmocka_unit_test(test_refused_in_batch_postgres),
         cmocka_unit_test(test_postgres_stopped),
+        cmocka_unit_test(test_postgres_restarted_during_run),
         cmocka_unit_test(test_wait_for_position),
         cmocka_unit_test(test_waiter_sqlite),
         cmocka_unit_test(test_waiter_postgres),

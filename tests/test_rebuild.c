@@ -143,7 +143,7 @@ static void fill(es_log *log, int accounts, int from, int events, unsigned seed,
  * Kafka log: every reader rejects them, so one applied shows. */
 static void zombies(es_log *log, const char *log_uri, int first, int n)
 {
-    es_test_kafka_stale_records(log, log_uri, "account", "acct-%03d", first, n,
+    es_test_kafka_foreign_records(log, log_uri, "account", "acct-%03d", first, n,
                                 25, 2, "Deposited", "{\"amount\":1000000}");
 }
 
@@ -607,7 +607,7 @@ static void interrupted_from(const char *log_uri, int kafka, const char *target,
     fill(log, 25, 300, 600, 22, 0);
     if (kafka) {
         zombies(log, log_uri, 25, 25);
-        assert_int_equal(es_test_count_stale(log, "account"), 50);
+        assert_int_equal(es_test_count_verdict(log, "account", ES_VERDICT_STALE), 50);
     }
     es_log_close(log);
     o.batch_size = 20;
@@ -651,7 +651,7 @@ static void interrupted_from(const char *log_uri, int kafka, const char *target,
     fill(log, 25, 600, 700, 23, 0);
     if (kafka) {
         zombies(log, log_uri, 50, 25);
-        assert_int_equal(es_test_count_stale(log, "account"), 75);
+        assert_int_equal(es_test_count_verdict(log, "account", ES_VERDICT_STALE), 75);
     }
     w = open_worker(log, target);
     run_caught_up(w);
@@ -724,7 +724,7 @@ static void as_of_from(const char *log_uri, int kafka, const char *target,
     es_projection_worker_close(w);
     full = rows_of(path_or_url, pg, rows_sql);
     if (kafka)
-        assert_int_equal(es_test_count_stale(log, "account"), 20);
+        assert_int_equal(es_test_count_verdict(log, "account", ES_VERDICT_STALE), 20);
     want = reference_rows(log, 20, ES_RANGE_ALL);
     assert_string_equal(full, want);
     free(want);
