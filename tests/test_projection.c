@@ -503,18 +503,68 @@ static void test_crash_postgres(void **state)
 }
 
 /* On the Kafka log (the local broker), with records the acceptance rule
- * rejects mixed in: stale versions from a writer outside esfold (a
- * zombie), each worth a large amount, so that one applied shows. */
+ * rejects mixed in: the losers' records of two esfold writers racing on
+ * the same streams (race_appends), and stale versions from a writer
+ * outside esfold (a zombie), each worth a large amount, so that one
+ * applied shows. */
 static void zombie_deposits(const char *log_uri, es_log *log, int first, int n)
 {
     es_test_kafka_foreign_records(log, log_uri, "account", "acct-%03d", first, n, 20,
                                 2, "Deposited", "{\"amount\":1000000}");
 }
 
+/* Two writer processes, released at once, each append n deposits of 1 to
+ * acct-000..003 (ES_EXPECT_ANY: a lost race is retried by the log, and
+ * again here when it lost five times in a row). */
+static void race_appends(const char *log_uri, int n)
+{
+    int start[2], status;
+    pid_t pids[2];
+    assert_int_equal(pipe(start), 0);
+    fflush(NULL);
+    for (int k = 0; k < 2; k++) {
+        pids[k] = fork();
+        assert_true(pids[k] >= 0);
+        if (pids[k] == 0) {
+            es_log *clog = NULL;
+            es_event ev;
+            char c, id[32];
+            close(start[1]);
+            if (es_log_open(&clog, log_uri) != 0 || read(start[0], &c, 1) != 0)
+                _exit(2);
+            memset(&ev, 0, sizeof ev);
+            ev.type = "Deposited";
+            ev.payload = json_pack("{s:I}", "amount", (json_int_t)1);
+            for (int i = 0; i < n; i++) {
+                int rc, tries = 0;
+                snprintf(id, sizeof id, "acct-%03d", i % 4);
+                while ((rc = es_log_append(clog, NULL, "account", id, ES_EXPECT_ANY,
+                                           &ev, 1)) == ES_ECONFLICT && ++tries < 20)
+                    ;
+                if (rc != 0) {
+                    fprintf(stderr, "racing writer: %s\n", es_errmsg(clog));
+                    _exit(3);
+                }
+            }
+            json_decref(ev.payload);
+            es_log_close(clog);
+            _exit(0);
+        }
+    }
+    close(start[0]);
+    close(start[1]); /* go */
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(waitpid(pids[k], &status, 0), pids[k]);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+    }
+}
+
 static void crash_kafka_case(const char *target, const char *path_or_url, int pg)
 {
     const char *log_uri = es_test_kafka_uri(NULL);
     es_log *log = NULL;
+    int races;
 
     /* The accounts first (versions 1 and 2 exist before the zombies
      * write a version 2 again). */
@@ -525,9 +575,18 @@ static void crash_kafka_case(const char *target, const char *path_or_url, int pg
         snprintf(id, sizeof id, "acct-%03d", a);
         append1(log, id, "Deposited", json_pack("{s:I}", "amount", (json_int_t)1));
     }
+    /* Two esfold writers racing on the same streams: each lost race leaves
+     * the loser's record in the log (its retry goes in after the winner). */
+    race_appends(log_uri, 120);
+    races = es_test_count_verdict(log, "account", ES_VERDICT_STALE) +
+            es_test_count_verdict(log, "account", ES_VERDICT_INTERLEAVED);
     zombie_deposits(log_uri, log, 0, 40);
     /* The log holds them, and every reader rejects them. */
-    assert_int_equal(es_test_count_verdict(log, "account", ES_VERDICT_STALE), 40);
+    assert_int_equal(es_test_count_verdict(log, "account", ES_VERDICT_STALE) +
+                     es_test_count_verdict(log, "account", ES_VERDICT_INTERLEAVED),
+                     races + 40);
+    print_message("rejected records in the log: %d of lost races, 40 of a zombie\n",
+                  races);
     es_log_close(log);
     crash_test_on(log_uri, target, path_or_url, pg, 20, 0, 40, pg ? 80000 : 60000);
 
