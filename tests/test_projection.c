@@ -24,9 +24,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <libpq-fe.h>
-#include <sqlite3.h>
-
 #include "harness.h"
 #include "kafka_harness.h"
 #include "pg_harness.h"
@@ -178,54 +175,6 @@ static char *reference_rows(es_log *log, int accounts)
 static const char rows_sql[] =
     "SELECT id, owner, balance, txns FROM balances ORDER BY id";
 
-/* The same rows, read from a SQLite target file. */
-static char *sqlite_rows(const char *path, const char *sql)
-{
-    sqlite3 *db;
-    sqlite3_stmt *st;
-    size_t cap = 1 << 16, len = 0;
-    char *out = calloc(1, cap);
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        for (int c = 0; c < sqlite3_column_count(st); c++) {
-            const char *v = (const char *)sqlite3_column_text(st, c);
-            size_t n = strlen(v ? v : "") + 2;
-            if (len + n + 1 > cap)
-                out = realloc(out, cap *= 2);
-            len += (size_t)sprintf(out + len, "%s%s", v ? v : "",
-                                   c + 1 < sqlite3_column_count(st) ? "|" : "\n");
-        }
-    }
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return out;
-}
-
-static char *pg_rows(const char *url, const char *sql)
-{
-    PGconn *c = PQconnectdb(url);
-    PGresult *r;
-    size_t cap = 1 << 16, len = 0;
-    char *out = calloc(1, cap);
-    assert_int_equal(PQstatus(c), CONNECTION_OK);
-    r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        fail_msg("%s: %s", sql, PQerrorMessage(c));
-    for (int i = 0; i < PQntuples(r); i++)
-        for (int k = 0; k < PQnfields(r); k++) {
-            size_t n = strlen(PQgetvalue(r, i, k)) + 2;
-            if (len + n + 1 > cap)
-                out = realloc(out, cap *= 2);
-            len += (size_t)sprintf(out + len, "%s%s", PQgetvalue(r, i, k),
-                                   k + 1 < PQnfields(r) ? "|" : "\n");
-        }
-    PQclear(r);
-    PQfinish(c);
-    return out;
-}
-
 static es_projection_worker *open_worker(es_log *log, const es_projection *p,
                                          const char *target,
                                          const es_projection_worker_options *o)
@@ -256,7 +205,7 @@ static void assert_rows(const char *got, const char *want)
 /* The rows of sql in the target: a SQLite file, or with pg a URL. */
 static char *target_rows(const char *path_or_url, int pg, const char *sql)
 {
-    return pg ? pg_rows(path_or_url, sql) : sqlite_rows(path_or_url, sql);
+    return es_test_target_rows(path_or_url, pg, sql);
 }
 
 /* The rows of the target (a SQLite file, or with pg a PostgreSQL URL)
@@ -931,7 +880,7 @@ static void test_refused_statement_stops(void **state)
     es_projection_worker_close(w);
     /* The batch rolled back: the account row is not there either. */
     {
-        char *got = sqlite_rows(path, rows_sql);
+        char *got = target_rows(path, 0, rows_sql);
         assert_string_equal(got, "");
         free(got);
     }
@@ -1062,7 +1011,7 @@ static void test_postgres_stopped(void **state)
         fail_msg("wait after the restart: %s", es_errmsg(wt));
     es_projection_waiter_close(wt);
     want = reference_rows(log, 10);
-    got = pg_rows(url, rows_sql);
+    got = target_rows(url, 1, rows_sql);
     assert_rows(got, want);
     free(want);
     free(got);
@@ -1174,11 +1123,11 @@ static void test_wait_for_position(void **state)
                                         &err), 0);
     /* The heartbeat is a row of its own, apart from the checkpoints. */
     {
-        char *got = sqlite_rows(path, "SELECT state FROM es_proj_heartbeats");
+        char *got = target_rows(path, 0, "SELECT state FROM es_proj_heartbeats");
         assert_string_equal(got, "running\n");
         free(got);
         es_projection_worker_close(w);
-        got = sqlite_rows(path, "SELECT state, batches FROM es_proj_heartbeats");
+        got = target_rows(path, 0, "SELECT state, batches FROM es_proj_heartbeats");
         assert_string_equal(got, "stopped|1\n");
         free(got);
     }
@@ -1398,10 +1347,8 @@ static void counts_case(const char *target, const char *path_or_url, int pg)
     st = run_caught_up(w);
     assert_int_equal(st.applied, 31);
     es_projection_worker_close(w);
-    got = pg ? pg_rows(path_or_url, "SELECT agg, type, n, last_version, coalesce(tag, '-')"
-                                    " FROM counts ORDER BY agg, type")
-             : sqlite_rows(path_or_url, "SELECT agg, type, n, last_version, coalesce(tag, '-')"
-                                        " FROM counts ORDER BY agg, type");
+    got = target_rows(path_or_url, pg, "SELECT agg, type, n, last_version,"
+                      " coalesce(tag, '-') FROM counts ORDER BY agg, type");
     assert_string_equal(got, "account|AccountOpened|1|1|-\n"
                              "ledger|Added|20|30|last\n"
                              "ledger|Removed|10|28|-\n");
@@ -1524,7 +1471,7 @@ static void test_cli_project(void **state)
     snprintf(target, sizeof target, "%.*s.projections.db",
              (int)(strlen(log_uri) - 7 - 3), log_uri + 7);
     want = reference_rows(log, 6);
-    got = sqlite_rows(target, rows_sql);
+    got = target_rows(target, 0, rows_sql);
     assert_rows(got, want);
     free(got);
     free(want);
@@ -1649,7 +1596,7 @@ static void test_cli_sigterm(void **state)
         char q[128];
         snprintf(q, sizeof q, "SELECT state FROM es_proj_heartbeats WHERE pid = %ld",
                  (long)pid);
-        got = sqlite_rows(path, q);
+        got = target_rows(path, 0, q);
     }
     assert_string_equal(got, "stopped\n");
     free(got);
@@ -1733,7 +1680,7 @@ static void test_alloc_failures(void **state)
             }
             run_caught_up(w);
             es_projection_worker_close(w);
-            got = sqlite_rows(path, rows_sql);
+            got = target_rows(path, 0, rows_sql);
             if (strcmp(got, want) != 0)
                 fail_msg("allocation %ld failing%s: rows differ:\n%s--- want\n%s",
                          n, persistent ? " (and after)" : "", got, want);
@@ -1874,7 +1821,7 @@ static void test_lease_takeover_sqlite(void **state)
     assert_reference_rows(log, 25, path, 0);
     {
         /* B gave the lease up on close: it expires at once. */
-        got = sqlite_rows(path, "SELECT expires_us FROM es_proj_leases");
+        got = target_rows(path, 0, "SELECT expires_us FROM es_proj_leases");
         assert_string_equal(got, "0\n");
         free(got);
     }
