@@ -154,8 +154,9 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/harness.o $(BUILD)/samples/b
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS) -lcmocka
 
 # test_auction folds and decides the auction sample's aggregate, and runs
-# the SQL of its projection files.
-$(BUILD)/tests/test_auction: $(BUILD)/samples/auction/auction.o
+# the SQL of its projection files (also through the worker into PostgreSQL).
+$(BUILD)/tests/test_auction: $(BUILD)/samples/auction/auction.o \
+		$(BUILD)/tests/pg_harness.o $(BUILD)/tests/target_harness.o
 $(BUILD)/tests/test_auction.o: ESFOLD_CFLAGS += \
 	-DAUCTION_PROJECTIONS_DIR='"$(CURDIR)/samples/auction/projections"'
 

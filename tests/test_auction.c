@@ -5,7 +5,9 @@
  * and its decoder, and auction_execute on a SQLite log (events stamped
  * with the command's time, "who led at 10:00" as of a time, nothing
  * written for a refusal, the history command with the type compiled in),
- * and the SQL of the sample's projection files on SQLite.
+ * and the SQL of the sample's projection files on SQLite (applied by the
+ * test, event by event, in two orders of partitions), then through the
+ * projection worker into a SQLite file and into PostgreSQL.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,7 @@
 #include <sqlite3.h>
 
 #include "harness.h"
+#include "target_harness.h"
 #include "samples/auction/auction.h"
 
 #ifndef AUCTION_PROJECTIONS_DIR
@@ -707,22 +710,10 @@ static const char *rows(sqlite3 *db, const char *query)
     return text;
 }
 
-static void test_projection_files(void **state)
+/* The demo's auctions: A (Sam's), B (Ada's), C (Lin's, no bids). */
+static void demo_auctions(es_repo *repo)
 {
-    static const int32_t forward[] = { 0, 1, 2, 3 }, backward[] = { 3, 2, 1, 0 };
-    es_log *log;
-    es_repo *repo;
-    sqlite3 *db, *db2;
-    char bidders[2048];
-    int32_t partitions;
     auction_command c;
-    (void)state;
-
-    assert_int_equal(es_log_open(&log, es_test_fresh_log_uri()), 0);
-    assert_int_equal(es_repo_new(&repo, log, NULL), 0);
-    assert_int_equal(es_log_partition_count(log, &partitions, "auction"), 0);
-    assert_int_equal(partitions, 4);
-    /* The demo's auctions: A (Sam's), B (Ada's), C (Lin's, no bids). */
     exec(repo, "A", open_a("09:00", "11:00"), 0, 1);
     c = open_a("09:00", "11:30");
     c.item = "Oak writing desk";
@@ -746,37 +737,113 @@ static void test_projection_files(void **state)
     exec(repo, "A", bid("10:40", "Ada", 8500), 0, 6);
     exec(repo, "C", close_at("10:30"), 0, 2);
     exec(repo, "A", close_at("11:05"), 0, 7);
+}
+
+/* What the projections hold after demo_auctions. B is still open: Lin
+ * leads it. */
+static const char leaderboard_sql[] =
+    "SELECT auction_id, status, bids, high_bid, leader, next_bid, winner,"
+    " updated_at, version FROM auction_leaderboard ORDER BY auction_id";
+static const char leaderboard_rows[] =
+    "A|sold|5|8500|Ada|9000|Ada|2026-03-01T11:05:00Z|7\n"
+    "B|open|2|11000|Lin|12000|NULL|2026-03-01T10:20:00Z|3\n"
+    "C|unsold|0|NULL|NULL|2000|NULL|2026-03-01T10:30:00Z|2\n";
+static const char bidders_sql[] = "SELECT * FROM auction_bidders ORDER BY bidder";
+/* bidder|bids|auctions|leads|won|spent|highest_bid */
+static const char bidders_rows[] = "Ada|3|1|0|1|8500|8500\n"
+                                   "Grace|3|2|0|0|0|10000\n"
+                                   "Lin|1|1|1|0|0|11000\n";
+static const char bidder_auctions_sql[] =
+    "SELECT * FROM auction_bidder_auctions ORDER BY bidder, auction_id";
+static const char bidder_auctions_rows[] = "Ada|A|3|8500|won\n"
+                                           "Grace|A|2|8000|lost\n"
+                                           "Grace|B|1|10000|open\n"
+                                           "Lin|B|1|11000|open\n";
+
+static void test_projection_files(void **state)
+{
+    static const int32_t forward[] = { 0, 1, 2, 3 }, backward[] = { 3, 2, 1, 0 };
+    es_log *log;
+    es_repo *repo;
+    sqlite3 *db, *db2;
+    int32_t partitions;
+    (void)state;
+
+    assert_int_equal(es_log_open(&log, es_test_fresh_log_uri()), 0);
+    assert_int_equal(es_repo_new(&repo, log, NULL), 0);
+    assert_int_equal(es_log_partition_count(log, &partitions, "auction"), 0);
+    assert_int_equal(partitions, 4);
+    demo_auctions(repo);
 
     db = project(log, forward, 4);
-    /* B is still open: Lin leads it. */
-    assert_string_equal(rows(db, "SELECT auction_id, status, bids, high_bid, leader, "
-                                 "next_bid, winner, updated_at, version FROM "
-                                 "auction_leaderboard ORDER BY auction_id"),
-                        "A|sold|5|8500|Ada|9000|Ada|2026-03-01T11:05:00Z|7\n"
-                        "B|open|2|11000|Lin|12000|NULL|2026-03-01T10:20:00Z|3\n"
-                        "C|unsold|0|NULL|NULL|2000|NULL|2026-03-01T10:30:00Z|2\n");
-    snprintf(bidders, sizeof bidders, "%s",
-             rows(db, "SELECT * FROM auction_bidders ORDER BY bidder"));
-    /* bidder|bids|auctions|leads|won|spent|highest_bid */
-    assert_string_equal(bidders, "Ada|3|1|0|1|8500|8500\n"
-                                 "Grace|3|2|0|0|0|10000\n"
-                                 "Lin|1|1|1|0|0|11000\n");
-    assert_string_equal(rows(db, "SELECT * FROM auction_bidder_auctions "
-                                 "ORDER BY bidder, auction_id"),
-                        "Ada|A|3|8500|won\n"
-                        "Grace|A|2|8000|lost\n"
-                        "Grace|B|1|10000|open\n"
-                        "Lin|B|1|11000|open\n");
+    assert_string_equal(rows(db, leaderboard_sql), leaderboard_rows);
+    assert_string_equal(rows(db, bidders_sql), bidders_rows);
+    assert_string_equal(rows(db, bidder_auctions_sql), bidder_auctions_rows);
 
     /* Keyed by bidder, not by stream: a worker may apply the partitions in
      * any interleaving; the per-bidder rows do not depend on it. */
     db2 = project(log, backward, 4);
-    assert_string_equal(rows(db2, "SELECT * FROM auction_bidders ORDER BY bidder"),
-                        bidders);
+    assert_string_equal(rows(db2, bidders_sql), bidders_rows);
     sqlite3_close(db2);
     sqlite3_close(db);
     es_repo_free(repo);
     es_log_close(log);
+}
+
+/* The sample's projection files as the esfold command runs them
+ * (es_projection_load_file, a worker each, until caught up), into a
+ * SQLite file and into PostgreSQL: the same rows on both. */
+static void projection_files_case(const char *target, const char *path_or_url,
+                                  int pg)
+{
+    static const char *const files[] = {"leaderboard.json", "bidders.json"};
+    es_log *log;
+    es_repo *repo;
+    char *got;
+    (void)pg;
+
+    assert_int_equal(es_log_open(&log, es_test_fresh_log_uri()), 0);
+    assert_int_equal(es_repo_new(&repo, log, NULL), 0);
+    demo_auctions(repo);
+    for (size_t i = 0; i < 2; i++) {
+        char path[4096];
+        es_projection *p = NULL;
+        es_projection_worker *w = NULL;
+        es_error err;
+        int rc;
+        snprintf(path, sizeof path, "%s/%s", AUCTION_PROJECTIONS_DIR, files[i]);
+        if (es_projection_load_file(&p, path, &err) != 0)
+            fail_msg("%s", err.text);
+        if ((rc = es_projection_worker_open(&w, log, p, target, NULL)) == 0)
+            rc = es_projection_worker_run(w, NULL, 1, NULL, NULL, NULL);
+        if (rc != 0)
+            fail_msg("%s: %s", files[i], es_errmsg(w));
+        es_projection_worker_close(w);
+        es_projection_free(p);
+    }
+    got = es_test_target_rows(path_or_url, pg, leaderboard_sql);
+    assert_string_equal(got, leaderboard_rows);
+    free(got);
+    got = es_test_target_rows(path_or_url, pg, bidders_sql);
+    assert_string_equal(got, bidders_rows);
+    free(got);
+    got = es_test_target_rows(path_or_url, pg, bidder_auctions_sql);
+    assert_string_equal(got, bidder_auctions_rows);
+    free(got);
+    es_repo_free(repo);
+    es_log_close(log);
+}
+
+static void test_projection_files_worker_sqlite(void **state)
+{
+    (void)state;
+    es_test_on_sqlite(projection_files_case, "auction");
+}
+
+static void test_projection_files_worker_postgres(void **state)
+{
+    (void)state;
+    es_test_on_postgres(projection_files_case, "auction");
 }
 
 int main(void)
@@ -793,6 +860,8 @@ int main(void)
         cmocka_unit_test(test_execute_on_a_log),
         cmocka_unit_test(test_history_as_of),
         cmocka_unit_test(test_projection_files),
+        cmocka_unit_test(test_projection_files_worker_sqlite),
+        cmocka_unit_test(test_projection_files_worker_postgres),
     };
     return cmocka_run_group_tests_name("auction", tests, NULL, NULL);
 }

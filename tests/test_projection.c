@@ -1522,6 +1522,16 @@ static void test_cli_project(void **state)
         assert_true(json_integer_value(json_object_get(doc, "dead_letter_count")) >= 2);
         first = json_array_get(json_object_get(doc, "dead_letters"), 0);
         assert_string_equal(json_string_value(json_object_get(first, "status")), "failed");
+        {
+            /* When it last changed, as ISO 8601 UTC (it was empty). */
+            int64_t us = 0;
+            es_error terr;
+            const char *at = json_string_value(json_object_get(first, "updated_at"));
+            assert_non_null(at);
+            if (es_time_parse(&us, at, &terr) != 0)
+                fail_msg("updated_at \"%s\": %s", at, terr.text);
+            assert_true(us > 0);
+        }
         json_decref(doc);
     }
     ctl.fail_stream = NULL;
