@@ -265,16 +265,23 @@ static void test_postgres_target(void **state)
 
 /* ---- Two workers on the same partitions --------------------------------- */
 
-static void two_workers_case(const char *uri, const char *path_or_url, int pg)
+/* On the log at log_uri (the Kafka log: with zombie records). */
+static void zombie_deposits(const char *log_uri, es_log *log, int first, int n);
+
+static void two_workers_on(const char *log_uri, int kafka, const char *uri,
+                           const char *path_or_url, int pg)
 {
     char *want, *got;
-    es_log *log = es_test_open_fresh_log();
+    es_log *log = NULL;
     es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
     es_projection_worker *a, *b;
     es_projection_step sa = {0}, sb = {0};
     int rc;
 
+    assert_int_equal(es_log_open(&log, log_uri), 0);
     fill_log(log, 10, 200, 3);
+    if (kafka)
+        zombie_deposits(log_uri, log, 0, 10);
     o.batch_size = 1000;
     /* Both read the checkpoints (at 0) before either applies anything. */
     a = open_worker(log, &balances, uri, &o);
@@ -299,6 +306,28 @@ static void two_workers_case(const char *uri, const char *path_or_url, int pg)
     free(want);
     free(got);
     es_log_close(log);
+}
+
+static void two_workers_case(const char *uri, const char *path_or_url, int pg)
+{
+    two_workers_on(es_test_fresh_log_uri(), 0, uri, path_or_url, pg);
+}
+
+static void two_workers_kafka(const char *uri, const char *path_or_url, int pg)
+{
+    two_workers_on(es_test_kafka_uri(NULL), 1, uri, path_or_url, pg);
+}
+
+static void test_two_workers_fenced_kafka_sqlite(void **state)
+{
+    (void)state;
+    es_test_on_sqlite(two_workers_kafka, "fencek");
+}
+
+static void test_two_workers_fenced_kafka_postgres(void **state)
+{
+    (void)state;
+    es_test_on_postgres(two_workers_kafka, "proj");
 }
 
 static void test_two_workers_fenced_sqlite(void **state)
@@ -2043,6 +2072,8 @@ int main(void)
         cmocka_unit_test(test_postgres_target),
         cmocka_unit_test(test_two_workers_fenced_sqlite),
         cmocka_unit_test(test_two_workers_fenced_postgres),
+        cmocka_unit_test(test_two_workers_fenced_kafka_sqlite),
+        cmocka_unit_test(test_two_workers_fenced_kafka_postgres),
         cmocka_unit_test(test_crash_sqlite),
         cmocka_unit_test(test_crash_postgres),
         cmocka_unit_test(test_crash_kafka_log_sqlite),
