@@ -37,6 +37,9 @@
 typedef struct balances_ctl {
     const char *fail_stream;
     int calls_on_failing; /* how often the failing stream was tried */
+    /* >0: the movement handler call that, inside its batch, writes a byte
+     * to gate_up and waits for one on gate_go (a child's handler) */
+    int gate_at, gate_calls, gate_up, gate_go;
 } balances_ctl;
 
 static balances_ctl ctl;
@@ -56,6 +59,11 @@ static int on_moved(es_sql *sql, const es_event *ev, int64_t sign)
     json_t *a = json_object_get(ev->payload, "amount");
     json_int_t amount = json_integer_value(a);
     es_sql_value p[] = {ES_SQL_STR(ev->stream_id), ES_SQL_I64(sign * amount)};
+    if (ctl.gate_at > 0 && ++ctl.gate_calls == ctl.gate_at) {
+        char b;
+        if (write(ctl.gate_up, "x", 1) != 1 || read(ctl.gate_go, &b, 1) != 1)
+            _exit(3);
+    }
     if (!json_is_integer(a)) /* a payload another producer got wrong */
         return es_sql_fail(sql, "%s of %s: \"amount\" is not an integer",
                            ev->type, ev->stream_id);
@@ -1047,28 +1055,12 @@ static void test_postgres_stopped(void **state)
     es_log_close(log);
 }
 
-/* The child of the test below: after its third batch it says so on up and
- * waits for a byte on go (PostgreSQL is stopped meanwhile), then goes on. */
-typedef struct gate {
-    int up, go, told;
-} gate;
-
-static int gate_progress(const es_projection_step *total, void *ud)
-{
-    gate *g = ud;
-    char b;
-    if (total->batches >= 3 && !g->told) {
-        g->told = 1;
-        if (write(g->up, "x", 1) != 1 || read(g->go, &b, 1) != 1)
-            _exit(3);
-    }
-    return 0;
-}
-
 /* PostgreSQL stopped and started while es_projection_worker_run runs (in a
- * child): the run rides over the outage (its steps fail with ES_EIO and
- * are retried with backoff, reconnecting), catches up and returns 0; every
- * event applied once. */
+ * child), inside a batch: the child's handler stops in the middle of one
+ * (its transaction open) until the server is down. The batch is lost with
+ * the connection, the run rides over the outage (its steps fail with
+ * ES_EIO and are retried with backoff, reconnecting), catches up and
+ * returns 0; every event applied once. */
 static void test_postgres_restarted_during_run(void **state)
 {
     const char *url = stoppable_pg_db();
@@ -1092,13 +1084,15 @@ static void test_postgres_restarted_during_run(void **state)
         es_projection_worker *w = NULL;
         es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
         es_projection_step total = {0, 0, 0, 0, 0, 0};
-        gate g = {up[1], go[0], 0};
         int rc;
+        ctl.gate_at = 70; /* inside the fourth batch of 20 movements */
+        ctl.gate_up = up[1];
+        ctl.gate_go = go[0];
         o.batch_size = 20;
         if (es_log_open(&clog, log_uri) != 0 ||
             es_projection_worker_open(&w, clog, &balances, url, &o) != 0)
             _exit(2);
-        rc = es_projection_worker_run(w, NULL, 1, &total, gate_progress, &g);
+        rc = es_projection_worker_run(w, NULL, 1, &total, NULL, NULL);
         if (rc != 0)
             fprintf(stderr, "run: %s\n", es_errmsg(w));
         applied = (long long)total.applied;
@@ -1108,7 +1102,7 @@ static void test_postgres_restarted_during_run(void **state)
     }
     close(up[1]);
     close(go[0]);
-    assert_int_equal(read(up[0], &b, 1), 1); /* three batches in */
+    assert_int_equal(read(up[0], &b, 1), 1); /* inside a batch */
     assert_int_equal(es_test_pg_stop(), 0);
     assert_int_equal(write(go[1], "g", 1), 1); /* it steps into the outage */
     assert_int_equal(es_test_pg_start(), 0);
