@@ -444,8 +444,9 @@ void es_projection_waiter_close(es_projection_waiter *wt); /* accepts NULL */
  * for at most timeout_ms (< 0: forever; 0: one look), polling.
  * Returns 0; ES_ETIMEDOUT (es_errmsg says where the checkpoint got to:
  * "projection balances has not applied account p1@41 after 200 ms
- * (checkpoint 12)"); ES_EINVAL; ES_EIO (the target failed or the
- * projection has no tables there; es_errmsg says what it said).
+ * (checkpoint 12)"; a projection the target does not have is at 0);
+ * ES_EINVAL; ES_EIO (the target failed, or no worker ever made the es_proj_
+ * tables there; es_errmsg says what it said).
  */
 int es_projection_waiter_wait(es_projection_waiter *wt, const char *name,
                               const char *aggregate_type, es_position pos,
