@@ -1191,6 +1191,17 @@ static void waiter_case(const char *target, const char *path_or_url, int pg)
 
     assert_int_equal(es_log_open(&log, log_uri), 0);
     fill_log(log, 5, 60, 77);
+    {
+        /* A target no worker has written to yet: the target's words. */
+        es_position p0 = {0, 0};
+        assert_int_equal(es_projection_waiter_open(&wt, target, NULL), 0);
+        assert_int_equal(es_projection_waiter_wait(wt, "balances", "account", p0, 0),
+                         ES_EIO);
+        assert_contains(es_errmsg(wt), "waiting for projection balances: ");
+        assert_contains(es_errmsg(wt), "es_proj_checkpoints");
+        es_projection_waiter_close(wt);
+        wt = NULL;
+    }
     w = open_worker(log, &balances, target, NULL);
     run_caught_up(w);
     wo.max_poll_ms = 5;
