@@ -354,7 +354,8 @@ fuzz: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%)
 
 # VALGRIND=1: the core and CLI tests on SQLite, and the corpus replays,
 # under valgrind (about 25 s in all). test_snapshot (a PostgreSQL server)
-# and the Kafka tests (librdkafka's threads) are left to SANITIZE=1.
+# and the Kafka tests (librdkafka's threads) are left to SANITIZE=1;
+# test_auction starts PostgreSQL for one case and runs clean under it.
 VALGRIND_TESTS := test_error test_time test_partition test_event test_codec \
                   test_accept test_map test_log test_aggregate test_upcast test_repo test_cli \
                   test_auction
