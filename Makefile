@@ -173,9 +173,11 @@ $(BUILD)/tests/test_snapshot: $(BUILD)/tests/test_snapshot.o $(BUILD)/tests/harn
 		$(BUILD)/samples/bank/account.o $(LIB_A)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS) -lcmocka
 
-# test_keyed starts PostgreSQL (tests/pg_harness.c).
+# test_keyed starts PostgreSQL (tests/pg_harness.c) and the local Kafka
+# broker (tests/kafka_harness.c).
 $(BUILD)/tests/test_keyed: $(BUILD)/tests/test_keyed.o $(BUILD)/tests/harness.o \
-		$(BUILD)/tests/pg_harness.o $(BUILD)/tests/target_harness.o $(LIB_A)
+		$(BUILD)/tests/pg_harness.o $(BUILD)/tests/target_harness.o \
+		$(BUILD)/tests/kafka_harness.o $(LIB_A)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS) -lcmocka
 
 # test_projection starts PostgreSQL and the local Kafka broker too.
