@@ -63,7 +63,8 @@ SNAPSHOT_SRCS := \
 PROJECTION_SRCS := \
 	projections/target.c projections/source.c projections/worker.c \
 	projections/deadletter.c projections/jsonfile.c projections/assign.c \
-	projections/rebuild.c projections/status.c projections/keyed.c
+	projections/rebuild.c projections/status.c projections/keyed.c \
+	projections/wait.c
 
 ADAPTER_SRCS := \
 	adapters/log_open.c adapters/snapshot_open.c \
@@ -174,12 +175,15 @@ $(BUILD)/tests/test_snapshot: $(BUILD)/tests/test_snapshot.o $(BUILD)/tests/harn
 		$(BUILD)/samples/bank/account.o $(LIB_A)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS) -lcmocka
 
-# test_keyed and test_jsonfile start PostgreSQL (tests/pg_harness.c).
+# test_jsonfile starts PostgreSQL (tests/pg_harness.c).
 $(BUILD)/tests/test_jsonfile: $(BUILD)/tests/test_jsonfile.o $(BUILD)/tests/harness.o \
 		$(BUILD)/tests/pg_harness.o $(BUILD)/tests/target_harness.o $(LIB_A)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS) -lcmocka
+# test_keyed starts PostgreSQL (tests/pg_harness.c) and the local Kafka
+# broker (tests/kafka_harness.c).
 $(BUILD)/tests/test_keyed: $(BUILD)/tests/test_keyed.o $(BUILD)/tests/harness.o \
-		$(BUILD)/tests/pg_harness.o $(BUILD)/tests/target_harness.o $(LIB_A)
+		$(BUILD)/tests/pg_harness.o $(BUILD)/tests/target_harness.o \
+		$(BUILD)/tests/kafka_harness.o $(LIB_A)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS) -lcmocka
 
 # test_projection starts PostgreSQL and the local Kafka broker too.
@@ -188,9 +192,10 @@ $(BUILD)/tests/test_projection: $(BUILD)/tests/test_projection.o $(BUILD)/tests/
 		$(BUILD)/samples/bank/account.o $(LIB_A)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS) -lcmocka
 
-# test_rebuild starts PostgreSQL too.
+# test_rebuild starts PostgreSQL and the local Kafka broker too.
 $(BUILD)/tests/test_rebuild: $(BUILD)/tests/test_rebuild.o $(BUILD)/tests/harness.o \
-		$(BUILD)/tests/pg_harness.o $(BUILD)/tests/target_harness.o $(BUILD)/samples/bank/account.o $(LIB_A)
+		$(BUILD)/tests/pg_harness.o $(BUILD)/tests/target_harness.o $(BUILD)/tests/kafka_harness.o \
+		$(BUILD)/samples/bank/account.o $(LIB_A)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS) -lcmocka
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/bench/benchutil.o $(BUILD)/samples/bank/account.o $(LIB_A)
@@ -369,7 +374,8 @@ fuzz: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%)
 
 # VALGRIND=1: the core and CLI tests on SQLite, and the corpus replays,
 # under valgrind (about 25 s in all). test_snapshot (a PostgreSQL server)
-# and the Kafka tests (librdkafka's threads) are left to SANITIZE=1.
+# and the Kafka tests (librdkafka's threads) are left to SANITIZE=1;
+# test_auction starts PostgreSQL for one case and runs clean under it.
 VALGRIND_TESTS := test_error test_time test_partition test_event test_codec \
                   test_accept test_map test_log test_aggregate test_upcast test_repo test_cli \
                   test_auction

@@ -24,8 +24,9 @@
  *   latency  append-to-visible: a worker runs in another thread, a second
  *            thread appends a steady 1,000 events/s, and one more event is
  *            appended every 5 ms and waited for until the checkpoint of its
- *            partition passes it: by es_projection_wait (even samples) and
- *            by polling the checkpoint row on an open connection (odd).
+ *            partition passes it, in turn: by es_projection_wait (a
+ *            connection per call), by polling the checkpoint row on an open
+ *            connection, and by an es_projection_waiter opened once.
  *   memory   RSS at start and end, the peak while loading, and the
  *            worker's own peak during its runs into each target.
  *   keyed    the same events as a keyed fold (projections/keyed.c, no SQL:
@@ -74,7 +75,7 @@
 #define PARTITIONS 4
 #define LOAD_COMMIT 10000    /* events per transaction loading the log */
 #define LIMIT_TXN 1000       /* statements per transaction of the limits */
-#define LAT_SAMPLES 800      /* append-to-visible samples per target */
+#define LAT_SAMPLES 900      /* append-to-visible samples per target */
 #define LAT_PERIOD_US 5000   /* one append every 5 ms */
 #define PROJ_NAME "bench_balances"
 /* Events per read of the keyed fold: 16 reads of 16,000 cover a
@@ -1273,7 +1274,7 @@ static int cmp_double(const void *a, const void *b)
 
 /* Latencies in ms: p50 and p99 of the waited and the polled samples. */
 typedef struct lat_figures {
-    double wait_p50, wait_p99, poll_p50, poll_p99;
+    double wait_p50, wait_p99, poll_p50, poll_p99, waiter_p50, waiter_p99;
     double load_events_per_s;
 } lat_figures;
 
@@ -1288,10 +1289,12 @@ static void percentiles(double *v, int n, double *p50, double *p99)
  * A fresh SQLite log with a worker (its own log handle) running in another
  * thread into target, and a steady load (load_thread) appending beside it.
  * Every LAT_PERIOD_US one more event goes in through es_log_append and is
- * waited for until the checkpoint of its partition passes it: by
- * es_projection_wait (the API: it opens its own target connection and polls
- * 1 ms, 2 ms, 4 ms ...) for even samples, by polling the checkpoint row
- * every 0.2 ms on a connection kept open for odd ones.
+ * waited for until the checkpoint of its partition passes it, in turn: by
+ * es_projection_wait (the API in one call: it opens its own target
+ * connection and polls 1 ms, 2 ms, 4 ms ...), by polling the checkpoint
+ * row every 0.2 ms on a connection kept open, and by an
+ * es_projection_waiter opened once (the API on a kept connection, polls
+ * 1 ms, 2 ms, 4 ms up to max_poll_ms 4).
  */
 static int measure_latency(const char *dir, const char *tag, const char *target,
                            const es_projection *proj, lat_figures *out)
@@ -1302,9 +1305,12 @@ static int measure_latency(const char *dir, const char *tag, const char *target,
     lat_load ld;
     poller pl;
     pthread_t th, lth;
-    int started = 0, lstarted = 0, rc = 1, nw = 0, np = 0;
+    int started = 0, lstarted = 0, rc = 1, nw = 0, np = 0, nk = 0;
     double *lw_ms = calloc(LAT_SAMPLES, sizeof(double));
     double *lp_ms = calloc(LAT_SAMPLES, sizeof(double));
+    double *lk_ms = calloc(LAT_SAMPLES, sizeof(double));
+    es_projection_waiter *waiter = NULL;
+    es_projection_waiter_options wo = ES_PROJECTION_WAITER_OPTIONS_INIT;
     double next, t_load = 0;
     es_event ev;
 
@@ -1313,7 +1319,8 @@ static int measure_latency(const char *dir, const char *tag, const char *target,
     memset(&pl, 0, sizeof pl);
     snprintf(path, sizeof path, "%s/latency-%s.db", dir, tag);
     snprintf(uri, sizeof uri, "sqlite:%s?partitions=%d", path, PARTITIONS);
-    if (lw_ms == NULL || lp_ms == NULL || es_log_open(&alog, uri) != 0 ||
+    if (lw_ms == NULL || lp_ms == NULL || lk_ms == NULL ||
+        es_log_open(&alog, uri) != 0 ||
         es_log_open(&wlog, uri) != 0 || es_log_open(&ld.log, uri) != 0) {
         fprintf(stderr, "bench_projection: latency log: %s\n",
                 alog ? es_errmsg(alog) : "out of memory");
@@ -1326,6 +1333,12 @@ static int measure_latency(const char *dir, const char *tag, const char *target,
     }
     if (poller_open(&pl, target) != 0)
         goto done;
+    wo.max_poll_ms = 4;
+    if (es_projection_waiter_open(&waiter, target, &wo) != 0) {
+        fprintf(stderr, "bench_projection: latency waiter: %s\n",
+                waiter ? es_errmsg(waiter) : "out of memory");
+        goto done;
+    }
     if (pthread_create(&th, NULL, lat_thread, &lw) != 0)
         goto done;
     started = 1;
@@ -1358,7 +1371,15 @@ static int measure_latency(const char *dir, const char *tag, const char *target,
             goto done;
         }
         json_decref(ev.payload);
-        if (i % 2 == 0) {
+        if (i % 3 == 2) {
+            if (es_projection_waiter_wait(waiter, PROJ_NAME, bank_account_type.name,
+                                          res.last, 10000) != 0) {
+                fprintf(stderr, "bench_projection: latency waiter: %s\n",
+                        es_errmsg(waiter));
+                goto done;
+            }
+            lk_ms[nk++] = (bu_now() - t0) * 1000.0;
+        } else if (i % 3 == 0) {
             if (es_projection_wait(target, PROJ_NAME, bank_account_type.name,
                                    res.last, 10000, &err) != 0) {
                 fprintf(stderr, "bench_projection: latency wait: %s\n",
@@ -1383,6 +1404,7 @@ static int measure_latency(const char *dir, const char *tag, const char *target,
     }
     percentiles(lw_ms, nw, &out->wait_p50, &out->wait_p99);
     percentiles(lp_ms, np, &out->poll_p50, &out->poll_p99);
+    percentiles(lk_ms, nk, &out->waiter_p50, &out->waiter_p99);
     rc = 0;
 done:
     bu_status(NULL);
@@ -1403,6 +1425,7 @@ done:
         }
     }
     poller_close(&pl);
+    es_projection_waiter_close(waiter);
     es_projection_worker_close(lw.w);
     es_log_close(ld.log);
     es_log_close(wlog);
@@ -1410,6 +1433,7 @@ done:
     bu_sqlite_files_remove(path);
     free(lw_ms);
     free(lp_ms);
+    free(lk_ms);
     return rc;
 }
 
@@ -1417,14 +1441,16 @@ done:
 static void lat_facts(bu_report *rep, const char *key, const char *label,
                       const lat_figures *f)
 {
-    static const char *const what[4] = {"wait_p50", "wait_p99", "poll_p50",
-                                        "poll_p99"};
-    static const char *const says[4] = {
+    static const char *const what[6] = {"wait_p50", "wait_p99", "poll_p50",
+                                        "poll_p99", "waiter_p50", "waiter_p99"};
+    static const char *const says[6] = {
         "es_projection_wait p50", "es_projection_wait p99",
-        "polled checkpoint p50", "polled checkpoint p99"};
-    const double v[4] = {f->wait_p50, f->wait_p99, f->poll_p50, f->poll_p99};
-    char k[48], l[64];
-    for (int i = 0; i < 4; i++) {
+        "polled checkpoint p50", "polled checkpoint p99",
+        "es_projection_waiter_wait p50", "es_projection_waiter_wait p99"};
+    const double v[6] = {f->wait_p50, f->wait_p99, f->poll_p50, f->poll_p99,
+                         f->waiter_p50, f->waiter_p99};
+    char k[48], l[80];
+    for (int i = 0; i < 6; i++) {
         snprintf(k, sizeof k, "%s_visible_%s_ms", key, what[i]);
         snprintf(l, sizeof l, "append->visible %s, %s", label, says[i]);
         bu_report_fact(rep, k, l, v[i], "ms", 2);

@@ -364,7 +364,7 @@ static int print_dl(const es_projection_dead_letter *dl, void *ud)
     dl_print *p = ud;
     char when[ES_TIME_BUFSZ];
     p->n++;
-    if (es_time_format(when, sizeof when, dl->updated_us) < 0)
+    if (es_time_format(when, sizeof when, dl->updated_us) < 0) /* else its length */
         when[0] = '\0';
     if (p->json) {
         json_t *j = json_pack("{s:s, s:s, s:I, s:{s:i, s:I}, s:s, s:s, s:I, "

@@ -61,6 +61,9 @@ json_t *es__json_loadb(const char *buf, size_t len, int *oom);
 int es__conflict_fail(es__handle *h, const char *what, const char *agg,
                       const char *sid, int64_t expected, int64_t actual);
 
+/* Sleeps ms milliseconds (nothing when ms <= 0). */
+void es__sleep_ms(int ms);
+
 /* Allocation through the hook of es_set_allocator(). */
 void *es__malloc(size_t n);
 void *es__calloc(size_t n, size_t size);

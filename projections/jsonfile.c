@@ -558,6 +558,7 @@ static int json_handler(es_sql *sql, const es_event *ev, void *user_data)
             o = &j->on[i];
     if (o == NULL)
         return 0;
+    /* The length written, or -1 (never with ES_TIME_BUFSZ). */
     if (es_time_format(when, sizeof when, ev->occurred_us) < 0)
         when[0] = '\0';
     for (size_t k = 0; k < o->n; k++) {

@@ -987,10 +987,7 @@ int es_projection_rebuild(es_rebuild_progress *out, es_log *log,
                 rc = tfail(err, t, rc, "swapping in the rebuilt tables");
                 goto done;
             }
-            {
-                struct timespec ts = {0, 50000000L * a};
-                nanosleep(&ts, NULL);
-            }
+            es__sleep_ms(50 * a);
         }
     }
     c.p.phase = "done";

@@ -202,6 +202,12 @@ int es__keyed_write(es__target *t, const es__keyed *k, es__keyed_cache *c);
 /* The prefix of the worker's own tables in the target. */
 #define ES__PROJ_PREFIX "es_proj_"
 
+/* A partition's checkpoint ($1 projection, $2 type, $3 partition): the
+ * worker's and the waiters' (projections/wait.c) one query of it. */
+#define ES__PROJ_CKPT_GET_SQL \
+    "SELECT next_offset FROM " ES__PROJ_PREFIX "checkpoints" \
+    " WHERE projection = $1 AND agg_type = $2 AND partition_no = $3"
+
 /* 1 when s ("#...") ends the name of a rebuild's own worker
  * (projections/rebuild.c). */
 int es__proj_internal_suffix(const char *s);

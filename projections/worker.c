@@ -70,14 +70,9 @@ static const char ckpt_init_sql[] =
     "INSERT INTO " P "checkpoints (projection, agg_type, partition_no,"
     " next_offset, updated_us) VALUES ($1, $2, $3, 0, $4)"
     " ON CONFLICT (projection, agg_type, partition_no) DO NOTHING";
-static const char ckpt_get_sql[] =
-    "SELECT next_offset FROM " P "checkpoints"
-    " WHERE projection = $1 AND agg_type = $2 AND partition_no = $3";
+static const char ckpt_get_sql[] = ES__PROJ_CKPT_GET_SQL;
 /* PostgreSQL: a keyed fold's batch locks its checkpoint row first. */
-static const char ckpt_lock_sql[] =
-    "SELECT next_offset FROM " P "checkpoints"
-    " WHERE projection = $1 AND agg_type = $2 AND partition_no = $3"
-    " FOR UPDATE";
+static const char ckpt_lock_sql[] = ES__PROJ_CKPT_GET_SQL " FOR UPDATE";
 static const char resume_sql[] =
     "INSERT INTO " P "resume (projection, agg_type, partition_no, stream_id,"
     " version, commit_id, commit_size, commit_index)"
@@ -164,16 +159,6 @@ struct es_projection_worker {
 };
 
 /* ---- small helpers ------------------------------------------------------ */
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts;
-    if (ms <= 0)
-        return;
-    ts.tv_sec = ms / 1000;
-    ts.tv_nsec = (long)(ms % 1000) * 1000000L;
-    nanosleep(&ts, NULL);
-}
 
 static int strset_has(const strset *s, const char *x)
 {
@@ -678,7 +663,7 @@ static int apply_careful(es_projection_worker *w, es_projection_handler_fn fn,
                             es_errmsg(w->t));
         if (attempts >= w->o.max_attempts)
             break;
-        sleep_ms(backoff);
+        es__sleep_ms(backoff);
         if (backoff > 0 && backoff < 10000)
             backoff *= 2;
     }
@@ -1322,7 +1307,7 @@ int es_projection_worker_run(es_projection_worker *w, volatile int *stop,
             /* A lost connection (or log): the next step reconnects and
              * goes on from the checkpoint in the target. */
             io_ms = io_ms ? (io_ms * 2 > 5000 ? 5000 : io_ms * 2) : 50;
-            sleep_ms(io_ms);
+            es__sleep_ms(io_ms);
             continue;
         }
         io_ms = 0;
@@ -1342,60 +1327,12 @@ int es_projection_worker_run(es_projection_worker *w, volatile int *stop,
             break;
         if (st.batches == 0) {
             idle_ms = idle_ms ? (idle_ms * 2 > 100 ? 100 : idle_ms * 2) : 1;
-            sleep_ms(idle_ms);
+            es__sleep_ms(idle_ms);
         } else {
             idle_ms = 0;
         }
     }
     if (total)
         *total = sum;
-    return rc;
-}
-
-/* ---- read your writes --------------------------------------------------- */
-
-int es_projection_wait(const char *target_uri, const char *name,
-                       const char *aggregate_type, es_position pos,
-                       int timeout_ms, es_error *err)
-{
-    es__target *t = NULL;
-    int64_t start = es_time_now_us();
-    int wait_ms = 1, rc;
-
-    if (name == NULL || aggregate_type == NULL || pos.offset < 0)
-        return es__err(err, ES_EINVAL, "es_projection_wait: a name, a type and "
-                       "a position are needed");
-    if (target_uri == NULL)
-        target_uri = getenv("ESFOLD_TARGET");
-    if ((rc = es__target_open(&t, target_uri ? target_uri : "")) != 0) {
-        es__err(err, rc, "%s", t ? es_errmsg(t) : "out of memory");
-        goto done;
-    }
-    for (;;) {
-        es_sql_value q[] = {ES_SQL_STR(name), ES_SQL_STR(aggregate_type),
-                            ES_SQL_I64(pos.partition)};
-        es__i64_row r = {0, 0};
-        if ((rc = es__target_query(t, ckpt_get_sql, q, 3, es__target_i64_row, &r)) != 0) {
-            es__err(err, rc, "%s", es_errmsg(t));
-            goto done;
-        }
-        if (r.found && r.v > pos.offset)
-            break;
-        if (timeout_ms >= 0 &&
-            es_time_now_us() - start >= (int64_t)timeout_ms * 1000) {
-            rc = es__err(err, ES_ETIMEDOUT, "projection %s has not applied %s "
-                         "p%d@%lld after %d ms (checkpoint %lld)", name,
-                         aggregate_type, (int)pos.partition,
-                         (long long)pos.offset, timeout_ms,
-                         (long long)(r.found ? r.v : 0));
-            goto done;
-        }
-        sleep_ms(wait_ms);
-        if (wait_ms < 50)
-            wait_ms *= 2;
-    }
-    rc = 0;
-done:
-    es__target_close(t);
     return rc;
 }

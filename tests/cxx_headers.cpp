@@ -18,12 +18,14 @@ int cxx_uses_every_macro(void)
     es_emit_options emit = ES_EMIT_OPTIONS_INIT;
     es_processor_options proc = ES_PROCESSOR_OPTIONS_INIT;
     es_projection_worker_options work = ES_PROJECTION_WORKER_OPTIONS_INIT;
+    es_projection_waiter_options waiter = ES_PROJECTION_WAITER_OPTIONS_INIT;
     es_sql_value params[] = {ES_SQL_NULLV, ES_SQL_STR("a"), ES_SQL_I64(1),
                              ES_SQL_F64(1.5), ES_SQL_BOOLV(1), ES_SQL_JSONV(NULL)};
     const char *v = ES_VERSION_STRING;
     (void)emit;
     (void)proc;
     (void)work;
+    (void)waiter;
     (void)params;
     (void)read;
     (void)repo;

@@ -170,3 +170,32 @@ int es_test_cli(int (*fn)(int, char **, void *), const char **out,
     argv[argc] = NULL;
     return es_test_capture(fn, argc, argv, NULL, out, err);
 }
+
+typedef struct verdict_count {
+    es_verdict verdict;
+    int n;
+} verdict_count;
+
+static int count_verdict_cb(const es_event *ev, es_verdict verdict,
+                            const char *why, void *ud)
+{
+    verdict_count *c = ud;
+    (void)ev;
+    (void)why;
+    c->n += verdict == c->verdict;
+    return 0;
+}
+
+int es_test_count_verdict(es_log *log, const char *aggregate_type,
+                          es_verdict verdict)
+{
+    verdict_count c = {verdict, 0};
+    int32_t count = 0;
+    assert_int_equal(es_log_partition_count(log, &count, aggregate_type), 0);
+    for (int32_t p = 0; p < count; p++) {
+        int64_t next = 0;
+        assert_int_equal(es_log_scan_partition(log, &next, aggregate_type, p, 0, 0,
+                                               count_verdict_cb, &c), 0);
+    }
+    return c.n;
+}

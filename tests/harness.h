@@ -39,6 +39,12 @@ int es_test_capture(int (*fn)(int, char **, void *), int argc, char **argv,
 int es_test_cli(int (*fn)(int, char **, void *), const char **out,
                 const char **err, const char *log_uri, ...);
 
+/* How many records of aggregate_type in the log every reader judges
+ * `verdict` (ES_VERDICT_STALE: a zombie writer's; ES_VERDICT_MALFORMED),
+ * over all partitions. */
+int es_test_count_verdict(es_log *log, const char *aggregate_type,
+                          es_verdict verdict);
+
 /* Asserts that haystack contains needle, printing both when it does not. */
 #define assert_contains(haystack, needle) \
     es_test_assert_contains((haystack), (needle), __FILE__, __LINE__)

@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "kafka_harness.h"
+#include "esfold/log.h"
+#include "esfold/partition.h"
 
 static char brokers[512];
 static char esfold[PATH_MAX];
@@ -173,4 +175,40 @@ void es_test_kafka_send(rd_kafka_t *rk, const char *topic, int32_t p,
     va_start(ap, value_len);
     es_test_kafka_sendv(rk, topic, p, key, value, value_len, ap);
     va_end(ap);
+}
+
+void es_test_kafka_foreign_records(struct es_log *log, const char *log_uri,
+                                 const char *aggregate_type, const char *id_fmt,
+                                 int first, int n, int streams, int64_t version,
+                                 const char *event_type, const char *payload)
+{
+    const char *prefix = strstr(log_uri, "prefix=");
+    char topic[256], ver[24], id[128], eid[64], cid[64];
+    int32_t count = 0;
+    rd_kafka_t *rk;
+
+    if (prefix == NULL || es_log_partition_count(log, &count, aggregate_type) != 0) {
+        fprintf(stderr, "kafka harness: no topic prefix or partitions in %s\n",
+                log_uri);
+        abort();
+    }
+    prefix += 7;
+    snprintf(topic, sizeof topic, "%.*s%s", (int)strcspn(prefix, "&"), prefix,
+             aggregate_type);
+    snprintf(ver, sizeof ver, "%lld", (long long)version);
+    rk = es_test_kafka_producer(NULL);
+    for (int i = first; i < first + n; i++) {
+        snprintf(id, sizeof id, id_fmt, i % streams);
+        snprintf(eid, sizeof eid, "zombie-%d-%d", (int)getpid(), i);
+        snprintf(cid, sizeof cid, "zombie-c-%d-%d", (int)getpid(), i);
+        es_test_kafka_send(rk, topic, es_partition_for(id, strlen(id), count), id,
+                           payload, strlen(payload), "es-type", event_type,
+                           "es-version", ver, "es-id", eid, "es-commit", cid,
+                           "es-commit-size", "1", (const char *)NULL);
+    }
+    if (rd_kafka_flush(rk, 10000) != 0) {
+        fprintf(stderr, "kafka harness: the stale records were not flushed\n");
+        abort();
+    }
+    rd_kafka_destroy(rk);
 }

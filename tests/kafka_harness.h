@@ -48,4 +48,21 @@ void es_test_kafka_sendv(rd_kafka_t *rk, const char *topic, int32_t p,
                          const char *key, const char *value, size_t value_len,
                          va_list headers);
 
+/*
+ * Records a writer outside esfold leaves in the Kafka log at log_uri (open
+ * as log): n records of aggregate_type, record i for the stream
+ * id_fmt % ((first + i) % streams) (a printf format of one int), each an
+ * event_type with payload (any bytes, NUL-terminated; an esfold event's is
+ * a JSON object) that claims version `version`, with its own event and
+ * commit ids, in the stream's partition, stamped now. A version the
+ * stream has already is what a zombie writes (stale: every reader rejects
+ * it); the stream's next one is accepted. Flushed; aborts when it cannot
+ * be written.
+ */
+struct es_log;
+void es_test_kafka_foreign_records(struct es_log *log, const char *log_uri,
+                                 const char *aggregate_type, const char *id_fmt,
+                                 int first, int n, int streams, int64_t version,
+                                 const char *event_type, const char *payload);
+
 #endif

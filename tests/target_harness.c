@@ -38,51 +38,50 @@ void es_test_on_postgres(es_test_target_case fn, const char *prefix)
     fn(url, url, 1);
 }
 
-/* Appends one value and its separator to *out. */
-static void add_value(char **out, size_t *cap, size_t *len, const char *v,
-                      int last)
+/* Appends v and then sep to *out (of *cap bytes, *len used). */
+static void rows_add(char **out, size_t *len, size_t *cap, const char *v,
+                     const char *sep)
 {
-    size_t n = strlen(v) + 2;
+    size_t n = strlen(v) + strlen(sep);
     while (*len + n + 1 > *cap)
         *out = realloc(*out, *cap *= 2);
     assert_non_null(*out);
-    *len += (size_t)sprintf(*out + *len, "%s%s", v, last ? "\n" : "|");
+    *len += (size_t)sprintf(*out + *len, "%s%s", v, sep);
 }
 
 char *es_test_target_rows(const char *path_or_url, int pg, const char *sql)
 {
-    size_t cap = 1 << 16, len = 0;
+    size_t cap = 1 << 12, len = 0;
     char *out = calloc(1, cap);
-
     assert_non_null(out);
     if (pg) {
         PGconn *c = PQconnectdb(path_or_url);
         PGresult *r;
         if (PQstatus(c) != CONNECTION_OK)
-            fail_msg("%s: %s", path_or_url, PQerrorMessage(c));
+            fail_msg("%s", PQerrorMessage(c));
         r = PQexec(c, sql);
         if (PQresultStatus(r) != PGRES_TUPLES_OK)
             fail_msg("%s: %s", sql, PQerrorMessage(c));
         for (int i = 0; i < PQntuples(r); i++)
             for (int k = 0; k < PQnfields(r); k++)
-                add_value(&out, &cap, &len, PQgetvalue(r, i, k),
-                          k + 1 == PQnfields(r));
+                rows_add(&out, &len, &cap,
+                         PQgetisnull(r, i, k) ? "NULL" : PQgetvalue(r, i, k),
+                         k + 1 < PQnfields(r) ? "|" : "\n");
         PQclear(r);
         PQfinish(c);
     } else {
         sqlite3 *db;
         sqlite3_stmt *st;
         int rc;
-        if (sqlite3_open_v2(path_or_url, &db, SQLITE_OPEN_READONLY, NULL) !=
-            SQLITE_OK)
+        if (sqlite3_open_v2(path_or_url, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
             fail_msg("%s: %s", path_or_url, sqlite3_errmsg(db));
         if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
             fail_msg("%s: %s", sql, sqlite3_errmsg(db));
         while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-            for (int c = 0; c < sqlite3_column_count(st); c++) {
-                const char *v = (const char *)sqlite3_column_text(st, c);
-                add_value(&out, &cap, &len, v ? v : "",
-                          c + 1 == sqlite3_column_count(st));
+            for (int k = 0; k < sqlite3_column_count(st); k++) {
+                const char *v = (const char *)sqlite3_column_text(st, k);
+                rows_add(&out, &len, &cap, v ? v : "NULL",
+                         k + 1 < sqlite3_column_count(st) ? "|" : "\n");
             }
         if (rc != SQLITE_DONE)
             fail_msg("%s: %s", sql, sqlite3_errmsg(db));

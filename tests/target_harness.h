@@ -22,9 +22,9 @@ void es_test_on_postgres(es_test_target_case fn, const char *prefix);
  * no server; a server that refuses it fails the test. */
 const char *es_test_pg_fresh_db_or_fail(const char *prefix);
 
-/* The rows of sql in the target (a SQLite file path, or a libpq URL when
- * pg), one line each, columns separated by | and NULL as nothing; fails
- * the test when the query fails. The caller frees it. */
+/* The rows of sql in a target (a SQLite file, or with pg a libpq URL),
+ * read straight with sqlite3 / libpq, as "a|b|c\n" lines (SQL NULL as
+ * NULL). The caller frees the string; a failing query fails the test. */
 char *es_test_target_rows(const char *path_or_url, int pg, const char *sql);
 
 #endif

@@ -632,8 +632,8 @@ static void projection_case(const char *target, const char *path_or_url, int pg)
                               "leader, next_bid, winner, updated_at, version "
                               "FROM auction_leaderboard ORDER BY auction_id");
     assert_string_equal(got, "A|sold|5|8500|Ada|9000|Ada|2026-03-01T11:05:00Z|7\n"
-                             "B|open|2|11000|Lin|12000||2026-03-01T10:20:00Z|3\n"
-                             "C|unsold|0|||2000||2026-03-01T10:30:00Z|2\n");
+                             "B|open|2|11000|Lin|12000|NULL|2026-03-01T10:20:00Z|3\n"
+                             "C|unsold|0|NULL|NULL|2000|NULL|2026-03-01T10:30:00Z|2\n");
     free(got);
     /* bidder|bids|auctions|leads|won|spent|highest_bid */
     bidders = es_test_target_rows(path_or_url, pg, "SELECT * FROM "
@@ -659,7 +659,7 @@ static void projection_case(const char *target, const char *path_or_url, int pg)
                               "ORDER BY auction_id");
     assert_string_equal(got, "A|open|3|6000|Ada\n"
                              "B|open|1|10000|Grace\n"
-                             "C|open|0||\n");
+                             "C|open|0|NULL|NULL\n");
     free(got);
 
     /* Keyed by bidder, not by stream: the per-bidder rows do not depend on

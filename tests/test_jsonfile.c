@@ -190,13 +190,13 @@ static void add_i64(expect *x, int64_t v)
     add(x, b, 0);
 }
 
-/* A payload or metadata member as the target shows it (NULL: empty). */
+/* A payload or metadata member as the target shows it (SQL NULL: NULL). */
 static void add_json(expect *x, const json_t *v, int last)
 {
     char b[64];
     char *text;
     if (v == NULL || json_is_null(v)) {
-        add(x, "", last);
+        add(x, "NULL", last);
         return;
     }
     switch (json_typeof(v)) {
@@ -237,8 +237,8 @@ static int expect_event(const es_event *ev, void *user_data)
     add_i64(x, ev->position.offset);
     add_i64(x, ev->position.partition);
     add(x, ev->aggregate_type, 0);
-    add(x, ev->correlation_id ? ev->correlation_id : "", 0);
-    add(x, ev->causation_id ? ev->causation_id : "", 0);
+    add(x, ev->correlation_id ? ev->correlation_id : "NULL", 0);
+    add(x, ev->causation_id ? ev->causation_id : "NULL", 0);
     add_i64(x, ev->schema);
     add_json(x, json_object_get(p, "s"), 0);
     add_json(x, json_object_get(p, "i"), 0);
@@ -247,7 +247,7 @@ static int expect_event(const es_event *ev, void *user_data)
     add_json(x, json_object_get(p, "obj"), 0);
     add_json(x, json_object_get(nest, "deep"), 0);
     add_json(x, json_array_get(json_object_get(p, "arr"), 1), 0);
-    add(x, "", 0); /* $data.nope.x: never there */
+    add(x, "NULL", 0); /* $data.nope.x: never there */
     add_json(x, json_object_get(ev->meta, "tag"), 0);
     add_json(x, json_object_get(json_object_get(ev->meta, "n"), "deep"), 1);
     return 0;

@@ -7,7 +7,8 @@
  * the log is written (not from anything esfold reads back), and the rows
  * are read straight from the target with sqlite3 / libpq. "add" and
  * "count" are not idempotent, so an event folded twice shows, including
- * after workers are killed with SIGKILL and restarted.
+ * after workers are killed with SIGKILL and restarted (from the SQLite log
+ * and from the Kafka log, with a zombie writer's stale records).
  */
 #include <signal.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include "esfold/cli.h"
 #include "esfold/rebuild.h"
 #include "harness.h"
+#include "kafka_harness.h"
 #include "projections/target_backend.h" /* the document cache, below the worker */
 #include "pg_harness.h"
 #include "target_harness.h"
@@ -640,9 +642,21 @@ static void worker_child(const char *log_uri, const char *target, size_t batch)
     _exit(rc == 0 ? 0 : 4);
 }
 
-static void crash_case(const char *target, const char *path_or_url, int pg)
+/* Stale deposits of 1,000,000 to owner-0 that a zombie writer outside
+ * esfold leaves on the Kafka log for acct-000..019: rejected by every
+ * reader, never in the reference, so one folded shows. */
+static void zombies(es_log *log, const char *log_uri, int first)
 {
-    const char *log_uri = es_test_fresh_log_uri();
+    es_test_kafka_foreign_records(log, log_uri, "account", "acct-%03d", first, 20,
+                                  20, 2, "Deposited",
+                                  "{\"owner\":\"owner-0\",\"amount\":1000000}");
+}
+
+/* From the log at log_uri; on the Kafka log (kafka 1) with zombie records
+ * before the first kill and halfway. */
+static void crash_case_on(const char *log_uri, int kafka, const char *target,
+                          const char *path_or_url, int pg)
+{
     es_projection *p = load(by_owner_json);
     es_log *log = NULL;
     reference r;
@@ -651,6 +665,8 @@ static void crash_case(const char *target, const char *path_or_url, int pg)
     assert_int_equal(es_log_open(&log, log_uri), 0);
     ref_init(&r);
     fill(log, &r, 20, 1500, 9);
+    if (kafka)
+        zombies(log, log_uri, 0);
     run(log, p, target, 20); /* the target made, and a first fold */
     srand(777);
     while (kills < 8 && rounds < 100) {
@@ -659,10 +675,12 @@ static void crash_case(const char *target, const char *path_or_url, int pg)
         rounds++;
         for (int i = 0; i < 150; i++)
             append_ev(log, &r, rand() % 20, "Deposited", 1 + rand() % 50);
+        if (kafka && rounds == 4)
+            zombies(log, log_uri, 20);
         if ((kid = fork()) == 0)
             worker_child(log_uri, target, 20);
         assert_true(kid > 0);
-        usleep((useconds_t)(500 + rand() % (pg ? 20000 : 5000)));
+        usleep((useconds_t)(500 + rand() % (kafka ? 60000 : pg ? 20000 : 5000)));
         kill(kid, SIGKILL);
         assert_int_equal(waitpid(kid, &status, 0), kid);
         if (WIFSIGNALED(status))
@@ -670,13 +688,39 @@ static void crash_case(const char *target, const char *path_or_url, int pg)
         else if (WEXITSTATUS(status) != 0)
             fail_msg("a worker failed (exit %d)", WEXITSTATUS(status));
     }
-    print_message("keyed crash test: %d kills in %d rounds\n", kills, rounds);
+    print_message("keyed crash test (%.6s log): %d kills in %d rounds\n", log_uri,
+                  kills, rounds);
     assert_true(kills >= 8);
+    if (kafka)
+        assert_int_equal(es_test_count_verdict(log, "account", ES_VERDICT_STALE),
+                         rounds >= 4 ? 40 : 20);
     run(log, p, target, 20);
     assert_docs(path_or_url, pg, "owner_docs", r.owner, r.owner_n);
     ref_free(&r);
     es_projection_free(p);
     es_log_close(log);
+}
+
+static void crash_case(const char *target, const char *path_or_url, int pg)
+{
+    crash_case_on(es_test_fresh_log_uri(), 0, target, path_or_url, pg);
+}
+
+static void crash_case_kafka(const char *target, const char *path_or_url, int pg)
+{
+    crash_case_on(es_test_kafka_uri(NULL), 1, target, path_or_url, pg);
+}
+
+static void test_crash_kafka_sqlite(void **state)
+{
+    (void)state;
+    es_test_on_sqlite(crash_case_kafka, "crashk");
+}
+
+static void test_crash_kafka_postgres(void **state)
+{
+    (void)state;
+    es_test_on_postgres(crash_case_kafka, "keyed");
 }
 
 static void test_crash_sqlite(void **state)
@@ -1186,6 +1230,8 @@ int main(void)
         cmocka_unit_test(test_concurrent_sqlite),
         cmocka_unit_test(test_concurrent_postgres),
         cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_crash_kafka_sqlite),
+        cmocka_unit_test(test_crash_kafka_postgres),
         cmocka_unit_test(test_corrupt_document),
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_rebuild_sqlite),

@@ -1,6 +1,8 @@
 /*
  * tests/test_rebuild.c - rebuilds without downtime, resumed after a kill,
- * and as of a time, on SQLite and PostgreSQL targets.
+ * and as of a time, on SQLite and PostgreSQL targets, from the SQLite log
+ * and from the Kafka log (with stale records of a zombie writer mixed in,
+ * which every reader rejects).
  *
  * The handlers are NOT idempotent (balance = balance + amount, an INSERT
  * without ON CONFLICT for AccountOpened), so an event applied twice shows.
@@ -28,6 +30,7 @@
 #include <sqlite3.h>
 
 #include "harness.h"
+#include "kafka_harness.h"
 #include "pg_harness.h"
 #include "target_harness.h"
 #include "esfold/projection.h"
@@ -134,6 +137,14 @@ static void fill(es_log *log, int accounts, int from, int events, unsigned seed,
                   json_pack("{s:I}", "amount", (json_int_t)(1 + rand() % 1000)),
                   at);
     }
+}
+
+/* Stale deposits of 1,000,000 (a zombie writer's) to acct-000.. on the
+ * Kafka log: every reader rejects them, so one applied shows. */
+static void zombies(es_log *log, const char *log_uri, int first, int n)
+{
+    es_test_kafka_foreign_records(log, log_uri, "account", "acct-%03d", first, n,
+                                25, 2, "Deposited", "{\"amount\":1000000}");
 }
 
 static int by_strcmp(const void *a, const void *b)
@@ -388,10 +399,12 @@ static void wait_for(volatile long *counter)
         sched_yield();
 }
 
-static void rebuild_under_readers(const char *target, const char *path_or_url,
-                                  int pg)
+/* On the Kafka log (kafka 1) with stale records before and after the
+ * swap. */
+static void rebuild_under_readers_from(const char *log_uri, int kafka,
+                                       const char *target,
+                                       const char *path_or_url, int pg)
 {
-    const char *log_uri = es_test_fresh_log_uri();
     es_log *log, *live_log; /* a log handle per thread */
     es_rebuild_options o = ES_REBUILD_OPTIONS_INIT;
     es_rebuild_progress prog;
@@ -406,6 +419,8 @@ static void rebuild_under_readers(const char *target, const char *path_or_url,
     assert_int_equal(es_log_open(&log, log_uri), 0);
     assert_int_equal(es_log_open(&live_log, log_uri), 0);
     fill(log, 25, 0, 600, 11, 0);
+    if (kafka)
+        zombies(log, log_uri, 0, 25);
     lv.w = open_worker(live_log, target);
     run_caught_up(lv.w);
     /* A bug in the old read model, which the rebuild repairs. */
@@ -456,6 +471,8 @@ static void rebuild_under_readers(const char *target, const char *path_or_url,
     /* The live worker goes on, now on the new tables, from the rebuild's
      * checkpoints: appends after the swap are applied once. */
     fill(log, 25, 600, 660, 12, 0);
+    if (kafka)
+        zombies(log, log_uri, 25, 25);
     want = (free(want), reference_rows(log, 25, ES_RANGE_ALL));
     while (1) {
         got = rows_of(path_or_url, pg, rows_sql);
@@ -492,6 +509,30 @@ static void rebuild_under_readers(const char *target, const char *path_or_url,
     free(want);
     es_log_close(live_log);
     es_log_close(log);
+}
+
+static void rebuild_under_readers(const char *target, const char *path_or_url,
+                                  int pg)
+{
+    rebuild_under_readers_from(es_test_fresh_log_uri(), 0, target, path_or_url, pg);
+}
+
+static void rebuild_under_readers_kafka(const char *target,
+                                        const char *path_or_url, int pg)
+{
+    rebuild_under_readers_from(es_test_kafka_uri(NULL), 1, target, path_or_url, pg);
+}
+
+static void test_rebuild_readers_kafka_sqlite(void **state)
+{
+    (void)state;
+    es_test_on_sqlite(rebuild_under_readers_kafka, "readersk");
+}
+
+static void test_rebuild_readers_kafka_postgres(void **state)
+{
+    (void)state;
+    es_test_on_postgres(rebuild_under_readers_kafka, "rebuild");
 }
 
 static void test_rebuild_readers_sqlite(void **state)
@@ -539,11 +580,19 @@ static int64_t rebuild_checkpoints(const char *path_or_url, int pg)
     return v;
 }
 
-static void interrupted(const char *target, const char *path_or_url, int pg)
+/*
+ * A rebuild killed inside a batch, started again: it goes on from the
+ * killed one's checkpoints and ends equal to the reference fold; then a
+ * live worker goes on from the rebuild's checkpoints (and, on Kafka, its
+ * resume versions: the zombies after the swap are rejected too). On the
+ * Kafka log (kafka 1) stale records are mixed in before and after.
+ */
+static void interrupted_from(const char *log_uri, int kafka, const char *target,
+                             const char *path_or_url, int pg)
 {
-    const char *log_uri = es_test_fresh_log_uri();
     es_rebuild_options o = ES_REBUILD_OPTIONS_INIT;
     es_rebuild_progress prog;
+    es_projection_worker *w;
     first_prog fp;
     es_error err;
     es_log *log;
@@ -552,7 +601,14 @@ static void interrupted(const char *target, const char *path_or_url, int pg)
     int status, rc;
 
     assert_int_equal(es_log_open(&log, log_uri), 0);
-    fill(log, 25, 0, 600, 21, 0);
+    fill(log, 25, 0, 300, 21, 0);
+    if (kafka)
+        zombies(log, log_uri, 0, 25);
+    fill(log, 25, 300, 600, 22, 0);
+    if (kafka) {
+        zombies(log, log_uri, 25, 25);
+        assert_int_equal(es_test_count_verdict(log, "account", ES_VERDICT_STALE), 50);
+    }
     es_log_close(log);
     o.batch_size = 20;
     fflush(NULL);
@@ -585,11 +641,35 @@ static void interrupted(const char *target, const char *path_or_url, int pg)
     assert_true(fp.first.start >= 200);
     assert_true(fp.first.start < fp.first.total);
     assert_int_equal(prog.start, fp.first.start);
-    assert_true(prog.applied < 600 - 200 + 1);
+    /* Not from origin (on Kafka offsets count stale records too). */
+    assert_true(prog.applied < (kafka ? 600 : 600 - 200 + 1));
+    want = reference_rows(log, 25, ES_RANGE_ALL);
+    assert_rows(path_or_url, pg, rows_sql, want);
+    free(want);
+
+    /* The live worker after the swap: more events, more zombies. */
+    fill(log, 25, 600, 700, 23, 0);
+    if (kafka) {
+        zombies(log, log_uri, 50, 25);
+        assert_int_equal(es_test_count_verdict(log, "account", ES_VERDICT_STALE), 75);
+    }
+    w = open_worker(log, target);
+    run_caught_up(w);
+    es_projection_worker_close(w);
     want = reference_rows(log, 25, ES_RANGE_ALL);
     assert_rows(path_or_url, pg, rows_sql, want);
     free(want);
     es_log_close(log);
+}
+
+static void interrupted(const char *target, const char *path_or_url, int pg)
+{
+    interrupted_from(es_test_fresh_log_uri(), 0, target, path_or_url, pg);
+}
+
+static void interrupted_kafka(const char *target, const char *path_or_url, int pg)
+{
+    interrupted_from(es_test_kafka_uri(NULL), 1, target, path_or_url, pg);
 }
 
 static void test_interrupted_sqlite(void **state)
@@ -604,18 +684,36 @@ static void test_interrupted_postgres(void **state)
     es_test_on_postgres(interrupted, "rebuild");
 }
 
+static void test_interrupted_kafka_sqlite(void **state)
+{
+    (void)state;
+    es_test_on_sqlite(interrupted_kafka, "interruptedk");
+}
+
+static void test_interrupted_kafka_postgres(void **state)
+{
+    (void)state;
+    es_test_on_postgres(interrupted_kafka, "rebuild");
+}
+
 /* ---- As of a time ------------------------------------------------------------ */
 
-static void as_of(const char *target, const char *path_or_url, int pg)
+/* On the Kafka log (kafka 1), stale records stamped now (after T0) are
+ * mixed in: rejected, they neither count nor cut their stream. */
+static void as_of_from(const char *log_uri, int kafka, const char *target,
+                       const char *path_or_url, int pg)
 {
-    es_log *log = es_test_open_fresh_log();
+    es_log *log = NULL;
     es_rebuild_options o = ES_REBUILD_OPTIONS_INIT;
     es_projection_worker *w;
     es_error err;
     char suffix[40], sql[200], *want, *full;
     int rc;
 
+    assert_int_equal(es_log_open(&log, log_uri), 0);
     fill(log, 20, 0, 250, 31, 1);
+    if (kafka)
+        zombies(log, log_uri, 0, 20);
     /* Clock skew: acct-001 has an event after T0, then ones before it;
      * those are not in the read model as of T0 (es_repo_load's rule). */
     append_at(log, "acct-001", "Deposited", json_pack("{s:I}", "amount", 5000),
@@ -625,6 +723,11 @@ static void as_of(const char *target, const char *path_or_url, int pg)
     run_caught_up(w);
     es_projection_worker_close(w);
     full = rows_of(path_or_url, pg, rows_sql);
+    if (kafka)
+        assert_int_equal(es_test_count_verdict(log, "account", ES_VERDICT_STALE), 20);
+    want = reference_rows(log, 20, ES_RANGE_ALL);
+    assert_string_equal(full, want);
+    free(want);
 
     o.as_of_us = T0;
     o.batch_size = 64;
@@ -648,6 +751,16 @@ static void as_of(const char *target, const char *path_or_url, int pg)
     es_log_close(log);
 }
 
+static void as_of(const char *target, const char *path_or_url, int pg)
+{
+    as_of_from(es_test_fresh_log_uri(), 0, target, path_or_url, pg);
+}
+
+static void as_of_kafka(const char *target, const char *path_or_url, int pg)
+{
+    as_of_from(es_test_kafka_uri(NULL), 1, target, path_or_url, pg);
+}
+
 static void test_as_of_sqlite(void **state)
 {
     (void)state;
@@ -658,6 +771,18 @@ static void test_as_of_postgres(void **state)
 {
     (void)state;
     es_test_on_postgres(as_of, "rebuild");
+}
+
+static void test_as_of_kafka_sqlite(void **state)
+{
+    (void)state;
+    es_test_on_sqlite(as_of_kafka, "asofk");
+}
+
+static void test_as_of_kafka_postgres(void **state)
+{
+    (void)state;
+    es_test_on_postgres(as_of_kafka, "rebuild");
 }
 
 
@@ -949,10 +1074,16 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rebuild_readers_sqlite),
         cmocka_unit_test(test_rebuild_readers_postgres),
+        cmocka_unit_test(test_rebuild_readers_kafka_sqlite),
+        cmocka_unit_test(test_rebuild_readers_kafka_postgres),
         cmocka_unit_test(test_interrupted_sqlite),
         cmocka_unit_test(test_interrupted_postgres),
+        cmocka_unit_test(test_interrupted_kafka_sqlite),
+        cmocka_unit_test(test_interrupted_kafka_postgres),
         cmocka_unit_test(test_as_of_sqlite),
         cmocka_unit_test(test_as_of_postgres),
+        cmocka_unit_test(test_as_of_kafka_sqlite),
+        cmocka_unit_test(test_as_of_kafka_postgres),
         cmocka_unit_test(test_new_version_sqlite),
         cmocka_unit_test(test_new_version_postgres),
         cmocka_unit_test(test_swap_waits_postgres),

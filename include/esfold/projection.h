@@ -493,10 +493,54 @@ int es_projection_default_target(char **out, const char *log_uri);
 /* ---- Read your writes ------------------------------------------------- */
 
 /*
- * Waits until projection `name` in the target at target_uri has applied
- * the event at pos of aggregate_type (its checkpoint for pos.partition is
- * past pos.offset), for at most timeout_ms (< 0: forever), polling.
- * Returns 0; ES_ETIMEDOUT; ES_EINVAL; ES_EIO (err says why).
+ * A waiter: one target connection kept open for the waits of a program
+ * that appends and then queries (a request handler), so that a wait costs
+ * a query per poll and no connection. Used by one thread at a time; open
+ * one per thread. A wait whose connection broke (ES_EIO) closes it; the
+ * next wait connects again.
+ */
+typedef struct es_projection_waiter es_projection_waiter;
+
+typedef struct es_projection_waiter_options {
+    unsigned version;  /* ES_PROJECTION_WAITER_OPTIONS_VERSION */
+    int max_poll_ms;   /* the longest sleep between two polls: they start
+                          at 1 ms and double up to it (<= 0: 50) */
+} es_projection_waiter_options;
+
+#define ES_PROJECTION_WAITER_OPTIONS_VERSION 1
+#define ES_PROJECTION_WAITER_OPTIONS_INIT \
+    { ES_PROJECTION_WAITER_OPTIONS_VERSION, 0 }
+
+/*
+ * Opens a waiter on the target at target_uri (NULL: $ESFOLD_TARGET),
+ * connecting at once. opts may be NULL. *out belongs to the caller
+ * (es_projection_waiter_close); on failure it is still set when a handle
+ * could be made (es_errmsg says why): close it either way.
+ * Returns 0, ES_EINVAL, ES_EIO, ES_ENOMEM.
+ */
+int es_projection_waiter_open(es_projection_waiter **out, const char *target_uri,
+                              const es_projection_waiter_options *opts);
+void es_projection_waiter_close(es_projection_waiter *wt); /* accepts NULL */
+
+/*
+ * Waits until projection `name` has applied the event at pos of
+ * aggregate_type (its checkpoint for pos.partition is past pos.offset, the
+ * position an append returned; a dead-lettered event counts as passed),
+ * for at most timeout_ms (< 0: forever; 0: one look), polling.
+ * Returns 0; ES_ETIMEDOUT (es_errmsg says where the checkpoint got to:
+ * "projection balances has not applied account p1@41 after 200 ms
+ * (checkpoint 12)"; a projection the target does not have is at 0);
+ * ES_EINVAL; ES_EIO (the target failed, or no worker ever made the es_proj_
+ * tables there; es_errmsg says what it said).
+ */
+int es_projection_waiter_wait(es_projection_waiter *wt, const char *name,
+                              const char *aggregate_type, es_position pos,
+                              int timeout_ms);
+
+/*
+ * The same in one call: opens a waiter, waits, closes it (a connection per
+ * call: a program that waits often keeps a waiter instead). err gets the
+ * message. Returns what es_projection_waiter_open / _wait return.
  */
 int es_projection_wait(const char *target_uri, const char *name,
                        const char *aggregate_type, es_position pos,
