@@ -111,12 +111,6 @@ static void print_progress(const running *r, size_t n, int json, int final,
     }
 }
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static int run(es__cli *cli, const char **v, char **args, int nargs)
 {
     es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
@@ -169,15 +163,30 @@ static int run(es__cli *cli, const char **v, char **args, int nargs)
     if ((st = es__cli_log(cli, 1, &log)) != ES__CLI_OK ||
         (st = target_uri(cli, v[OPT_TARGET], &uri)) != ES__CLI_OK)
         goto done;
+    stop_flag = es__cli_stop_begin();
     for (size_t i = 0; i < n; i++) {
-        int rc = es_projection_worker_open(&r[i].w, log, r[i].proj, uri, &o);
+        int rc;
+        /* A target that cannot be reached yet (a database still starting)
+         * is waited for, as a lost one is while running; a run that is to
+         * end once caught up fails at once instead. */
+        while ((rc = es_projection_worker_open(&r[i].w, log, r[i].proj, uri,
+                                               &o)) == ES_EIO &&
+               !v[OPT_UNTIL] && !*stop_flag) {
+            io_ms = io_ms ? (io_ms * 2 > 5000 ? 5000 : io_ms * 2) : 50;
+            fprintf(stderr, "%s: %s (again in %d ms)\n", cli->prog,
+                    r[i].w ? es_errmsg(r[i].w) : es_strerror(rc), io_ms);
+            es_projection_worker_close(r[i].w);
+            r[i].w = NULL;
+            es__sleep_ms(io_ms);
+        }
         if (rc != 0) {
             st = es__cli_fail(cli, "%s", r[i].w ? es_errmsg(r[i].w)
                                                 : es_strerror(rc));
+            es__cli_stop_end();
             goto done;
         }
     }
-    stop_flag = es__cli_stop_begin();
+    io_ms = 0;
     st = ES__CLI_OK;
     while (!*stop_flag) {
         int all = 1, busy = 0;
@@ -194,7 +203,7 @@ static int run(es__cli *cli, const char **v, char **args, int nargs)
                 io_ms = io_ms ? (io_ms * 2 > 5000 ? 5000 : io_ms * 2) : 50;
                 fprintf(stderr, "%s: %s (again in %d ms)\n", cli->prog,
                         es_errmsg(r[i].w), io_ms);
-                sleep_ms(io_ms);
+                es__sleep_ms(io_ms);
                 all = 0;
                 continue;
             }
@@ -232,7 +241,7 @@ static int run(es__cli *cli, const char **v, char **args, int nargs)
             break;
         if (!busy) {
             idle_ms = idle_ms ? (idle_ms * 2 > 100 ? 100 : idle_ms * 2) : 1;
-            sleep_ms(idle_ms);
+            es__sleep_ms(idle_ms);
         } else {
             idle_ms = 0;
         }

@@ -1649,6 +1649,79 @@ static void test_cli_sigterm(void **state)
     es_log_close(log);
 }
 
+/* `project run` started while PostgreSQL is down waits for it (backoff,
+ * the reason on stderr) and goes on once it is up; with --until-caught-up
+ * it fails at once instead. */
+static void test_cli_waits_for_target(void **state)
+{
+    const char *url = es_test_pg_fresh_db_or_fail("proj");
+    const char *log_uri = es_test_fresh_log_uri();
+    const char *out, *err_text;
+    es_log *log = NULL;
+    es_error err;
+    int64_t next;
+    pid_t pid;
+    int status, up;
+    (void)state;
+
+    if (url == NULL || !es_test_pg_owned()) {
+        print_message("no PostgreSQL this test may stop: %s\n",
+                      url ? "ESFOLD_PG_URL is not ours to stop" : es_test_pg_why());
+        skip();
+    }
+    assert_int_equal(es_log_open(&log, log_uri), 0);
+    fill_log(log, 5, 40, 4);
+    /* The tables exist before, for the waits below (a waiter on a target
+     * no worker has set up says so, ES_EIO). */
+    es_projection_worker_close(open_worker(log, &balances, url, NULL));
+    assert_int_equal(es_test_pg_stop(), 0);
+    assert_int_equal(es_test_cli(run_cli, &out, &err_text, log_uri, "project", "run",
+                                 "balances", "--target", url, "--until-caught-up",
+                                 NULL), 1);
+    assert_contains(err_text, "cannot connect");
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char *argv[] = {"bank", "--log", (char *)log_uri, "project", "run",
+                        "balances", "--target", (char *)url, NULL};
+        if (freopen("/dev/null", "w", stdout) == NULL ||
+            freopen("/dev/null", "w", stderr) == NULL)
+            _exit(5);
+        _exit(run_cli(8, argv, NULL));
+    }
+    sleep(1); /* it is retrying now (no timing is asserted) */
+    if (waitpid(pid, &status, WNOHANG) == pid)
+        fail_msg("project run gave up on the target it could not reach "
+                 "(exit %d)", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    up = es_test_pg_start();
+    if (up != 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        fail_msg("pg start failed");
+    }
+    for (int32_t q = 0; q < 4; q++) {
+        es_position last;
+        assert_int_equal(es_log_head(log, &next, "account", q), 0);
+        if (next == 0)
+            continue;
+        last.partition = q;
+        last.offset = next - 1;
+        assert_int_equal(es_projection_wait(url, "balances", "account", last,
+                                            60000, &err), 0);
+    }
+    assert_int_equal(kill(pid, SIGTERM), 0);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    {
+        char *want = reference_rows(log, 5), *got = es_test_target_rows(url, 1, rows_sql);
+        assert_rows(got, want);
+        free(want);
+        free(got);
+    }
+    es_log_close(log);
+}
+
 /* ---- Allocation failures ------------------------------------------------ */
 
 static long alloc_calls, fail_at;
@@ -2104,6 +2177,7 @@ int main(void)
         cmocka_unit_test(test_upsert_two_types_postgres),
         cmocka_unit_test(test_cli_project),
         cmocka_unit_test(test_cli_sigterm),
+        cmocka_unit_test(test_cli_waits_for_target),
         cmocka_unit_test(test_alloc_failures),
         cmocka_unit_test(test_lease_takeover_sqlite),
         cmocka_unit_test(test_lease_handover_sqlite),
