@@ -47,10 +47,12 @@ typedef struct es__target_backend {
 
     /*
      * Runs statement with params bound to $1..$n. *changes (may be NULL)
-     * gets the rows it changed. In pipeline mode (between pipeline_begin
-     * and pipeline_sync) the statement may only be queued: *changes must
-     * then stay valid until pipeline_sync, which fills it; tag names the
-     * statement for the failure report of pipeline_sync.
+     * gets the rows it changed (a SELECT: the rows it returned). In
+     * pipeline mode (between pipeline_begin and pipeline_sync) the
+     * statement may only be queued: *changes must then stay valid until
+     * pipeline_sync, which fills it; tag names the statement for the
+     * failure report of pipeline_sync. begin, called after
+     * pipeline_begin, may be queued too.
      */
     int (*exec)(es__target *t, void *self, const char *statement,
                 const es_sql_value *params, size_t n, int64_t *changes,

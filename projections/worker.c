@@ -8,6 +8,10 @@
  *      in version order, and deleted;
  *   2. the streams that still have dead letters are loaded: their new
  *      events are parked behind them as 'waiting';
+ *      when the partition had none after its last batch, 1 and 2 are one
+ *      check instead (a row of them, LIMIT 1), queued with the rest: if it
+ *      finds one after all (a rebuild's swap, another worker), the batch
+ *      is rolled back and done again the full way;
  *   3. the checkpoint row moves from the position this worker read from to
  *      the one after the batch (UPDATE .. WHERE next_offset = previous):
  *      no row changed means another worker got there first, and the whole
@@ -111,6 +115,10 @@ static const char dl_pending_sql[] =
 static const char dl_delete_sql[] =
     "DELETE FROM " P "deadletters WHERE projection = $1 AND agg_type = $2"
     " AND stream_id = $3 AND version = $4";
+static const char dl_any_sql[] =
+    "SELECT 1 FROM " P "deadletters WHERE projection = $1 AND agg_type = $2"
+    " AND partition_no = $3 AND status IN ('failed', 'retry', 'waiting')"
+    " LIMIT 1";
 static const char dl_blocked_sql[] =
     "SELECT DISTINCT stream_id FROM " P "deadletters WHERE projection = $1"
     " AND agg_type = $2 AND partition_no = $3"
@@ -120,6 +128,7 @@ typedef struct part {
     const char *agg_type; /* borrowed from the projection */
     int32_t partition;
     int64_t next;         /* the checkpoint as this worker knows it */
+    int dl_none;          /* no dead letters after its last batch here */
 } part;
 
 /* Streams with dead letters in the partition being applied. */
@@ -309,6 +318,7 @@ static int read_checkpoint(es_projection_worker *w, part *pt)
                         "for %s partition %d", w->proj->name, pt->agg_type,
                         (int)pt->partition);
     pt->next = r.v;
+    pt->dl_none = 0; /* someone else may have moved it */
     return 0;
 }
 
@@ -462,6 +472,7 @@ int es_projection_worker_open(es_projection_worker **out, es_log *log,
             w->parts[nparts].agg_type = proj->follows[i];
             w->parts[nparts].partition = k;
             w->parts[nparts].next = 0;
+            w->parts[nparts].dl_none = 0;
             nparts++;
         }
     }
@@ -795,12 +806,14 @@ static int write_resume(es_projection_worker *w, const part *pt)
 }
 
 #define REDO_CAREFULLY 1
+#define REDO_FULL 2
 
 /*
  * The transaction of one batch (w->batch, read from pt->next up to
  * next_after). careful: a savepoint per event. Returns 0 (committed),
- * REDO_CAREFULLY (rolled back: a handler failed on the fast path), or a
- * negative code (rolled back; message set).
+ * REDO_CAREFULLY (rolled back: a handler failed on the fast path),
+ * REDO_FULL (rolled back: the partition has dead letters after all), or
+ * a negative code (rolled back; message set).
  */
 static int apply_batch(es_projection_worker *w, part *pt, int64_t next_after,
                        int careful, es_projection_step *st)
@@ -809,22 +822,39 @@ static int apply_batch(es_projection_worker *w, part *pt, int64_t next_after,
     const es__keyed *keyed = careful ? NULL : es__keyed_of(w->proj);
     const es_event **kevs = NULL; /* a keyed fold's events (fast path) */
     size_t nkevs = 0;
-    int64_t cas_changes = -1;
+    int64_t cas_changes = -1, dl_seen = 0;
+    int quick = !careful && pt->dl_none; /* steps 1 and 2 as one check */
     int pipelined = 0, failed_tag = -1, rc;
     es_sql_value cas[] = {ES_SQL_STR(w->proj->name), ES_SQL_STR(pt->agg_type),
                           ES_SQL_I64(pt->partition), ES_SQL_I64(next_after),
                           ES_SQL_I64(es_time_now_us()), ES_SQL_I64(pt->next)};
 
-    if ((rc = es__target_begin(w->t)) != 0)
-        return target_fail(w, rc, "beginning a batch");
-    if ((rc = apply_dead_letters(w, pt, &mine)) != 0)
-        goto fail;
+    if (quick) { /* BEGIN and the check queued with the batch */
+        es_sql_value q[] = {ES_SQL_STR(w->proj->name), ES_SQL_STR(pt->agg_type),
+                            ES_SQL_I64(pt->partition)};
+        if (w->o.pipeline && !keyed)
+            pipelined = es__target_pipeline_begin(w->t);
+        if ((rc = es__target_begin(w->t)) != 0) {
+            target_fail(w, rc, "beginning a batch");
+            goto fail;
+        }
+        strset_clear(&w->blocked);
+        if ((rc = es__target_exec(w->t, dl_any_sql, q, 3, &dl_seen, -1)) != 0) {
+            target_fail(w, rc, "checking for dead letters");
+            goto fail;
+        }
+    } else {
+        if ((rc = es__target_begin(w->t)) != 0)
+            return target_fail(w, rc, "beginning a batch");
+        if ((rc = apply_dead_letters(w, pt, &mine)) != 0)
+            goto fail;
+        if (!careful && w->o.pipeline && !keyed)
+            pipelined = es__target_pipeline_begin(w->t);
+    }
     if (keyed && (kevs = es__malloc((w->nbatch + 1) * sizeof *kevs)) == NULL) {
         rc = es__fail(&w->h, ES_ENOMEM, "out of memory");
         goto fail;
     }
-    if (!careful && w->o.pipeline && !keyed)
-        pipelined = es__target_pipeline_begin(w->t);
     if ((rc = es__target_exec(w->t, cas_sql, cas, 6, &cas_changes, -1)) != 0) {
         target_fail(w, rc, "moving the checkpoint");
         goto fail;
@@ -880,6 +910,11 @@ static int apply_batch(es_projection_worker *w, part *pt, int64_t next_after,
         target_fail(w, rc, "applying a batch");
         goto fail;
     }
+    if (dl_seen > 0) { /* handlers ran as if there were none: undo */
+        es__target_rollback(w->t);
+        pt->dl_none = 0;
+        return REDO_FULL;
+    }
     if (cas_changes != 1) {
         int64_t was = pt->next;
         es__target_rollback(w->t);
@@ -898,6 +933,7 @@ static int apply_batch(es_projection_worker *w, part *pt, int64_t next_after,
         return rc;
     }
     pt->next = next_after;
+    pt->dl_none = w->blocked.n == 0;
     w->batches++;
     mine.batches = 1;
     st->applied += mine.applied;
@@ -947,7 +983,9 @@ static int step_partition(es_projection_worker *w, part *pt,
         rc = es__fail(&w->h, rc, "projection %s: reading %s partition %d: %s",
                       w->proj->name, pt->agg_type, (int)pt->partition,
                       es_errmsg(w->log));
-    if (rc == 0)
+    /* Dead letters to apply: counted when the batch is empty or the
+     * partition had some (else the batch checks in its transaction). */
+    if (rc == 0 && (w->nbatch == 0 || !pt->dl_none))
         rc = pending_dead_letters(w, pt, &pending);
     /* Rejected records alone still move the checkpoint past them. */
     if (rc == 0 && w->nbatch == 0 && pending == 0 && next_after == pt->next) {
@@ -956,9 +994,11 @@ static int step_partition(es_projection_worker *w, part *pt,
     }
     if (rc == 0) {
         rc = apply_batch(w, pt, next_after, pending > 0, st);
+        if (rc == REDO_FULL && (rc = pending_dead_letters(w, pt, &pending)) == 0)
+            rc = apply_batch(w, pt, next_after, pending > 0, st);
         if (rc == REDO_CAREFULLY)
             rc = apply_batch(w, pt, next_after, 1, st);
-        if (rc == REDO_CAREFULLY) /* cannot happen: careful never redoes */
+        if (rc > 0) /* cannot happen: careful never redoes */
             rc = es__fail(&w->h, ES_EIO, "projection %s: a batch failed twice",
                           w->proj->name);
     }

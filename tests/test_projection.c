@@ -32,6 +32,7 @@
 #include "kafka_harness.h"
 #include "pg_harness.h"
 #include "target_harness.h"
+#include "esfold/partition.h"
 #include "esfold/projection.h"
 #include "samples/bank/account.h"
 
@@ -213,6 +214,27 @@ static char *pg_rows(const char *url, const char *sql)
     PQclear(r);
     PQfinish(c);
     return out;
+}
+
+/* Runs one statement on a target, beside the worker. */
+static void target_exec(const char *path_or_url, int pg, const char *sql)
+{
+    if (pg) {
+        PGconn *c = PQconnectdb(path_or_url);
+        PGresult *r = PQexec(c, sql);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            fail_msg("%s: %s", sql, PQerrorMessage(c));
+        PQclear(r);
+        PQfinish(c);
+    } else {
+        sqlite3 *db;
+        char *msg = NULL;
+        assert_int_equal(sqlite3_open(path_or_url, &db), SQLITE_OK);
+        sqlite3_busy_timeout(db, 10000);
+        if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+            fail_msg("%s: %s", sql, msg);
+        sqlite3_close(db);
+    }
 }
 
 static es_projection_worker *open_worker(es_log *log, const es_projection *p,
@@ -703,6 +725,34 @@ static void dead_letter_case(const char *target, const char *path_or_url, int pg
     st = run_caught_up(w);
     assert_int_equal(st.applied, 1);
     assert_int_equal(st.dead_lettered, 0);
+
+    /* A dead letter that this worker did not write (a rebuild's swap
+     * brings its own) in a partition whose last batch had none: the next
+     * batch finds it in its transaction, and the stream's new event waits
+     * behind it instead of being applied. */
+    append1(log, "acct-005", "Deposited", json_pack("{s:I}", "amount", (json_int_t)6));
+    st = run_caught_up(w);
+    assert_int_equal(st.applied, 1);
+    {
+        char sql[1024];
+        int32_t parts;
+        assert_int_equal(es_log_partition_count(log, &parts, "account"), 0);
+        snprintf(sql, sizeof sql, "INSERT INTO es_proj_deadletters (projection,"
+                 " agg_type, stream_id, version, partition_no, log_offset,"
+                 " event_type, status, attempts, error, event, created_us,"
+                 " updated_us) VALUES ('balances', 'account', 'acct-005', 1000,"
+                 " %d, 0, 'Deposited', 'failed', 1, 'swapped in',"
+                 " '{\"stream_id\": \"acct-005\"}', 0, 0)",
+                 (int)es_partition_for("acct-005", 8, parts));
+        target_exec(path_or_url, pg, sql);
+    }
+    append1(log, "acct-005", "Deposited", json_pack("{s:I}", "amount", (json_int_t)7));
+    st = run_caught_up(w);
+    assert_int_equal(st.applied, 0);
+    assert_int_equal(st.dead_lettered, 1);
+    s = dead_letters(target);
+    assert_int_equal(s.failed, 1);
+    assert_int_equal(s.waiting, 1);
     es_projection_worker_close(w);
     free(want);
     free(got);
