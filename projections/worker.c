@@ -199,10 +199,52 @@ static void strset_clear(strset *s)
     s->n = 0;
 }
 
+/* A batch's copy of an event in one allocation, its strings behind it
+ * (es_event_copy makes eight: 12% of a worker's time into PostgreSQL went
+ * to them and their frees). Freed by batch_event_free. */
+static es_event *batch_event_copy(const es_event *src)
+{
+    const char *const from[] = {src->aggregate_type, src->stream_id, src->type,
+                                src->id, src->correlation_id,
+                                src->causation_id, src->commit_id};
+    enum { NSTR = sizeof from / sizeof *from };
+    size_t len[NSTR], total = sizeof(es_event);
+    es_event *ev;
+    char *p;
+
+    for (size_t i = 0; i < NSTR; i++)
+        total += (len[i] = from[i] ? strlen(from[i]) + 1 : 0);
+    if ((ev = es__malloc(total)) == NULL)
+        return NULL;
+    *ev = *src;
+    {
+        const char **to[NSTR] = {&ev->aggregate_type, &ev->stream_id, &ev->type,
+                                 &ev->id, &ev->correlation_id,
+                                 &ev->causation_id, &ev->commit_id};
+        p = (char *)(ev + 1);
+        for (size_t i = 0; i < NSTR; i++) {
+            *to[i] = from[i] ? memcpy(p, from[i], len[i]) : NULL;
+            p += len[i];
+        }
+    }
+    json_incref(ev->payload);
+    json_incref(ev->meta);
+    return ev;
+}
+
+static void batch_event_free(es_event *ev)
+{
+    if (ev == NULL)
+        return;
+    json_decref(ev->payload);
+    json_decref(ev->meta);
+    es__free(ev);
+}
+
 static void clear_batch(es_projection_worker *w)
 {
     for (size_t i = 0; i < w->nbatch; i++)
-        es_event_free(w->batch[i]);
+        batch_event_free(w->batch[i]);
     w->nbatch = 0;
 }
 
@@ -513,7 +555,7 @@ static int collect(const es_event *ev, void *ud)
             return 1;
         w->capbatch = cap;
     }
-    if (es_event_copy(&w->batch[w->nbatch], ev) != 0)
+    if ((w->batch[w->nbatch] = batch_event_copy(ev)) == NULL)
         return 1;
     w->nbatch++;
     return 0;
