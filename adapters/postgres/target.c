@@ -258,14 +258,16 @@ static int drain_group(es__target *t, pg_target *p)
     return 0;
 }
 
-/* Sends a Sync after what is queued; with wait, reads every result, else
- * only those of the group before (if any). */
+/* Sends a Sync after what is queued (unless one was just sent); with
+ * wait, reads every result, else only those of the group before (if any). */
 static int sync_groups(es__target *t, pg_target *p, int wait)
 {
     int rc = 0;
-    if (!PQpipelineSync(p->conn))
-        return result_fail(t, p, NULL, NULL);
-    p->syncs[p->nsyncs++] = p->nq;
+    if (p->nsyncs == 0 || p->syncs[p->nsyncs - 1] != p->nq) {
+        if (!PQpipelineSync(p->conn))
+            return result_fail(t, p, NULL, NULL);
+        p->syncs[p->nsyncs++] = p->nq;
+    }
     while (rc == 0 && p->nsyncs > (wait ? 0u : 1u))
         rc = drain_group(t, p);
     return rc;
@@ -466,6 +468,11 @@ static int pt_pipeline_sync(es__target *t, void *self, int *failed_tag)
     return rc;
 }
 
+static int pt_pipeline_flush(es__target *t, void *self)
+{
+    return sync_groups(t, self, 0);
+}
+
 static int pt_copy_in(es__target *t, void *self, const char *copy_sql,
                       const char *data, size_t len)
 {
@@ -509,4 +516,5 @@ const es__target_backend es__pg_target_backend = {
     .pipeline_begin = pt_pipeline_begin,
     .pipeline_sync = pt_pipeline_sync,
     .copy_in = pt_copy_in,
+    .pipeline_flush = pt_pipeline_flush,
 };
