@@ -76,13 +76,6 @@ static const char ckpt_init_sql[] =
 static const char ckpt_get_sql[] =
     "SELECT next_offset FROM " P "checkpoints"
     " WHERE projection = $1 AND agg_type = $2 AND partition_no = $3";
-static const char resume_sql[] =
-    "INSERT INTO " P "resume (projection, agg_type, partition_no, stream_id,"
-    " version, commit_id, commit_size, commit_index)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-    " ON CONFLICT (projection, agg_type, partition_no, stream_id)"
-    " DO UPDATE SET version = excluded.version, commit_id = excluded.commit_id,"
-    " commit_size = excluded.commit_size, commit_index = excluded.commit_index";
 /* Every stream of a batch in one statement: $4 is a JSON object of
  * {"STREAM": {"v": version, "c": commit id, "n": commit size, "i": commit
  * index}}; json_each is the same on both targets (PostgreSQL's for json,
@@ -854,28 +847,13 @@ static int by_stream_then_version(const void *a, const void *b)
     return x->version < y->version ? -1 : x->version > y->version;
 }
 
-/* Step 5, one statement a stream: for a stream id that JSON cannot hold
- * (the log reads keys that are not UTF-8). */
-static int write_resume_one(es_projection_worker *w, const part *pt,
-                            const es_event *last)
-{
-    es_sql_value q[] = {ES_SQL_STR(w->proj->name), ES_SQL_STR(pt->agg_type),
-                        ES_SQL_I64(pt->partition), ES_SQL_STR(last->stream_id),
-                        ES_SQL_I64(last->version),
-                        last->commit_id ? ES_SQL_STR(last->commit_id) : ES_SQL_NULLV,
-                        ES_SQL_I64(last->commit_size > 0 ? last->commit_size : 1),
-                        ES_SQL_I64(last->commit_index)};
-    int rc = es__target_exec(w->t, resume_sql, q, 8, NULL, -1);
-    return rc != 0 ? target_fail(w, rc, "writing resume versions") : 0;
-}
-
 /* Step 5: the last version of each stream of the batch, in one statement
  * (one upsert per stream and batch halved the rate from a Kafka log). */
 static int write_resume(es_projection_worker *w, const part *pt)
 {
     es_event **sorted;
     json_t *rows = NULL;
-    int rc = 0, one_by_one = 0;
+    int rc = 0;
     /* A log whose every stored event is accepted (SQLite) needs no seeds:
      * no resume rows at all. */
     if (w->nbatch == 0 || !es__log_needs_seeds(w->log))
@@ -893,21 +871,13 @@ static int write_resume(es_projection_worker *w, const part *pt)
         if (i + 1 < w->nbatch &&
             strcmp(last->stream_id, sorted[i + 1]->stream_id) == 0)
             continue;
-        if (one_by_one) {
-            rc = write_resume_one(w, pt, last);
-            continue;
-        }
+        /* Stream ids are UTF-8: readers reject records whose are not. */
         row = json_pack("{s:I, s:s?, s:I, s:I}", "v", (json_int_t)last->version,
                         "c", last->commit_id,
                         "n", (json_int_t)(last->commit_size > 0 ? last->commit_size : 1),
                         "i", (json_int_t)last->commit_index);
-        if (row == NULL) {
+        if (row == NULL || json_object_set_new(rows, last->stream_id, row) != 0)
             rc = es__fail(&w->h, ES_ENOMEM, "out of memory");
-        } else if (json_object_set_new(rows, last->stream_id, row) != 0) {
-            /* not UTF-8: this stream and the rest one by one */
-            one_by_one = 1;
-            rc = write_resume_one(w, pt, last);
-        }
     }
     if (rc == 0 && json_object_size(rows) > 0) {
         es_sql_value q[] = {ES_SQL_STR(w->proj->name), ES_SQL_STR(pt->agg_type),
