@@ -201,9 +201,11 @@ $(BUILD)/tests/test_rebuild: $(BUILD)/tests/test_rebuild.o $(BUILD)/tests/harnes
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/bench/benchutil.o $(BUILD)/samples/bank/account.o $(LIB_A)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS)
 
-# bench_projection starts its own throwaway PostgreSQL (tests/pg_harness.c).
+# bench_projection starts its own throwaway PostgreSQL (tests/pg_harness.c)
+# and the local Kafka broker (tests/kafka_harness.c: $(ESFOLD) broker).
 $(BUILD)/bench/bench_projection: $(BUILD)/bench/bench_projection.o $(BUILD)/bench/benchutil.o \
-		$(BUILD)/tests/pg_harness.o $(BUILD)/samples/bank/account.o $(LIB_A)
+		$(BUILD)/tests/pg_harness.o $(BUILD)/tests/kafka_harness.o \
+		$(BUILD)/samples/bank/account.o $(LIB_A) | $(ESFOLD)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ALL_LIBS)
 
 # Each public header must compile alone, strictly, as C and as C++; and

@@ -27,6 +27,14 @@
  *            partition passes it, in turn: by es_projection_wait (a
  *            connection per call), by polling the checkpoint row on an open
  *            connection, and by an es_projection_waiter opened once.
+ *   kafka    the pg worker from a Kafka log (`esfold broker`, librdkafka's
+ *            mock cluster, as tests/kafka_harness.c starts it) holding the
+ *            first K events (ESFOLD_BENCH_KAFKA_EVENTS, default 80,000) of
+ *            the same kind on K/10 accounts, one record each, in the same
+ *            partitions and order as a SQLite log of them: beside the
+ *            libpq pipeline over those K events and the same worker from
+ *            that SQLite log (the difference: the Kafka reader and the
+ *            resume rows, docs/projections.md).
  *   memory   RSS at start and end, the peak while loading, and the
  *            worker's own peak during its runs into each target.
  *   keyed    the same events as a keyed fold (projections/keyed.c, no SQL:
@@ -60,11 +68,13 @@
 
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
 #include <sqlite3.h>
 
 #include "esfold/esfold.h"
 #include "esfold/projection.h"
 #include "samples/bank/account.h"
+#include "tests/kafka_harness.h"
 #include "tests/pg_harness.h"
 
 #include "benchutil.h"
@@ -82,6 +92,9 @@
  * partition's 250,000 events at 1,000,000 (each key written once), with
  * a read's events, not the partition's, in memory. */
 #define KEYED_BATCH 16000
+#define KAFKA_EVENTS 80000   /* events of the Kafka log row (at most N): the
+                                broker keeps about 5 MiB a partition */
+#define KAFKA_FLUSH 50000    /* records produced between flushes */
 #define PRAGMAS "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON"
 #define BUSY_TIMEOUT_MS 10000
 
@@ -1129,6 +1142,94 @@ static int measure_group(const char *what, int reps, bu_run_fn esfold,
     return 0;
 }
 
+/* ---- The same events on a Kafka log ----------------------------------------- */
+
+/* The events of d's SQLite log produced to topic on the local broker, one
+ * record each, in the same partitions and order (so at the same offsets),
+ * with the es-* headers of an esfold commit of one event (docs/kafka.md,
+ * "Wire format"); flushed. */
+static int copy_to_kafka(const data *d, const char *topic)
+{
+    rd_kafka_t *rk = es_test_kafka_producer(NULL);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    char parts[16];
+    long long n = 0;
+    int rc = 1, s;
+
+    snprintf(parts, sizeof parts, "%d", PARTITIONS);
+    if (sq_open(&db, d->log_path) != 0)
+        goto done;
+    if (sqlite3_prepare_v2(db, "SELECT partition_no, stream_id, version,"
+                           " event_type, occurred_us, event_id, payload"
+                           " FROM es_events WHERE agg_type = ?1"
+                           " ORDER BY partition_no, log_offset", -1, &st,
+                           NULL) != SQLITE_OK) {
+        sq_fail(db, "preparing the copy to Kafka");
+        goto done;
+    }
+    sqlite3_bind_text(st, 1, bank_account_type.name, -1, SQLITE_STATIC);
+    bu_status("producing %lld events to Kafka", d->events);
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        char version[24], us[24];
+        snprintf(version, sizeof version, "%lld", sqlite3_column_int64(st, 2));
+        snprintf(us, sizeof us, "%lld", sqlite3_column_int64(st, 4));
+        es_test_kafka_send(rk, topic, (int32_t)sqlite3_column_int(st, 0),
+                           (const char *)sqlite3_column_text(st, 1),
+                           (const char *)sqlite3_column_text(st, 6),
+                           (size_t)sqlite3_column_bytes(st, 6),
+                           "es-type", (const char *)sqlite3_column_text(st, 3),
+                           "es-version", version, "es-schema", "1",
+                           "es-id", (const char *)sqlite3_column_text(st, 5),
+                           "es-time-us", us, "es-partitions", parts,
+                           (const char *)NULL);
+        if (++n % KAFKA_FLUSH == 0 && rd_kafka_flush(rk, 60000) != 0)
+            break;
+    }
+    if (s != SQLITE_DONE && s != SQLITE_ROW) {
+        sq_fail(db, "reading the log for Kafka");
+        goto done;
+    }
+    if (rd_kafka_flush(rk, 60000) != 0 || n != d->events) {
+        fprintf(stderr, "bench_projection: produced %lld of %lld events to %s\n",
+                n, d->events, topic);
+        goto done;
+    }
+    rc = 0;
+done:
+    bu_status(NULL);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
+/* The worker from the Kafka log and from the SQLite log of the same
+ * events, and the libpq pipeline over them, into c->pg (whose d is theirs). */
+typedef struct kafka_ctx {
+    pg_ctx *pg;
+    es_log *kafka, *sqlite;
+} kafka_ctx;
+
+static int kafka_esfold(void *vctx, double *seconds)
+{
+    kafka_ctx *k = vctx;
+    k->pg->log = k->kafka;
+    return pg_esfold(k->pg, seconds);
+}
+
+static int kafka_pipeline(void *vctx, double *seconds)
+{
+    return pg_pipeline(((kafka_ctx *)vctx)->pg, seconds);
+}
+
+static int kafka_sqlite_esfold(void *vctx, double *seconds)
+{
+    kafka_ctx *k = vctx;
+    k->pg->log = k->sqlite;
+    return pg_esfold(k->pg, seconds);
+}
+
 /* ---- Append-to-visible latency ---------------------------------------------- */
 
 typedef struct lat_worker {
@@ -1476,9 +1577,9 @@ static int find_psql(char *out, size_t size)
     return 0;
 }
 
-/* ESFOLD_BENCH_ONLY=pg,sqlite,latency: which parts run (default all); with
- * keyed in the list (pg,keyed) only the keyed-fold groups of pg and
- * sqlite run. */
+/* ESFOLD_BENCH_ONLY=pg,kafka,sqlite,latency: which parts run (default
+ * all); with keyed in the list (pg,keyed) only the keyed-fold groups of pg
+ * and sqlite run. */
 static int part_wanted(const char *part)
 {
     const char *only = getenv("ESFOLD_BENCH_ONLY");
@@ -1606,7 +1707,7 @@ int main(int argc, char **argv)
 
     /* PostgreSQL */
     if (!part_wanted("pg"))
-        goto sqlite;
+        goto kafka;
     find_psql(psql, sizeof psql);
     pg.d = &d;
     pg.proj = proj;
@@ -1669,6 +1770,65 @@ pg_keyed_group:
         bu_report_row(&rep, "pg_rebuild", "full rebuild -> PostgreSQL",
                       "the live worker from origin, same target", &reb, &live,
                       "events_per_s", "ev/s", (double)d.events);
+    }
+
+kafka:
+    if (!part_wanted("kafka"))
+        goto sqlite;
+    {
+        const char *kenv = getenv("ESFOLD_BENCH_KAFKA_EVENTS");
+        const char *kuri;
+        char topic[300];
+        kafka_ctx kc = {&pg, NULL, NULL};
+        bu_run_fn klimits[] = {kafka_pipeline, kafka_sqlite_esfold};
+        bu_samples kl[2];
+        data kd = d;
+        int krc = 1;
+
+        kd.events = kenv && atoll(kenv) >= MIN_EVENTS ? atoll(kenv) : KAFKA_EVENTS;
+        if (kd.events > d.events)
+            kd.events = d.events;
+        kd.accounts = kd.events / 10;
+        snprintf(kd.log_path, sizeof kd.log_path, "%s/log-kafka.db", dir);
+        snprintf(kd.log_uri, sizeof kd.log_uri, "sqlite:%s?partitions=%d",
+                 kd.log_path, PARTITIONS);
+        if ((kd.balance = calloc((size_t)kd.accounts, sizeof *kd.balance)) == NULL)
+            goto done;
+        bu_status("starting the Kafka broker");
+        kuri = es_test_kafka_uri(NULL);
+        bu_status(NULL);
+        snprintf(topic, sizeof topic, "%s%s", strstr(kuri, "prefix=") + 7,
+                 bank_account_type.name);
+        if (load_log(&kd) != 0 || copy_to_kafka(&kd, topic) != 0)
+            goto kafka_done;
+        if (es_log_open(&kc.kafka, kuri) != 0 ||
+            es_log_open(&kc.sqlite, kd.log_uri) != 0) {
+            fprintf(stderr, "bench_projection: %s\n",
+                    kc.sqlite ? es_errmsg(kc.sqlite) : es_errmsg(kc.kafka));
+            goto kafka_done;
+        }
+        pg.d = &kd;
+        pg.proj = proj;
+        if (measure_group("Kafka log", o.reps, kafka_esfold, &kc, klimits, &kc,
+                          2, &es, kl) != 0)
+            goto kafka_done;
+        snprintf(name, sizeof name, "SQL handler, Kafka log -> PostgreSQL");
+        bu_report_row(&rep, "pg_sql_kafka_pipeline", name,
+                      "libpq pipeline, same events from SQLite", &es, &kl[0],
+                      "events_per_s", "ev/s", (double)kd.events);
+        bu_report_row(&rep, "pg_sql_kafka_sqlite", name,
+                      "the worker from a SQLite log", &es, &kl[1],
+                      "events_per_s", "ev/s", (double)kd.events);
+        krc = 0;
+    kafka_done:
+        pg.d = &d;
+        pg.log = log;
+        es_log_close(kc.kafka);
+        es_log_close(kc.sqlite);
+        bu_sqlite_files_remove(kd.log_path);
+        free(kd.balance);
+        if (krc != 0)
+            goto done;
     }
 
 sqlite:

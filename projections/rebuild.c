@@ -329,7 +329,7 @@ static int rw_query(es__target *t, void *self, const char *statement,
 
 static const es__target_backend rw_backend = {
     ES__TARGET_BACKEND_VERSION, "rebuild", NULL, NULL, NULL, NULL, NULL, NULL,
-    rw_exec, rw_query, NULL, NULL, NULL};
+    rw_exec, rw_query, NULL, NULL, NULL, NULL};
 
 static const char cut_insert_sql[] =
     "INSERT INTO " P "asof_cuts (projection, agg_type, stream_id)"

@@ -101,6 +101,13 @@ int es__target_pipeline_sync(es__target *t, int *failed_tag)
     return t->backend->pipeline_sync(t, t->self, failed_tag);
 }
 
+int es__target_pipeline_flush(es__target *t)
+{
+    if (!t->in_pipeline || t->backend->pipeline_flush == NULL)
+        return -1;
+    return t->backend->pipeline_flush(t, t->self) == 0 ? 0 : -1;
+}
+
 char *es__json_text(const json_t *v)
 {
     size_t flags = JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY;

@@ -47,10 +47,12 @@ typedef struct es__target_backend {
 
     /*
      * Runs statement with params bound to $1..$n. *changes (may be NULL)
-     * gets the rows it changed. In pipeline mode (between pipeline_begin
-     * and pipeline_sync) the statement may only be queued: *changes must
-     * then stay valid until pipeline_sync, which fills it; tag names the
-     * statement for the failure report of pipeline_sync.
+     * gets the rows it changed (a SELECT: the rows it returned). In
+     * pipeline mode (between pipeline_begin and pipeline_sync) the
+     * statement may only be queued: *changes must then stay valid until
+     * pipeline_sync, which fills it; tag names the statement for the
+     * failure report of pipeline_sync. begin, called after
+     * pipeline_begin, may be queued too.
      */
     int (*exec)(es__target *t, void *self, const char *statement,
                 const es_sql_value *params, size_t n, int64_t *changes,
@@ -73,6 +75,11 @@ typedef struct es__target_backend {
      * row by row). */
     int (*copy_in)(es__target *t, void *self, const char *copy_sql,
                    const char *data, size_t len);
+
+    /* In pipeline mode: sends what is queued without waiting for its
+     * results (pipeline_sync still reads them); NULL when there is nothing
+     * to gain. */
+    int (*pipeline_flush)(es__target *t, void *self);
 } es__target_backend;
 
 struct es__target {
@@ -119,6 +126,10 @@ int es__target_i64_row(int ncols, const char *const *vals, void *ud);
 /* Enters pipeline mode when the backend has one; 1 when it did. */
 int es__target_pipeline_begin(es__target *t);
 int es__target_pipeline_sync(es__target *t, int *failed_tag);
+/* 0 when what is queued went to the target, which works on it while the
+ * caller does something else before es__target_pipeline_sync; -1 when
+ * not in pipeline mode or the backend cannot. */
+int es__target_pipeline_flush(es__target *t);
 
 /* ---- The es_sql handed to handlers (projections/worker.c) --------------- */
 

@@ -90,3 +90,23 @@ char *es_test_target_rows(const char *path_or_url, int pg, const char *sql)
     }
     return out;
 }
+
+void es_test_target_exec(const char *path_or_url, int pg, const char *sql)
+{
+    if (pg) {
+        PGconn *c = PQconnectdb(path_or_url);
+        PGresult *r = PQexec(c, sql);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            fail_msg("%s: %s", sql, PQerrorMessage(c));
+        PQclear(r);
+        PQfinish(c);
+    } else {
+        sqlite3 *db;
+        char *msg = NULL;
+        assert_int_equal(sqlite3_open(path_or_url, &db), SQLITE_OK);
+        sqlite3_busy_timeout(db, 10000);
+        if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+            fail_msg("%s: %s", sql, msg);
+        sqlite3_close(db);
+    }
+}

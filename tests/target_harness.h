@@ -27,4 +27,8 @@ const char *es_test_pg_fresh_db_or_fail(const char *prefix);
  * NULL). The caller frees the string; a failing query fails the test. */
 char *es_test_target_rows(const char *path_or_url, int pg, const char *sql);
 
+/* Runs one statement (not a query) on a target, beside the worker, on a
+ * connection of its own; fails the test when it fails. */
+void es_test_target_exec(const char *path_or_url, int pg, const char *sql);
+
 #endif

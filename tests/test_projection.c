@@ -28,6 +28,7 @@
 #include "kafka_harness.h"
 #include "pg_harness.h"
 #include "target_harness.h"
+#include "esfold/partition.h"
 #include "esfold/projection.h"
 #include "esfold/time.h"
 #include "samples/bank/account.h"
@@ -183,6 +184,7 @@ static char *reference_rows(es_log *log, int accounts)
 
 static const char rows_sql[] =
     "SELECT id, owner, balance, txns FROM balances ORDER BY id";
+
 
 static es_projection_worker *open_worker(es_log *log, const es_projection *p,
                                          const char *target,
@@ -617,6 +619,67 @@ static void test_crash_kafka_log_postgres(void **state)
     es_test_on_postgres(crash_kafka_case, "proj");
 }
 
+static int movements_of(es_log *log, const char *id);
+
+/* The resume rows a batch writes in one statement from a Kafka log: the
+ * last version and commit place of every stream, for stream ids that JSON
+ * must escape too, equal on both targets. */
+static void resume_rows_case(const char *target, const char *path_or_url, int pg)
+{
+    /* after acct-NNN and in this order in any collation */
+    static const char *const ids[] = {"zz-'q\"", "zz-\xc3\xbc\\"};
+    static const char resume_rows_sql[] =
+        "SELECT stream_id, version, commit_id IS NOT NULL, commit_size,"
+        " commit_index FROM es_proj_resume WHERE projection = 'balances'"
+        " ORDER BY stream_id";
+    es_projection_worker_options o = ES_PROJECTION_WORKER_OPTIONS_INIT;
+    es_log *log = NULL;
+    es_projection_worker *w;
+    es_projection_step st;
+    char want[4096] = "", *got;
+    int n[10] = {0};
+
+    assert_int_equal(es_log_open(&log, es_test_kafka_uri("partitions=4")), 0);
+    fill_log(log, 8, 120, 11);
+    for (int i = 0; i < 2; i++) {
+        append1(log, ids[i], "AccountOpened", json_pack("{s:s}", "owner", "Ada"));
+        append1(log, ids[i], "Deposited", json_pack("{s:I}", "amount", (json_int_t)3));
+    }
+    o.batch_size = 25;
+    w = open_worker(log, &balances, target, &o);
+    st = run_caught_up(w);
+    assert_int_equal(st.applied, 124);
+    es_projection_worker_close(w);
+    /* The reference: each stream's event count is its last version. */
+    for (int a = 0; a < 8; a++) {
+        char id[32];
+        snprintf(id, sizeof id, "acct-%03d", a);
+        n[a] = 1 + movements_of(log, id);
+    }
+    for (int a = 0; a < 8; a++)
+        snprintf(want + strlen(want), sizeof want - strlen(want),
+                 "acct-%03d|%d|%s|1|0\n", a, n[a], pg ? "t" : "1");
+    for (int i = 0; i < 2; i++)
+        snprintf(want + strlen(want), sizeof want - strlen(want),
+                 "%s|2|%s|1|0\n", ids[i], pg ? "t" : "1");
+    got = es_test_target_rows(path_or_url, pg, resume_rows_sql);
+    assert_rows(got, want);
+    free(got);
+    es_log_close(log);
+}
+
+static void test_resume_rows_sqlite(void **state)
+{
+    (void)state;
+    es_test_on_sqlite(resume_rows_case, "resume");
+}
+
+static void test_resume_rows_postgres(void **state)
+{
+    (void)state;
+    es_test_on_postgres(resume_rows_case, "proj");
+}
+
 /* ---- Dead letters ------------------------------------------------------- */
 
 typedef struct dl_seen {
@@ -734,6 +797,34 @@ static void dead_letter_case(const char *target, const char *path_or_url, int pg
     st = run_caught_up(w);
     assert_int_equal(st.applied, 1);
     assert_int_equal(st.dead_lettered, 0);
+
+    /* A dead letter that this worker did not write (a rebuild's swap
+     * brings its own) in a partition whose last batch had none: the next
+     * batch finds it in its transaction, and the stream's new event waits
+     * behind it instead of being applied. */
+    append1(log, "acct-005", "Deposited", json_pack("{s:I}", "amount", (json_int_t)6));
+    st = run_caught_up(w);
+    assert_int_equal(st.applied, 1);
+    {
+        char sql[1024];
+        int32_t parts;
+        assert_int_equal(es_log_partition_count(log, &parts, "account"), 0);
+        snprintf(sql, sizeof sql, "INSERT INTO es_proj_deadletters (projection,"
+                 " agg_type, stream_id, version, partition_no, log_offset,"
+                 " event_type, status, attempts, error, event, created_us,"
+                 " updated_us) VALUES ('balances', 'account', 'acct-005', 1000,"
+                 " %d, 0, 'Deposited', 'failed', 1, 'swapped in',"
+                 " '{\"stream_id\": \"acct-005\"}', 0, 0)",
+                 (int)es_partition_for("acct-005", 8, parts));
+        es_test_target_exec(path_or_url, pg, sql);
+    }
+    append1(log, "acct-005", "Deposited", json_pack("{s:I}", "amount", (json_int_t)7));
+    st = run_caught_up(w);
+    assert_int_equal(st.applied, 0);
+    assert_int_equal(st.dead_lettered, 1);
+    s = dead_letters(target);
+    assert_int_equal(s.failed, 1);
+    assert_int_equal(s.waiting, 1);
     es_projection_worker_close(w);
     free(want);
     free(got);
@@ -2158,6 +2249,8 @@ int main(void)
         cmocka_unit_test(test_crash_postgres),
         cmocka_unit_test(test_crash_kafka_log_sqlite),
         cmocka_unit_test(test_crash_kafka_log_postgres),
+        cmocka_unit_test(test_resume_rows_sqlite),
+        cmocka_unit_test(test_resume_rows_postgres),
         cmocka_unit_test(test_dead_letters_sqlite),
         cmocka_unit_test(test_dead_letters_postgres),
         cmocka_unit_test(test_bad_payloads_kafka_sqlite),

@@ -198,20 +198,21 @@ static int st_exec(es__target *t, void *self, const char *sql,
 {
     sqlite_target *s = self;
     cached *c;
+    int64_t rows = 0;
     int rc, src;
 
     (void)tag;
     if ((rc = prepare(t, s, sql, &c)) != 0 || (rc = bind(t, s, c, p, n)) != 0)
         return rc;
     while ((src = sqlite3_step(c->st)) == SQLITE_ROW)
-        ;
+        rows++;
     if (src != SQLITE_DONE) {
         rc = es__sqlite_fail(&t->h, s->db, src, "%s", s->ctx);
         sqlite3_reset(c->st);
         return rc;
     }
-    if (changes)
-        *changes = sqlite3_changes64(s->db);
+    if (changes) /* a query: the rows it returned (PQcmdTuples agrees) */
+        *changes = sqlite3_stmt_readonly(c->st) ? rows : sqlite3_changes64(s->db);
     sqlite3_reset(c->st);
     return 0;
 }
