@@ -25,6 +25,7 @@
  * (es_projection_keyed, esfold/projection.h): its C callback replaces the
  * operations and runs on the same batch path.
  */
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -719,6 +720,37 @@ static int resolve(json_t **parent, const char **leaf, char *buf, json_t *doc,
 
 /* Applies what o does for ev to doc; *del = 1 when the document is to be
  * deleted. 0, ES_EUSER (msg) or ES_ENOMEM. */
+/* obj.leaf = v; cur (obj.leaf now, or NULL) is changed in place when it
+ * is an integer nobody else holds (a document's own member, not one a
+ * "set" or "max" shares with an event), saving an allocation, a free and
+ * a hash update per event. 0 or ES_ENOMEM. */
+static int set_integer(json_t *obj, const char *leaf, json_t *cur, json_int_t v)
+{
+    json_t *n;
+    if (cur && json_is_integer(cur) && cur->refcount == 1)
+        return json_integer_set(cur, v) == 0 ? 0 : ES_ENOMEM;
+    if ((n = json_integer(v)) == NULL || json_object_set_new(obj, leaf, n) != 0)
+        return ES_ENOMEM;
+    return 0;
+}
+
+/* a + b (b negated when sub) into *out; -1 when it leaves int64. */
+static int add_checked(json_int_t a, json_int_t b, int sub, json_int_t *out)
+{
+    if (sub) {
+        if ((b < 0 && a > LLONG_MAX + b) ||
+            (b > 0 && a < LLONG_MIN + b))
+            return -1;
+        *out = a - b;
+        return 0;
+    }
+    if ((b > 0 && a > LLONG_MAX - b) ||
+        (b < 0 && a < LLONG_MIN - b))
+        return -1;
+    *out = a + b;
+    return 0;
+}
+
 static int fold(json_t *doc, const kon *o, const es_event *ev, int *del,
                 char *msg, size_t msize)
 {
@@ -759,8 +791,16 @@ static int fold(json_t *doc, const kon *o, const es_event *ev, int *del,
                          "non-integer", op->member);
                 return ES_EUSER;
             }
-            json_object_set_new(obj, leaf,
-                                json_integer(cur ? json_integer_value(cur) + 1 : 1));
+            {
+                json_int_t n;
+                if (add_checked(cur ? json_integer_value(cur) : 0, 1, 0, &n) != 0) {
+                    snprintf(msg, msize, "count %s: the count leaves 64-bit "
+                             "integers", op->member);
+                    return ES_EUSER;
+                }
+                if (set_integer(obj, leaf, cur, n) != 0)
+                    return ES_ENOMEM;
+            }
             continue;
         }
         val = fref_value(&op->src, ev);
@@ -777,18 +817,25 @@ static int fold(json_t *doc, const kon *o, const es_event *ev, int *del,
             return ES_EUSER;
         }
         if (op->kind == OP_ADD || op->kind == OP_SUB) {
-            /* an absent member counts as 0 */
+            /* an absent member counts as 0; integers stay integers */
             int sub = op->kind == OP_SUB;
-            if (cur == NULL || (json_is_integer(cur) && json_is_integer(val)))
-                res = json_integer((cur ? json_integer_value(cur) : 0) +
-                                   (sub ? -json_integer_value(val)
-                                        : json_integer_value(val)));
-            if (res == NULL || !json_is_integer(val)) {
-                json_decref(res);
-                res = json_real((cur ? json_number_value(cur) : 0) +
-                                (sub ? -json_number_value(val)
-                                     : json_number_value(val)));
+            if (json_is_integer(val) && (cur == NULL || json_is_integer(cur))) {
+                json_int_t n;
+                if (add_checked(cur ? json_integer_value(cur) : 0,
+                                json_integer_value(val), sub, &n) != 0) {
+                    snprintf(msg, msize, "%s %s: the result leaves 64-bit "
+                             "integers", op_names[op->kind], op->member);
+                    json_decref(val);
+                    return ES_EUSER;
+                }
+                json_decref(val);
+                if (set_integer(obj, leaf, cur, n) != 0)
+                    return ES_ENOMEM;
+                continue;
             }
+            res = json_real((cur ? json_number_value(cur) : 0) +
+                            (sub ? -json_number_value(val)
+                                 : json_number_value(val)));
         } else if (cur == NULL) {
             res = json_incref(val);
         } else {

@@ -11,6 +11,7 @@
  * and from the Kafka log, with a zombie writer's stale records).
  */
 #include <signal.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -920,6 +921,60 @@ static void test_corrupt_document(void **state)
     es_log_close(log);
 }
 
+/* "set" stores the event's own value in the document (shared, not
+ * copied); a later "add" to that member in the same batch must make a new
+ * number, not change the shared one in place: the event is still in the
+ * batch, and a redo (here: a later event that does not fold sends the
+ * batch the careful way) folds it again. An add that leaves 64-bit
+ * integers is refused, not wrapped. */
+static const char shared_json[] =
+    "{\"name\": \"shared\", \"follows\": [\"account\"], \"keyed\":"
+    " {\"table\": \"shared_docs\", \"key\": \"$stream_id\", \"on\": {"
+    " \"AccountOpened\": {\"set\": {\"m\": \"$data.start\"}},"
+    " \"Deposited\": {\"add\": {\"m\": \"$data.amount\"}}}}}";
+
+static void test_shared_value_not_changed_in_place(void **state)
+{
+    const char *path = es_test_path("shared");
+    char uri[600];
+    es_log *log = es_test_open_fresh_log();
+    es_projection *p = load(shared_json);
+    es_projection_step st;
+    json_t *docs;
+    (void)state;
+    snprintf(uri, sizeof uri, "sqlite:%s", path);
+    {
+        es_event ev[3];
+        memset(ev, 0, sizeof ev);
+        ev[0].type = "AccountOpened";
+        ev[0].payload = json_pack("{s:i}", "start", 5);
+        ev[1].type = "Deposited";
+        ev[1].payload = json_pack("{s:i}", "amount", 1);
+        ev[2].type = "Deposited"; /* does not fold: overflows */
+        ev[2].payload = json_pack("{s:I}", "amount", (json_int_t)LLONG_MAX);
+        assert_int_equal(es_log_append(log, NULL, "account", "a-1",
+                                       ES_EXPECT_ANY, ev, 3), 0);
+        for (int i = 0; i < 3; i++)
+            json_decref(ev[i].payload);
+    }
+    st = run(log, p, uri, 100);
+    assert_int_equal(st.dead_lettered, 1);
+    docs = target_docs(path, 0, "shared_docs");
+    /* 5 + 1 = 6 (7 if the first fold had changed the event's 5 in place) */
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(
+                         json_object_get(docs, "a-1"), 0), "m")), 6);
+    json_decref(docs);
+    {
+        es_error err;
+        dl_text t = {0};
+        assert_int_equal(es_projection_dead_letters(uri, "shared", first_failed,
+                                                    &t, &err), 0);
+        assert_contains(t.error, "add m: the result leaves 64-bit integers");
+    }
+    es_projection_free(p);
+    es_log_close(log);
+}
+
 /* ---- definitions that are refused ----------------------------------------- */
 
 static void refused(const char *text, const char *needle)
@@ -1230,6 +1285,7 @@ int main(void)
         cmocka_unit_test(test_concurrent_sqlite),
         cmocka_unit_test(test_concurrent_postgres),
         cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_shared_value_not_changed_in_place),
         cmocka_unit_test(test_crash_kafka_sqlite),
         cmocka_unit_test(test_crash_kafka_postgres),
         cmocka_unit_test(test_corrupt_document),
