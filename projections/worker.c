@@ -431,8 +431,11 @@ static int setup(es_projection_worker *w)
     if (r.found && r.v != p->version) {
         es__target_rollback(w->t);
         return es__fail(&w->h, ES_ECONFLICT, "projection %s: the target %s has "
-                        "version %lld of it, this is version %d (rebuild it)",
-                        p->name, w->t->name, (long long)r.v, (int)p->version);
+                        "version %lld of it, this is version %d: rebuild it "
+                        "(`esfold project rebuild %s --target %s`, or --file "
+                        "F for a projection file), then run it",
+                        p->name, w->t->name, (long long)r.v, (int)p->version,
+                        p->name, w->t->name);
     }
     if (!r.found) {
         for (size_t i = 0; p->setup && p->setup[i]; i++)

@@ -1211,6 +1211,29 @@ static void test_postgres_restarted_during_run(void **state)
 
 /* ---- Read your writes --------------------------------------------------- */
 
+/* A target that holds another version of a projection is refused, with
+ * what to do about it. */
+static void test_other_version_refused(void **state)
+{
+    const char *path = es_test_path("version");
+    char uri[600];
+    es_log *log = es_test_open_fresh_log();
+    es_projection v2 = balances;
+    es_projection_worker *w = NULL;
+    (void)state;
+    snprintf(uri, sizeof uri, "sqlite:%s", path);
+    es_projection_worker_close(open_worker(log, &balances, uri, NULL));
+    v2.version = 2;
+    assert_int_equal(es_projection_worker_open(&w, log, &v2, uri, NULL),
+                     ES_ECONFLICT);
+    assert_non_null(w);
+    assert_contains(es_errmsg(w), "has version 1 of it, this is version 2: "
+                                  "rebuild it (`esfold project rebuild balances "
+                                  "--target sqlite:");
+    es_projection_worker_close(w);
+    es_log_close(log);
+}
+
 static void test_wait_for_position(void **state)
 {
     const char *path = es_test_path("wait");
@@ -2269,6 +2292,7 @@ int main(void)
         cmocka_unit_test(test_upsert_two_types_sqlite),
         cmocka_unit_test(test_upsert_two_types_postgres),
         cmocka_unit_test(test_cli_project),
+        cmocka_unit_test(test_other_version_refused),
         cmocka_unit_test(test_cli_sigterm),
         cmocka_unit_test(test_cli_waits_for_target),
         cmocka_unit_test(test_alloc_failures),

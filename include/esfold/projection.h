@@ -358,7 +358,8 @@ typedef struct es_projection_worker_options {
  * connects, creates the es_proj_ tables when missing, and runs proj's
  * setup when the target does not have this projection yet (in one
  * transaction with its es_proj_projections row). A target that holds
- * another version of the projection is ES_ECONFLICT (rebuild it).
+ * another version of the projection is ES_ECONFLICT (rebuild it: the
+ * message says how).
  * opts may be NULL. On failure *out is still set when a handle could be
  * made (es_errmsg tells why); close it either way.
  * Returns 0, ES_EINVAL, ES_EIO, ES_ECONFLICT, ES_ENOMEM.
