@@ -301,7 +301,8 @@ static int list(es__cli *cli, const char **v)
     }
     if (n == 0)
         printf("No projections are compiled into %s (run a JSON file with "
-               "`%s project run --file F`).\n", cli->prog, cli->prog);
+               "`%s project run --file F`; `%s status --target URI` lists "
+               "those a target holds).\n", cli->prog, cli->prog, cli->prog);
     return ES__CLI_OK;
 }
 
