@@ -12,6 +12,7 @@
 
 #include "esfold/error.h"
 #include "esfold/event.h"
+#include "esfold/log.h"
 
 /*
  * Every opaque handle starts with this, so that es_errmsg() works on any of
@@ -47,6 +48,18 @@ int es__err(es_error *err, int code, const char *fmt, ...)
  * stored event is accepted by construction (SQLite). */
 struct es_log;
 int es__log_needs_seeds(const struct es_log *log);
+
+/* es_log_read_partition_seeded for a reader that uses only the stream id,
+ * version, type, time, schema, payload, position and commit size: on a
+ * backend that can (SQLite), the event id, correlation and causation ids,
+ * commit id and metadata are not read (NULL); elsewhere the full read.
+ * (A keyed fold that names no other field: the log read is most of its
+ * time.) */
+int es__log_read_partition_lean(es_log *log, int64_t *next_offset,
+                                const char *aggregate_type, int32_t partition,
+                                int64_t from_offset, size_t max_events,
+                                es_seed_fn seed, void *seed_data,
+                                es_event_cb cb, void *user_data);
 
 /* json_loadb of buf (no flags) that tells a failure for want of memory
  * (*oom 1) from bytes that are not JSON (NULL, *oom 0). */

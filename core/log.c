@@ -509,11 +509,13 @@ int es_log_read_stream(es_log *log, const char *aggregate_type,
                                      &o, cb, user_data);
 }
 
-int es_log_read_partition_seeded(es_log *log, int64_t *next_offset,
-                                 const char *aggregate_type, int32_t partition,
-                                 int64_t from_offset, size_t max_events,
-                                 es_seed_fn seed, void *seed_data,
-                                 es_event_cb cb, void *user_data)
+/* es_log_read_partition_seeded, and with lean its lean form
+ * (es__log_read_partition_lean) where the backend has one. */
+static int read_partition(es_log *log, int64_t *next_offset,
+                          const char *aggregate_type, int32_t partition,
+                          int64_t from_offset, size_t max_events, int lean,
+                          es_seed_fn seed, void *seed_data, es_event_cb cb,
+                          void *user_data)
 {
     int64_t local;
     int rc;
@@ -532,9 +534,34 @@ int es_log_read_partition_seeded(es_log *log, int64_t *next_offset,
         return log->backend->read_partition_seeded(
             log, log->self, next_offset, aggregate_type, partition, from_offset,
             max_events, seed, seed_data, cb, user_data);
-    return log->backend->read_partition(log, log->self, next_offset,
-                                        aggregate_type, partition, from_offset,
-                                        max_events, cb, user_data);
+    return (lean && log->backend->read_partition_lean
+                ? log->backend->read_partition_lean
+                : log->backend->read_partition)(log, log->self, next_offset,
+                                                aggregate_type, partition,
+                                                from_offset, max_events, cb,
+                                                user_data);
+}
+
+int es_log_read_partition_seeded(es_log *log, int64_t *next_offset,
+                                 const char *aggregate_type, int32_t partition,
+                                 int64_t from_offset, size_t max_events,
+                                 es_seed_fn seed, void *seed_data,
+                                 es_event_cb cb, void *user_data)
+{
+    return read_partition(log, next_offset, aggregate_type, partition,
+                          from_offset, max_events, 0, seed, seed_data, cb,
+                          user_data);
+}
+
+int es__log_read_partition_lean(es_log *log, int64_t *next_offset,
+                                const char *aggregate_type, int32_t partition,
+                                int64_t from_offset, size_t max_events,
+                                es_seed_fn seed, void *seed_data,
+                                es_event_cb cb, void *user_data)
+{
+    return read_partition(log, next_offset, aggregate_type, partition,
+                          from_offset, max_events, 1, seed, seed_data, cb,
+                          user_data);
 }
 
 int es__log_needs_seeds(const es_log *log)

@@ -113,6 +113,17 @@ typedef struct es__log_backend {
                           int64_t from_offset, size_t max_events,
                           es_event_cb cb, void *user_data);
 
+    /* Optional (NULL: read_partition serves): read_partition without the
+     * envelope's text fields a reader did not ask for: the event id, the
+     * correlation and causation ids, the commit id and the metadata are
+     * NULL (es__log_read_partition_lean). Only for a backend whose every
+     * stored event is accepted by construction (no read_partition_seeded),
+     * since judging a record needs them. */
+    int (*read_partition_lean)(es_log *log, void *self, int64_t *next_offset,
+                               const char *aggregate_type, int32_t partition,
+                               int64_t from_offset, size_t max_events,
+                               es_event_cb cb, void *user_data);
+
     /* Optional (NULL: read_partition serves, every stored event being
      * accepted by construction): see es_log_read_partition_seeded. */
     int (*read_partition_seeded)(es_log *log, void *self, int64_t *next_offset,

@@ -588,6 +588,32 @@ const char *const *es__keyed_setup(const es__keyed *k)
     return (const char *const *)k->setup;
 }
 
+static int fref_lean(const fref *r)
+{
+    return r->f != K_EVENT_ID && r->f != K_META;
+}
+
+int es__keyed_lean(const es__keyed *k)
+{
+    if (k == NULL || k->ckey || !fref_lean(&k->key))
+        return 0;
+    for (size_t i = 0; i < k->non; i++) {
+        const kon *o = &k->on[i];
+        if (o->cfold) /* a C function may read any field */
+            return 0;
+        for (size_t a = 0; a < o->nops; a++) {
+            const kop *op = &o->ops[a];
+            if (op->kind != OP_COUNT && op->kind != OP_UNSET &&
+                !fref_lean(&op->src))
+                return 0;
+            for (size_t g = 0; g < op->nseg; g++)
+                if (op->seg[g].dynamic && !fref_lean(&op->seg[g].from))
+                    return 0;
+        }
+    }
+    return 1;
+}
+
 const es__keyed *es__keyed_of(const es_projection *p)
 {
     return p && p->handlers && p->handlers[0].fn == keyed_handler

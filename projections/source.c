@@ -12,11 +12,11 @@
 
 int es__proj_source_read(es_log *log, int64_t *next_offset,
                          const char *aggregate_type, int32_t partition,
-                         int64_t from_offset, size_t max_events,
+                         int64_t from_offset, size_t max_events, int lean,
                          es_seed_fn seed_fn, void *seed_data,
                          es_event_cb cb, void *user_data)
 {
-    return es_log_read_partition_seeded(log, next_offset, aggregate_type,
-                                        partition, from_offset, max_events,
-                                        seed_fn, seed_data, cb, user_data);
+    return (lean ? es__log_read_partition_lean : es_log_read_partition_seeded)(
+        log, next_offset, aggregate_type, partition, from_offset, max_events,
+        seed_fn, seed_data, cb, user_data);
 }

@@ -143,16 +143,23 @@ struct es_sql {
 /* ---- projections/source.c: the one place that reads the log ------------- */
 
 /* seed_fn gives what stream_id was at the checkpoint (es_proj_resume; all
- * zero when the projection has no row for it): esfold/accept.h. */
+ * zero when the projection has no row for it): esfold/accept.h. lean: the
+ * reader uses only the stream id, version, type, time, schema, payload and
+ * position (es__log_read_partition_lean: the other text fields may be
+ * NULL). */
 int es__proj_source_read(es_log *log, int64_t *next_offset,
                          const char *aggregate_type, int32_t partition,
-                         int64_t from_offset, size_t max_events,
+                         int64_t from_offset, size_t max_events, int lean,
                          es_seed_fn seed_fn, void *seed_data,
                          es_event_cb cb, void *user_data);
 
 /* ---- projections/keyed.c: keyed folds ----------------------------------- */
 
 typedef struct es__keyed es__keyed;
+/* 1 when the fold reads no event field but the stream id, version, type,
+ * times, position and payload (not the event id, not the metadata, no C
+ * function), so that its worker may read the log lean. */
+int es__keyed_lean(const es__keyed *k);
 
 /* Parses the "keyed" member of a JSON projection into *out, with the
  * handlers (one per event type, ended by {NULL, NULL}) and the setup

@@ -988,7 +988,7 @@ static void read_ahead(es_projection_worker *w, const part *pt,
     from = next = np == pt ? next_after : np->next;
     swap_ahead(w);
     rc = es__proj_source_read(w->log, &next, np->agg_type, np->partition, from,
-                              w->o.batch_size, NULL, NULL, collect, w);
+                              w->o.batch_size, 0, NULL, NULL, collect, w);
     if (rc != 0 || w->nbatch == 0)
         clear_batch(w); /* read again in its turn (and failed there) */
     else
@@ -1146,14 +1146,17 @@ static int apply_batch_keyed(es_projection_worker *w, part *pt,
 }
 
 /* The next events of pt into w->batch: at most batch_size, from *next
- * (moved past what was read, rejected records included). */
-static int read_chunk(es_projection_worker *w, const part *pt, int64_t *next)
+ * (moved past what was read, rejected records included). lean: a keyed
+ * fold that reads no event id and no metadata (es__keyed_lean) has them
+ * left out where the log can (es__log_read_partition_lean). */
+static int read_chunk(es_projection_worker *w, const part *pt, int64_t *next,
+                      int lean)
 {
     seed_ctx sc = {w, pt, 0, {0, NULL, 0, 0}, ""};
     int rc;
     clear_batch(w);
     rc = es__proj_source_read(w->log, next, pt->agg_type, pt->partition, *next,
-                              w->o.batch_size, seed, &sc, collect, w);
+                              w->o.batch_size, lean, seed, &sc, collect, w);
     if (rc == ES_EUSER)
         return es__fail(&w->h, ES_ENOMEM, "out of memory");
     if (rc != 0)
@@ -1182,6 +1185,7 @@ static int keyed_stream(es_projection_worker *w, part *pt, es_projection_step *s
                         int *idle)
 {
     const es__keyed *keyed = es__keyed_of(w->proj);
+    const int lean = es__keyed_lean(keyed);
     es_projection_step mine = {0, 0, 0, 0, 0, 0};
     const es_event **kevs = NULL;
     int64_t next_after = pt->next, from, cas_changes = -1;
@@ -1191,7 +1195,7 @@ static int keyed_stream(es_projection_worker *w, part *pt, es_projection_step *s
                         ES_SQL_I64(pt->partition)};
     es__i64_row r = {0, 0};
 
-    if ((rc = read_chunk(w, pt, &next_after)) != 0)
+    if ((rc = read_chunk(w, pt, &next_after, lean)) != 0)
         return rc;
     if (w->nbatch == 0 && next_after == pt->next) {
         *idle = 1;
@@ -1207,6 +1211,13 @@ static int keyed_stream(es_projection_worker *w, part *pt, es_projection_step *s
     }
     if ((rc = apply_dead_letters(w, pt, &mine)) != 0)
         goto fail;
+    if (lean && w->blocked.n > 0) {
+        /* dead letters appeared since they were counted: parked events
+         * are stored whole, so the ordinary way reads them whole */
+        es__target_rollback(w->t);
+        rc = REDO_CAREFULLY;
+        goto out;
+    }
     if ((rc = es__target_query(w->t, pg ? ckpt_lock_sql : ckpt_get_sql, q, 3,
                                es__target_i64_row, &r)) != 0) {
         target_fail(w, rc, "locking the checkpoint");
@@ -1245,7 +1256,7 @@ static int keyed_stream(es_projection_worker *w, part *pt, es_projection_step *s
         if (++chunks >= ES__KEYED_TXN_CHUNKS)
             break;
         from = next_after;
-        if ((rc = read_chunk(w, pt, &next_after)) != 0)
+        if ((rc = read_chunk(w, pt, &next_after, lean)) != 0)
             goto fail;
         if (w->nbatch == 0 && next_after == from)
             break;
@@ -1319,7 +1330,7 @@ static int step_partition(es_projection_worker *w, part *pt,
         rc = 0;
     } else {
         drop_ahead(w);
-        rc = read_chunk(w, pt, &next_after);
+        rc = read_chunk(w, pt, &next_after, 0);
     }
     /* Dead letters to apply: counted when the batch is empty or the
      * partition had some (else the batch checks in its transaction). */

@@ -975,6 +975,55 @@ static void test_shared_value_not_changed_in_place(void **state)
     es_log_close(log);
 }
 
+/* A fold that names the event id or the metadata gets them: its worker
+ * reads the log whole, where one that does not reads it lean (without
+ * those fields: es__keyed_lean). */
+static const char ids_json[] =
+    "{\"name\": \"ids\", \"follows\": [\"account\"], \"keyed\":"
+    " {\"table\": \"id_docs\", \"key\": \"$stream_id\", \"on\": {"
+    " \"*\": {\"set\": {\"last_id\": \"$event_id\", \"tag\": \"$meta.tag\"}}}}}";
+
+static int last_event(const es_event *ev, void *ud)
+{
+    char *id = ud;
+    snprintf(id, 64, "%s", ev->id);
+    return 0;
+}
+
+static void test_event_id_and_meta_read(void **state)
+{
+    const char *path = es_test_path("ids");
+    char uri[600], id[64] = "";
+    es_log *log = es_test_open_fresh_log();
+    es_projection *p = load(ids_json), *lean = load(by_account_json);
+    json_t *docs, *doc;
+    es_event ev;
+    es_read_options ro = ES_READ_OPTIONS_INIT;
+    (void)state;
+    assert_int_equal(es__keyed_lean(es__keyed_of(p)), 0);
+    assert_int_equal(es__keyed_lean(es__keyed_of(lean)), 1);
+    snprintf(uri, sizeof uri, "sqlite:%s", path);
+    memset(&ev, 0, sizeof ev);
+    ev.type = "AccountOpened";
+    ev.payload = json_pack("{s:s}", "owner", "Ada");
+    ev.meta = json_pack("{s:s}", "tag", "t-1");
+    assert_int_equal(es_log_append(log, NULL, "account", "a-1", ES_EXPECT_ANY,
+                                   &ev, 1), 0);
+    json_decref(ev.payload);
+    json_decref(ev.meta);
+    assert_int_equal(es_log_read_stream(log, "account", "a-1", &ro, last_event,
+                                        id), 0);
+    run(log, p, uri, 100);
+    docs = target_docs(path, 0, "id_docs");
+    doc = json_array_get(json_object_get(docs, "a-1"), 0);
+    assert_string_equal(json_string_value(json_object_get(doc, "last_id")), id);
+    assert_string_equal(json_string_value(json_object_get(doc, "tag")), "t-1");
+    json_decref(docs);
+    es_projection_free(p);
+    es_projection_free(lean);
+    es_log_close(log);
+}
+
 /* ---- definitions that are refused ----------------------------------------- */
 
 static void refused(const char *text, const char *needle)
@@ -1286,6 +1335,7 @@ int main(void)
         cmocka_unit_test(test_concurrent_postgres),
         cmocka_unit_test(test_cache),
         cmocka_unit_test(test_shared_value_not_changed_in_place),
+        cmocka_unit_test(test_event_id_and_meta_read),
         cmocka_unit_test(test_crash_kafka_sqlite),
         cmocka_unit_test(test_crash_kafka_postgres),
         cmocka_unit_test(test_corrupt_document),

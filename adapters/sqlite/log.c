@@ -79,6 +79,7 @@ enum {
     S_SET_HEAD,
     S_READ_STREAM,
     S_READ_PARTITION,
+    S_READ_PARTITION_LEAN,
     S_TYPES,
     S_STREAMS,
     S__COUNT
@@ -110,6 +111,14 @@ static const char *const stmt_sql[S__COUNT] = {
     [S_READ_STREAM] = "SELECT " EVENT_COLUMNS " FROM es_events"
                       " WHERE agg_type = ?1 AND stream_id = ?2"
                       " AND version >= ?3 AND version <= ?4 ORDER BY version",
+    /* The same columns, the text fields a lean reader does not use
+     * (es__log_read_partition_lean) as NULL: not read, not copied. */
+    [S_READ_PARTITION_LEAN] = "SELECT stream_id, version, event_type,"
+                              " occurred_us, payload_schema, NULL, NULL, NULL,"
+                              " payload, NULL, NULL, commit_size,"
+                              " partition_no, log_offset FROM es_events"
+                              " WHERE agg_type = ?1 AND partition_no = ?2"
+                              " AND log_offset >= ?3 ORDER BY log_offset LIMIT ?4",
     [S_READ_PARTITION] = "SELECT " EVENT_COLUMNS " FROM es_events"
                          " WHERE agg_type = ?1 AND partition_no = ?2"
                          " AND log_offset >= ?3 ORDER BY log_offset LIMIT ?4",
@@ -454,7 +463,7 @@ static int parse_json(es_log *log, sqlite_log *s, sqlite3_stmt *st, int col,
  * references the caller drops (also on failure: they are NULL then).
  */
 static int row_to_event(es_log *log, sqlite_log *s, sqlite3_stmt *st,
-                        const char *agg, es_event *ev)
+                        const char *agg, int lean, es_event *ev)
 {
     int rc;
 
@@ -474,7 +483,7 @@ static int row_to_event(es_log *log, sqlite_log *s, sqlite3_stmt *st,
     ev->position.offset = sqlite3_column_int64(st, 13);
     /* NOT NULL columns; a NULL here means the file was edited by hand, and
      * callbacks rely on these being strings. */
-    if (!ev->stream_id || !ev->type || !ev->id || !ev->commit_id)
+    if (!ev->stream_id || !ev->type || (!lean && (!ev->id || !ev->commit_id)))
         return es__fail(&log->h, ES_ECORRUPT,
                         "%s: reading %s: the event at partition %d offset %lld "
                         "has a NULL stream id, type, id or commit id",
@@ -518,7 +527,7 @@ static int sqlite_read_stream(es_log *log, void *self, const char *agg,
                           (long long)version);
             goto done;
         }
-        if ((rc = row_to_event(log, s, st, agg, &ev)) != 0)
+        if ((rc = row_to_event(log, s, st, agg, 0, &ev)) != 0)
             goto done;
         /* As of T is a prefix in version order: the first later event ends
          * it, even if a later one has an earlier time. */
@@ -564,11 +573,12 @@ static int check_partition(es_log *log, sqlite_log *s, const char *what,
 
 /* On ES_EUSER, *next_offset is the offset of the event the callback
  * refused, so that resuming from it delivers that event again. */
-static int sqlite_read_partition(es_log *log, void *self, int64_t *next_offset,
-                                 const char *agg, int32_t partition,
-                                 int64_t from_offset, size_t max_events,
-                                 es_event_cb cb, void *user_data)
+static int read_partition(es_log *log, void *self, int64_t *next_offset,
+                          const char *agg, int32_t partition,
+                          int64_t from_offset, size_t max_events, int lean,
+                          es_event_cb cb, void *user_data)
 {
+    const int which = lean ? S_READ_PARTITION_LEAN : S_READ_PARTITION;
     sqlite_log *s = self;
     sqlite3_stmt *st = NULL;
     int64_t expect = from_offset;
@@ -577,7 +587,7 @@ static int sqlite_read_partition(es_log *log, void *self, int64_t *next_offset,
     *next_offset = from_offset;
     if ((rc = check_partition(log, s, "reading", agg, partition)) != 0)
         return rc;
-    if ((rc = acquire(log, s, S_READ_PARTITION, &st)) != 0)
+    if ((rc = acquire(log, s, which, &st)) != 0)
         return rc;
     bind_str(st, 1, agg);
     sqlite3_bind_int64(st, 2, partition);
@@ -597,7 +607,7 @@ static int sqlite_read_partition(es_log *log, void *self, int64_t *next_offset,
                           (long long)offset);
             goto done;
         }
-        if ((rc = row_to_event(log, s, st, agg, &ev)) != 0)
+        if ((rc = row_to_event(log, s, st, agg, lean, &ev)) != 0)
             goto done;
         stop = cb(&ev, user_data);
         json_decref(ev.payload);
@@ -618,8 +628,27 @@ static int sqlite_read_partition(es_log *log, void *self, int64_t *next_offset,
     }
     rc = 0;
 done:
-    release(s, S_READ_PARTITION, st);
+    release(s, which, st);
     return rc;
+}
+
+static int sqlite_read_partition(es_log *log, void *self, int64_t *next_offset,
+                                 const char *agg, int32_t partition,
+                                 int64_t from_offset, size_t max_events,
+                                 es_event_cb cb, void *user_data)
+{
+    return read_partition(log, self, next_offset, agg, partition, from_offset,
+                          max_events, 0, cb, user_data);
+}
+
+static int sqlite_read_partition_lean(es_log *log, void *self,
+                                      int64_t *next_offset, const char *agg,
+                                      int32_t partition, int64_t from_offset,
+                                      size_t max_events, es_event_cb cb,
+                                      void *user_data)
+{
+    return read_partition(log, self, next_offset, agg, partition, from_offset,
+                          max_events, 1, cb, user_data);
 }
 
 /* Every aggregate type has the log's partition count, events or not. */
@@ -974,6 +1003,7 @@ const es__log_backend es__sqlite_log_backend = {
     .append = sqlite_append,
     .read_stream = sqlite_read_stream,
     .read_partition = sqlite_read_partition,
+    .read_partition_lean = sqlite_read_partition_lean,
     .partition_count = sqlite_partition_count,
     .head = sqlite_head,
     .types = sqlite_types,
