@@ -172,7 +172,7 @@ static int run(es__cli *cli, const char **v, char **args, int nargs)
         while ((rc = es_projection_worker_open(&r[i].w, log, r[i].proj, uri,
                                                &o)) == ES_EIO &&
                !v[OPT_UNTIL] && !*stop_flag) {
-            io_ms = io_ms ? (io_ms * 2 > 5000 ? 5000 : io_ms * 2) : 50;
+            io_ms = es__backoff_ms(io_ms, 50, 5000);
             fprintf(stderr, "%s: %s (again in %d ms)\n", cli->prog,
                     r[i].w ? es_errmsg(r[i].w) : es_strerror(rc), io_ms);
             es_projection_worker_close(r[i].w);
@@ -200,7 +200,7 @@ static int run(es__cli *cli, const char **v, char **args, int nargs)
             if (rc == ES_EIO) {
                 /* Lost the target or the log: wait, reconnect, go on from
                  * the checkpoint. */
-                io_ms = io_ms ? (io_ms * 2 > 5000 ? 5000 : io_ms * 2) : 50;
+                io_ms = es__backoff_ms(io_ms, 50, 5000);
                 fprintf(stderr, "%s: %s (again in %d ms)\n", cli->prog,
                         es_errmsg(r[i].w), io_ms);
                 es__sleep_ms(io_ms);
@@ -240,7 +240,7 @@ static int run(es__cli *cli, const char **v, char **args, int nargs)
         if (all && v[OPT_UNTIL])
             break;
         if (!busy) {
-            idle_ms = idle_ms ? (idle_ms * 2 > 100 ? 100 : idle_ms * 2) : 1;
+            idle_ms = es__backoff_ms(idle_ms, 1, 100);
             es__sleep_ms(idle_ms);
         } else {
             idle_ms = 0;

@@ -76,6 +76,9 @@ int es__conflict_fail(es__handle *h, const char *what, const char *agg,
 
 /* Sleeps ms milliseconds (nothing when ms <= 0). */
 void es__sleep_ms(int ms);
+/* The next wait of a backoff: first when ms is 0, else ms doubled, at
+ * most max. */
+int es__backoff_ms(int ms, int first, int max);
 
 /* Allocation through the hook of es_set_allocator(). */
 void *es__malloc(size_t n);

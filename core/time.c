@@ -25,6 +25,13 @@ void es__sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
+int es__backoff_ms(int ms, int first, int max)
+{
+    if (ms <= 0)
+        return first;
+    return ms > max / 2 ? max : ms * 2;
+}
+
 /* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant). */
 static int64_t days_from_civil(int64_t y, int m, int d)
 {

@@ -99,7 +99,7 @@ int es_projection_waiter_wait(es_projection_waiter *wt, const char *name,
                             (long long)pos.offset, timeout_ms,
                             (long long)(r.found ? r.v : 0));
         es__sleep_ms(poll_ms);
-        poll_ms = poll_ms * 2 > wt->max_poll_ms ? wt->max_poll_ms : poll_ms * 2;
+        poll_ms = es__backoff_ms(poll_ms, 1, wt->max_poll_ms);
     }
 }
 

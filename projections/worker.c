@@ -1463,7 +1463,7 @@ int es_projection_worker_run(es_projection_worker *w, volatile int *stop,
         if (rc == ES_EIO) {
             /* A lost connection (or log): the next step reconnects and
              * goes on from the checkpoint in the target. */
-            io_ms = io_ms ? (io_ms * 2 > 5000 ? 5000 : io_ms * 2) : 50;
+            io_ms = es__backoff_ms(io_ms, 50, 5000);
             es__sleep_ms(io_ms);
             continue;
         }
@@ -1483,7 +1483,7 @@ int es_projection_worker_run(es_projection_worker *w, volatile int *stop,
         if (st.caught_up && until_caught_up)
             break;
         if (st.batches == 0) {
-            idle_ms = idle_ms ? (idle_ms * 2 > 100 ? 100 : idle_ms * 2) : 1;
+            idle_ms = es__backoff_ms(idle_ms, 1, 100);
             es__sleep_ms(idle_ms);
         } else {
             idle_ms = 0;
