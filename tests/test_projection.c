@@ -213,19 +213,13 @@ static void assert_rows(const char *got, const char *want)
                  "--- want\n%s", got, want);
 }
 
-/* The rows of sql in the target: a SQLite file, or with pg a URL. */
-static char *target_rows(const char *path_or_url, int pg, const char *sql)
-{
-    return es_test_target_rows(path_or_url, pg, sql);
-}
-
 /* The rows of the target (a SQLite file, or with pg a PostgreSQL URL)
  * equal the reference fold. */
 static void assert_reference_rows(es_log *log, int accounts,
                                   const char *path_or_url, int pg)
 {
     char *want = reference_rows(log, accounts);
-    char *got = target_rows(path_or_url, pg, rows_sql);
+    char *got = es_test_target_rows(path_or_url, pg, rows_sql);
     assert_rows(got, want);
     free(want);
     free(got);
@@ -255,7 +249,7 @@ static void crash_free_run(const char *target, const char *path_or_url, int pg)
     assert_int_equal(st.batches, 0);
     es_projection_worker_close(w);
     want = reference_rows(log, 25);
-    got = target_rows(path_or_url, pg, rows_sql);
+    got = es_test_target_rows(path_or_url, pg, rows_sql);
     assert_rows(got, want);
     free(want);
     free(got);
@@ -312,7 +306,7 @@ static void two_workers_on(const char *log_uri, int kafka, const char *uri,
     es_projection_worker_close(a);
     es_projection_worker_close(b);
     want = reference_rows(log, 10);
-    got = target_rows(path_or_url, pg, rows_sql);
+    got = es_test_target_rows(path_or_url, pg, rows_sql);
     assert_rows(got, want);
     free(want);
     free(got);
@@ -434,7 +428,7 @@ static void crash_test_on(const char *log_uri, const char *target,
                 fail_msg("a worker failed (exit %d)", WEXITSTATUS(status));
         }
         /* Did the workers get anywhere before they were killed? */
-        got = target_rows(path_or_url, pg, ckpt_sum_sql);
+        got = es_test_target_rows(path_or_url, pg, ckpt_sum_sql);
         moved += before && strcmp(before, got) != 0;
         free(before);
         before = got;
@@ -457,7 +451,7 @@ static void crash_test_on(const char *log_uri, const char *target,
     assert_int_equal(st.dead_lettered, 0);
     es_projection_worker_close(w);
     want = reference_rows(log, accounts);
-    got = target_rows(path_or_url, pg, rows_sql);
+    got = es_test_target_rows(path_or_url, pg, rows_sql);
     assert_rows(got, want);
     free(want);
     free(got);
@@ -472,7 +466,7 @@ static void crash_test_on(const char *log_uri, const char *target,
             snprintf(heads + strlen(heads), sizeof heads - strlen(heads),
                      "%d|%lld\n", (int)p, (long long)head);
         }
-        got = target_rows(path_or_url, pg, ckpt_rows_sql);
+        got = es_test_target_rows(path_or_url, pg, ckpt_rows_sql);
         assert_string_equal(got, heads);
         free(got);
     }
@@ -598,7 +592,7 @@ static void crash_kafka_case(const char *target, const char *path_or_url, int pg
             sum += head;
         }
         snprintf(want, sizeof want, "%lld\n", (long long)sum);
-        got = target_rows(path_or_url, pg, ckpt_sum_sql);
+        got = es_test_target_rows(path_or_url, pg, ckpt_sum_sql);
         assert_string_equal(got, want);
         free(got);
         /* And the rows are still the reference fold. */
@@ -763,7 +757,7 @@ static void dead_letter_case(const char *target, const char *path_or_url, int pg
     assert_contains(s.error, "refusing");
     /* The other streams are complete; acct-003 has its opening only. */
     want = reference_rows(log, 8);
-    got = target_rows(path_or_url, pg, rows_sql);
+    got = es_test_target_rows(path_or_url, pg, rows_sql);
     line = strstr(got, "acct-003|");
     assert_non_null(line);
     assert_true(strncmp(line, "acct-003|O'Brien|0|0\n", 21) == 0);
@@ -790,7 +784,7 @@ static void dead_letter_case(const char *target, const char *path_or_url, int pg
     s = dead_letters(target);
     assert_int_equal(s.failed + s.waiting, 0);
     free(got);
-    got = target_rows(path_or_url, pg, rows_sql);
+    got = es_test_target_rows(path_or_url, pg, rows_sql);
     assert_rows(got, want);
     /* New events of the stream flow again. */
     append1(log, "acct-003", "Deposited", json_pack("{s:I}", "amount", (json_int_t)5));
@@ -913,7 +907,7 @@ static void bad_payload_case(const char *target, const char *path_or_url, int pg
     ref_cut_version = v3;
     want = reference_rows(log, 8);
     ref_cut_stream = NULL;
-    got = target_rows(path_or_url, pg, rows_sql);
+    got = es_test_target_rows(path_or_url, pg, rows_sql);
     assert_rows(got, want);
     free(got);
 
@@ -937,12 +931,12 @@ static void bad_payload_case(const char *target, const char *path_or_url, int pg
         snprintf(row3, sizeof row3, "acct-003|%s|%lld|%lld\n", owner, bal + 70,
                  txns + 2);
     }
-    got = target_rows(path_or_url, pg,
+    got = es_test_target_rows(path_or_url, pg,
                       "SELECT id, owner, balance, txns FROM balances WHERE id = 'acct-003'");
     assert_string_equal(got, row3);
     free(got);
     /* The other rows did not move. */
-    got = target_rows(path_or_url, pg,
+    got = es_test_target_rows(path_or_url, pg,
                       "SELECT id, owner, balance, txns FROM balances WHERE id <> 'acct-003'"
                       " ORDER BY id");
     {
@@ -1009,7 +1003,7 @@ static void test_refused_statement_stops(void **state)
     es_projection_worker_close(w);
     /* The batch rolled back: the account row is not there either. */
     {
-        char *got = target_rows(path, 0, rows_sql);
+        char *got = es_test_target_rows(path, 0, rows_sql);
         assert_string_equal(got, "");
         free(got);
     }
@@ -1057,7 +1051,7 @@ static void refused_in_batch_case(const char *target, const char *path_or_url,
     assert_int_equal(st.applied + st.dead_lettered, 240);
     assert_true(st.dead_lettered >= 1);
     /* Every other stream is right. */
-    got = target_rows(path_or_url, pg, rows_sql);
+    got = es_test_target_rows(path_or_url, pg, rows_sql);
     line = strstr(got, "acct-005|");
     assert_non_null(line);
     {
@@ -1140,7 +1134,7 @@ static void test_postgres_stopped(void **state)
         fail_msg("wait after the restart: %s", es_errmsg(wt));
     es_projection_waiter_close(wt);
     want = reference_rows(log, 10);
-    got = target_rows(url, 1, rows_sql);
+    got = es_test_target_rows(url, 1, rows_sql);
     assert_rows(got, want);
     free(want);
     free(got);
@@ -1261,11 +1255,11 @@ static void test_wait_for_position(void **state)
                                         &err), 0);
     /* The heartbeat is a row of its own, apart from the checkpoints. */
     {
-        char *got = target_rows(path, 0, "SELECT state FROM es_proj_heartbeats");
+        char *got = es_test_target_rows(path, 0, "SELECT state FROM es_proj_heartbeats");
         assert_string_equal(got, "running\n");
         free(got);
         es_projection_worker_close(w);
-        got = target_rows(path, 0, "SELECT state, batches FROM es_proj_heartbeats");
+        got = es_test_target_rows(path, 0, "SELECT state, batches FROM es_proj_heartbeats");
         assert_string_equal(got, "stopped|1\n");
         free(got);
     }
@@ -1343,7 +1337,7 @@ static void waiter_case(const char *target, const char *path_or_url, int pg)
                                                    pos, 0), 0);
     }
     /* Read your write: the ten deposits are in the row. */
-    got = target_rows(path_or_url, pg, "SELECT balance >= 10000000 FROM balances"
+    got = es_test_target_rows(path_or_url, pg, "SELECT balance >= 10000000 FROM balances"
                       " WHERE id = 'acct-002'");
     assert_string_equal(got, pg ? "t\n" : "1\n");
     free(got);
@@ -1436,10 +1430,10 @@ static void json_projection_case(const char *target, const char *path_or_url,
     assert_int_equal(st.applied, 400);
     es_projection_worker_close(w);
     want = reference_rows(log, 12);
-    got = target_rows(path_or_url, pg, rows_sql);
+    got = es_test_target_rows(path_or_url, pg, rows_sql);
     assert_rows(got, want);
     free(got);
-    got = target_rows(path_or_url, pg, "SELECT DISTINCT note FROM balances");
+    got = es_test_target_rows(path_or_url, pg, "SELECT DISTINCT note FROM balances");
     assert_string_equal(got, "$stream_id -- not a parameter\n");
     free(got);
     free(want);
@@ -1497,7 +1491,7 @@ static void counts_case(const char *target, const char *path_or_url, int pg)
     st = run_caught_up(w);
     assert_int_equal(st.applied, 31);
     es_projection_worker_close(w);
-    got = target_rows(path_or_url, pg, "SELECT agg, type, n, last_version,"
+    got = es_test_target_rows(path_or_url, pg, "SELECT agg, type, n, last_version,"
                       " coalesce(tag, '-') FROM counts ORDER BY agg, type");
     assert_string_equal(got, "account|AccountOpened|1|1|-\n"
                              "ledger|Added|20|30|last\n"
@@ -1621,7 +1615,7 @@ static void test_cli_project(void **state)
     snprintf(target, sizeof target, "%.*s.projections.db",
              (int)(strlen(log_uri) - 7 - 3), log_uri + 7);
     want = reference_rows(log, 6);
-    got = target_rows(target, 0, rows_sql);
+    got = es_test_target_rows(target, 0, rows_sql);
     assert_rows(got, want);
     free(got);
     free(want);
@@ -1756,7 +1750,7 @@ static void test_cli_sigterm(void **state)
         char q[128];
         snprintf(q, sizeof q, "SELECT state FROM es_proj_heartbeats WHERE pid = %ld",
                  (long)pid);
-        got = target_rows(path, 0, q);
+        got = es_test_target_rows(path, 0, q);
     }
     assert_string_equal(got, "stopped\n");
     free(got);
@@ -1913,7 +1907,7 @@ static void test_alloc_failures(void **state)
             }
             run_caught_up(w);
             es_projection_worker_close(w);
-            got = target_rows(path, 0, rows_sql);
+            got = es_test_target_rows(path, 0, rows_sql);
             if (strcmp(got, want) != 0)
                 fail_msg("allocation %ld failing%s: rows differ:\n%s--- want\n%s",
                          n, persistent ? " (and after)" : "", got, want);
@@ -2054,7 +2048,7 @@ static void test_lease_takeover_sqlite(void **state)
     assert_reference_rows(log, 25, path, 0);
     {
         /* B gave the lease up on close: it expires at once. */
-        got = target_rows(path, 0, "SELECT expires_us FROM es_proj_leases");
+        got = es_test_target_rows(path, 0, "SELECT expires_us FROM es_proj_leases");
         assert_string_equal(got, "0\n");
         free(got);
     }
